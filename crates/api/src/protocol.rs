@@ -1,0 +1,316 @@
+//! The daemon protocol (SPEC §4): newline-delimited JSON over a Unix socket.
+//!
+//! One connection carries one request. The client writes a single line, an
+//! [`Envelope`]; the daemon answers with a single line, a [`Response`]. While
+//! the daemon works the client keeps the connection open; closing it (Ctrl-C)
+//! cancels the request, and the daemon runs that request's cleanup.
+//!
+//! ```text
+//! → {"version":1,"op_id":"cli-1","method":"vm.show","params":{"vm":"dev"}}
+//! ← {"op_id":"cli-1","result":{...}}
+//! ← {"op_id":"cli-1","error":{"code":"not_found","message":"..."}}
+//! ```
+
+mod types;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use types::{Operation, OperationState, Pong, Vm, VmRuntime, VmSpec, Workspace};
+
+/// Bumped on any incompatible change to the envelope or a method's shape.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest request line the daemon reads; longer ones are `bad_request`.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// What the client writes: one JSON object on one line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub version: u32,
+    /// Chosen by the client, or minted by the daemon when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op_id: Option<String>,
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub params: Value,
+}
+
+/// Parameters of methods that take none. Unknown keys are still refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmRef {
+    /// A VM name, or a unique prefix of its ID.
+    pub vm: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationsListParams {
+    /// Most recent finished operations to include (in-flight ones are always listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Test builds only: sleep, observably, so cancellation can be tested.
+#[cfg(feature = "test-methods")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebugSleepParams {
+    pub millis: u64,
+    /// The daemon writes `started` here when the work begins and
+    /// `cleaned-up` when its cleanup has run.
+    pub marker_dir: String,
+}
+
+/// Every method the daemon serves: one closed set of typed requests. The
+/// transport only parses an [`Envelope`] into one of these and dispatches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params")]
+pub enum Request {
+    #[serde(rename = "ping")]
+    Ping(NoParams),
+    #[serde(rename = "vm.list")]
+    VmList(NoParams),
+    #[serde(rename = "vm.show")]
+    VmShow(VmRef),
+    #[serde(rename = "daemon.operations.list")]
+    OperationsList(OperationsListParams),
+    #[cfg(feature = "test-methods")]
+    #[serde(rename = "debug.sleep")]
+    DebugSleep(DebugSleepParams),
+}
+
+impl Request {
+    /// The wire names of every method, in declaration order.
+    pub const METHODS: &'static [&'static str] = &[
+        "ping",
+        "vm.list",
+        "vm.show",
+        "daemon.operations.list",
+        #[cfg(feature = "test-methods")]
+        "debug.sleep",
+    ];
+
+    pub fn method(&self) -> &'static str {
+        match self {
+            Request::Ping(_) => "ping",
+            Request::VmList(_) => "vm.list",
+            Request::VmShow(_) => "vm.show",
+            Request::OperationsList(_) => "daemon.operations.list",
+            #[cfg(feature = "test-methods")]
+            Request::DebugSleep(_) => "debug.sleep",
+        }
+    }
+
+    /// Builds the typed request from an envelope's method and params.
+    pub fn parse(method: &str, params: Value) -> Result<Request, ProtocolError> {
+        if !Self::METHODS.contains(&method) {
+            return Err(ProtocolError::new(
+                ErrorCode::UnknownMethod,
+                format!(
+                    "unknown method {method:?}; this daemon serves: {}",
+                    Self::METHODS.join(", ")
+                ),
+            ));
+        }
+        let params = if params.is_null() {
+            Value::Object(Default::default())
+        } else {
+            params
+        };
+        serde_json::from_value(serde_json::json!({ "method": method, "params": params })).map_err(
+            |e| {
+                ProtocolError::new(
+                    ErrorCode::BadRequest,
+                    format!("invalid params for {method}: {e}"),
+                )
+            },
+        )
+    }
+
+    pub fn into_envelope(self, op_id: Option<String>) -> Envelope {
+        let method = self.method().to_owned();
+        let mut value = serde_json::to_value(self).expect("requests always serialise");
+        let params = value
+            .get_mut("params")
+            .map(Value::take)
+            .unwrap_or(Value::Null);
+        Envelope {
+            version: PROTOCOL_VERSION,
+            op_id,
+            method,
+            params,
+        }
+    }
+}
+
+/// The error codes of SPEC §4. Their wire names are part of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    NotFound,
+    AlreadyExists,
+    BadVersion,
+    Unauthorized,
+    UnknownMethod,
+    OperationFailed,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::BadVersion => "bad_version",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::UnknownMethod => "unknown_method",
+            ErrorCode::OperationFailed => "operation_failed",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error as it travels on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ProtocolError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ProtocolError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What the daemon writes back: exactly one per request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub op_id: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Result(Value),
+    Error(ProtocolError),
+}
+
+/// Operation ids travel in logs and file names: keep them short and plain.
+pub fn validate_op_id(id: &str) -> Result<(), ProtocolError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ProtocolError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "invalid op_id {id:?}: use 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' or '.'"
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn requests_round_trip_through_envelopes() {
+        let reqs = [
+            Request::Ping(NoParams {}),
+            Request::VmList(NoParams {}),
+            Request::VmShow(VmRef { vm: "dev".into() }),
+            Request::OperationsList(OperationsListParams { limit: Some(3) }),
+        ];
+        for req in reqs {
+            let env = req.clone().into_envelope(Some("x".into()));
+            assert_eq!(env.method, req.method());
+            assert!(Request::METHODS.contains(&req.method()));
+            let line = serde_json::to_string(&env).unwrap();
+            let back: Envelope = serde_json::from_str(&line).unwrap();
+            assert_eq!(Request::parse(&back.method, back.params).unwrap(), req);
+        }
+    }
+
+    #[test]
+    fn absent_params_mean_none() {
+        let env: Envelope = serde_json::from_str(r#"{"version":1,"method":"ping"}"#).unwrap();
+        assert_eq!(
+            Request::parse(&env.method, env.params).unwrap(),
+            Request::Ping(NoParams {})
+        );
+    }
+
+    #[test]
+    fn unknown_method_and_bad_params_have_their_codes() {
+        let e = Request::parse("vm.explode", Value::Null).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownMethod);
+        let e = Request::parse("vm.show", json!({})).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert!(e.message.contains("vm"), "{}", e.message);
+        let e = Request::parse("ping", json!({"surprise": 1})).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn envelope_rejects_unknown_keys() {
+        assert!(
+            serde_json::from_str::<Envelope>(r#"{"version":1,"method":"ping","x":1}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn response_shape_is_stable() {
+        let ok = Response {
+            op_id: "a".into(),
+            outcome: Outcome::Result(json!([])),
+        };
+        assert_eq!(
+            serde_json::to_value(&ok).unwrap(),
+            json!({"op_id":"a","result":[]})
+        );
+        let err = Response {
+            op_id: "b".into(),
+            outcome: Outcome::Error(ProtocolError::new(ErrorCode::NotFound, "no VM")),
+        };
+        assert_eq!(
+            serde_json::to_value(&err).unwrap(),
+            json!({"op_id":"b","error":{"code":"not_found","message":"no VM"}})
+        );
+    }
+
+    #[test]
+    fn op_ids_are_checked() {
+        assert!(validate_op_id("cli-01.2_x").is_ok());
+        for bad in ["", "a b", "a/b", &"x".repeat(65), "é"] {
+            assert_eq!(validate_op_id(bad).unwrap_err().code, ErrorCode::BadRequest);
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Result shapes of the daemon's methods. These are also the `--json` output of
+//! the CLI, so field names are a stable, documented interface.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ByteSize, VmName, VmState};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pong {
+    pub protocol: u32,
+    pub version: String,
+    pub commit: String,
+    pub pid: u32,
+}
+
+/// What a VM was asked to be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmSpec {
+    pub vcpu: u32,
+    pub memory_mib: u64,
+    pub disk_size: ByteSize,
+    #[serde(default)]
+    pub nat: bool,
+}
+
+/// What a VM got when it was set up: the durable part of its runtime, enough
+/// for teardown even when the transient `handles.json` is lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmRuntime {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vsock_cid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tap: Option<String>,
+}
+
+/// A repository prepared inside the VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    pub guest_path: String,
+    pub host_path: String,
+    pub base_commit: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vm {
+    /// 16 lower-case hex digits; any unique prefix refers to the VM.
+    pub id: String,
+    pub name: VmName,
+    pub image: String,
+    pub state: VmState,
+    pub spec: VmSpec,
+    pub runtime: VmRuntime,
+    pub workspace: Option<Workspace>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationState {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl OperationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationState::Running => "running",
+            OperationState::Succeeded => "succeeded",
+            OperationState::Failed => "failed",
+            OperationState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A long operation (create, pull, build) in the daemon's registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: String,
+    /// The method that started it, e.g. `vm.create`.
+    pub kind: String,
+    /// What it works on (a VM or image name), when there is one.
+    pub target: Option<String>,
+    pub state: OperationState,
+    /// The stage it is in, or was in when it ended.
+    pub stage: Option<String>,
+    pub error: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
