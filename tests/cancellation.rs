@@ -1,1 +1,112 @@
+//! A client that hangs up cancels its request, and the request's cleanup
+//! runs. Uses `debug.sleep`, which exists only in builds with the
+//! `test-methods` feature.
 
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use common::{Home, wait_until};
+
+fn sleep_request(op_id: &str, millis: u64, marker_dir: &std::path::Path) -> String {
+    format!(
+        "{{\"version\":1,\"op_id\":\"{op_id}\",\"method\":\"debug.sleep\",\"params\":{{\"millis\":{millis},\"marker_dir\":\"{}\"}}}}\n",
+        marker_dir.display()
+    )
+}
+
+fn operation(home: &Home, id: &str) -> serde_json::Value {
+    let ops = home.raw("{\"version\":1,\"method\":\"daemon.operations.list\"}\n");
+    ops["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == id)
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn hanging_up_cancels_the_request_and_runs_its_cleanup() {
+    let home = Home::new();
+    home.start_daemon();
+    let markers = tempfile::tempdir().unwrap();
+
+    let stream = UnixStream::connect(home.socket()).unwrap();
+    (&stream)
+        .write_all(sleep_request("slow-1", 60_000, markers.path()).as_bytes())
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || markers
+            .path()
+            .join("started")
+            .exists()),
+        "work never started"
+    );
+    assert_eq!(operation(&home, "slow-1")["state"], "running");
+    assert_eq!(operation(&home, "slow-1")["stage"], "sleeping");
+
+    drop(stream); // Ctrl-C
+    assert!(
+        wait_until(Duration::from_secs(10), || markers
+            .path()
+            .join("cleaned-up")
+            .exists()),
+        "cleanup did not run; log:\n{}",
+        home.log()
+    );
+    assert!(wait_until(Duration::from_secs(5), || operation(
+        &home, "slow-1"
+    )["state"]
+        == "cancelled"));
+    assert!(home.log().contains("client went away"), "{}", home.log());
+}
+
+#[test]
+fn a_request_left_alone_completes() {
+    let home = Home::new();
+    home.start_daemon();
+    let markers = tempfile::tempdir().unwrap();
+    let stream = UnixStream::connect(home.socket()).unwrap();
+    (&stream)
+        .write_all(sleep_request("quick-1", 50, markers.path()).as_bytes())
+        .unwrap();
+    let mut answer = String::new();
+    BufReader::new(&stream).read_line(&mut answer).unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"op_id": "quick-1", "result": null})
+    );
+    assert!(!markers.path().join("cleaned-up").exists());
+    assert_eq!(operation(&home, "quick-1")["state"], "succeeded");
+}
+
+#[test]
+fn stopping_the_daemon_cancels_in_flight_work() {
+    let home = Home::new();
+    let pid = home.start_daemon();
+    let markers = tempfile::tempdir().unwrap();
+    let stream = UnixStream::connect(home.socket()).unwrap();
+    (&stream)
+        .write_all(sleep_request("slow-2", 60_000, markers.path()).as_bytes())
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || markers
+        .path()
+        .join("started")
+        .exists()));
+    common::terminate(pid);
+    assert!(
+        markers.path().join("cleaned-up").exists(),
+        "shutdown skipped the cleanup"
+    );
+    let mut answer = String::new();
+    BufReader::new(&stream).read_line(&mut answer).unwrap();
+    assert!(
+        answer.contains("\"code\":\"operation_failed\"") && answer.contains("cancelled"),
+        "{answer}"
+    );
+    assert!(!home.socket().exists(), "socket removed on shutdown");
+}

@@ -1,1 +1,31 @@
+//! banger's durable state (SPEC §5): one SQLite database holding VMs, images,
+//! kernels, IP leases and the operations registry.
+//!
+//! [`Store`] is the daemon's read-write handle: opening it applies any pending
+//! [migrations](migrate). [`ReadOnlyStore`] serves `banger doctor` and never
+//! writes, and [`migration_status`] backs `bangerd --check-migrations`.
 #![forbid(unsafe_code)]
+
+mod clock;
+mod conn;
+mod db;
+mod error;
+pub mod migrate;
+mod operations;
+mod readonly;
+pub mod schema;
+mod status;
+mod store;
+mod vms;
+
+#[cfg(test)]
+mod test_support;
+
+pub use clock::now_rfc3339;
+pub use error::StoreError;
+pub use migrate::Migration;
+pub use operations::INTERRUPTED_ERROR;
+pub use readonly::{AppliedMigration, ReadOnlyStore};
+pub use schema::MIGRATIONS;
+pub use status::{MigrationStatus, migration_status, migration_status_with};
+pub use store::Store;

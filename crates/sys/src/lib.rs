@@ -1,1 +1,13 @@
+//! The one narrow layer through which banger touches the operating system:
+//! external processes ([`process`]) and syscalls ([`os`]).
+//!
+//! Every external program runs through [`process::Cmd`], which logs the argv,
+//! captures stderr and returns a typed error naming the argv. Syscalls use
+//! `rustix`'s safe wrappers; if raw `unsafe` is ever needed it goes in one
+//! module here, each block with a `// SAFETY:` comment.
 #![forbid(unsafe_code)]
+
+pub mod os;
+pub mod process;
+
+pub use process::{Cmd, Output, ProcessError, find_program};

@@ -1,0 +1,473 @@
+//! `banger doctor`: a read-only readiness report, one PASS/WARN/FAIL row per
+//! check. It never starts the daemon and opens the state store read-only, so
+//! it is safe to run while something is broken.
+
+use std::path::{Path, PathBuf};
+
+use banger_config::{Config, HostFacts, PathEnv, Paths, resolve_vm_defaults};
+use banger_store::MigrationStatus;
+use banger_sys::{Cmd, find_program};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+}
+
+/// The `--json` shape: `{"ok": bool, "checks": [{"name", "status", "detail"}]}`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    fn new(checks: Vec<Check>) -> Self {
+        Self {
+            ok: checks.iter().all(|c| c.status != Status::Fail),
+            checks,
+        }
+    }
+
+    pub fn failures(&self) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .count()
+    }
+
+    pub fn render(&self) -> String {
+        let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for c in &self.checks {
+            let status = match c.status {
+                Status::Pass => "PASS",
+                Status::Warn => "WARN",
+                Status::Fail => "FAIL",
+            };
+            out.push_str(&format!("{status}  {:<width$}  {}\n", c.name, c.detail));
+        }
+        let (fails, warns) = (
+            self.failures(),
+            self.checks
+                .iter()
+                .filter(|c| c.status == Status::Warn)
+                .count(),
+        );
+        out.push_str(&format!(
+            "\n{} checks: {fails} failed, {warns} warnings\n",
+            self.checks.len()
+        ));
+        out
+    }
+}
+
+fn check(name: &'static str, status: Status, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        status,
+        detail: detail.into(),
+    }
+}
+
+pub fn run(env: &PathEnv) -> Report {
+    let mut checks = vec![
+        architecture(banger_sys::os::arch()),
+        kvm(Path::new("/dev/kvm")),
+    ];
+    let paths = match Paths::resolve(env) {
+        Ok(p) => p,
+        Err(e) => {
+            checks.push(check("paths", Status::Fail, banger_api::error_chain(&e)));
+            return Report::new(checks);
+        }
+    };
+    let (config, config_check) = match Config::load(&paths.config_file) {
+        Ok(c) => {
+            let detail = if paths.config_file.exists() {
+                format!("loaded {}", paths.config_file.display())
+            } else {
+                format!("no {}; using defaults", paths.config_file.display())
+            };
+            (c, check("config", Status::Pass, detail))
+        }
+        Err(e) => (
+            Config::default(),
+            check("config", Status::Fail, banger_api::error_chain(&e)),
+        ),
+    };
+    checks.push(config_check);
+    checks.extend(vmm_checks(&config));
+    checks.push(host_tools(&REQUIRED_TOOLS, |t| find_program(t).is_some()));
+    checks.push(state_store(&paths.db_file));
+    let defaults = resolve_vm_defaults(&config, &HostFacts::detect());
+    checks.push(check("vm defaults", Status::Pass, defaults.summary()));
+    checks.push(daemon(&paths));
+    Report::new(checks)
+}
+
+fn architecture(arch: &str) -> Check {
+    match arch {
+        "x86_64" => check("architecture", Status::Pass, "x86_64"),
+        other => check(
+            "architecture",
+            Status::Fail,
+            format!("{other}: banger supports x86_64 hosts only"),
+        ),
+    }
+}
+
+fn kvm(dev: &Path) -> Check {
+    match banger_sys::os::can_open_rw(dev) {
+        Ok(()) => check(
+            "kvm",
+            Status::Pass,
+            format!("{} is readable and writable", dev.display()),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => check(
+            "kvm",
+            Status::Warn,
+            format!(
+                "no {}: VMs run under QEMU with software emulation (much slower)",
+                dev.display()
+            ),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => check(
+            "kvm",
+            Status::Warn,
+            format!(
+                "{} is not accessible: add your user to the `kvm` group, or VMs run under slow software emulation",
+                dev.display()
+            ),
+        ),
+        Err(e) => check(
+            "kvm",
+            Status::Warn,
+            format!("cannot open {}: {e}", dev.display()),
+        ),
+    }
+}
+
+/// Oldest Firecracker whose API banger speaks (SPEC reference/README).
+const MIN_FIRECRACKER: (u32, u32) = (1, 5);
+
+fn vmm_checks(config: &Config) -> Vec<Check> {
+    let firecracker = locate(config.firecracker_bin(), "firecracker");
+    let qemu = locate(config.qemu_bin(), "qemu-system-x86_64");
+    let fc_check = match &firecracker {
+        Some(bin) => firecracker_version(bin, version_output(bin).as_deref()),
+        None => check(
+            "firecracker",
+            Status::Warn,
+            "not installed: VMs use the QEMU backend",
+        ),
+    };
+    let qemu_check = match (&qemu, &firecracker) {
+        (Some(bin), _) => match version_output(bin) {
+            Some(v) => check(
+                "qemu",
+                Status::Pass,
+                format!("{} ({})", first_line(&v), bin.display()),
+            ),
+            None => check(
+                "qemu",
+                Status::Fail,
+                format!(
+                    "{} does not run: `{} --version` failed",
+                    bin.display(),
+                    bin.display()
+                ),
+            ),
+        },
+        (None, Some(_)) => check(
+            "qemu",
+            Status::Warn,
+            "qemu-system-x86_64 not installed (only needed without Firecracker)",
+        ),
+        (None, None) => check(
+            "qemu",
+            Status::Fail,
+            "no VMM found: install QEMU (Debian: apt install qemu-system-x86) or Firecracker",
+        ),
+    };
+    let jailer = if config.jailer_enabled() {
+        match locate(config.jailer_bin(), "jailer") {
+            Some(bin) => check("jailer", Status::Pass, bin.display().to_string()),
+            None => check(
+                "jailer",
+                Status::Fail,
+                "jailer_enabled = true but no jailer binary found; install it or set jailer_bin",
+            ),
+        }
+    } else {
+        check("jailer", Status::Pass, "disabled (jailer_enabled = false)")
+    };
+    let vsock = match find_program("vhost-device-vsock") {
+        Some(bin) => check(
+            "vsock",
+            Status::Pass,
+            format!("vhost-device-vsock at {}", bin.display()),
+        ),
+        None if firecracker.is_some() => {
+            check("vsock", Status::Pass, "Firecracker's built-in vsock")
+        }
+        None => check(
+            "vsock",
+            Status::Warn,
+            "the QEMU backend reaches the guest agent through vhost-device-vsock: `cargo install vhost-device-vsock`",
+        ),
+    };
+    vec![fc_check, qemu_check, jailer, vsock]
+}
+
+fn locate(configured: Option<&Path>, default: &str) -> Option<PathBuf> {
+    match configured {
+        Some(p) => find_program(&p.to_string_lossy()),
+        None => find_program(default),
+    }
+}
+
+fn version_output(bin: &Path) -> Option<String> {
+    Cmd::new(bin)
+        .arg("--version")
+        .run()
+        .ok()
+        .map(|o| o.stdout_str())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("").trim()
+}
+
+fn firecracker_version(bin: &Path, output: Option<&str>) -> Check {
+    let Some(output) = output else {
+        return check(
+            "firecracker",
+            Status::Fail,
+            format!("{} does not run: `--version` failed", bin.display()),
+        );
+    };
+    let version = first_line(output)
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('v'))
+        .and_then(parse_major_minor);
+    match version {
+        Some(v) if v >= MIN_FIRECRACKER => check(
+            "firecracker",
+            Status::Pass,
+            format!("{} ({})", first_line(output), bin.display()),
+        ),
+        Some((major, minor)) => check(
+            "firecracker",
+            Status::Fail,
+            format!(
+                "Firecracker {major}.{minor} at {} is too old: banger needs 1.5 or newer",
+                bin.display()
+            ),
+        ),
+        None => check(
+            "firecracker",
+            Status::Warn,
+            format!(
+                "cannot read the version of {}: {:?}",
+                bin.display(),
+                first_line(output)
+            ),
+        ),
+    }
+}
+
+fn parse_major_minor(v: &str) -> Option<(u32, u32)> {
+    let mut parts = v.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Host programs banger drives, with the Debian package that ships each.
+const REQUIRED_TOOLS: [(&str, &str); 7] = [
+    ("ip", "iproute2"),
+    ("mkfs.ext4", "e2fsprogs"),
+    ("debugfs", "e2fsprogs"),
+    ("ssh", "openssh-client"),
+    ("ssh-keygen", "openssh-client"),
+    ("git", "git"),
+    ("qemu-img", "qemu-utils"),
+];
+
+fn host_tools(tools: &[(&str, &str)], present: impl Fn(&str) -> bool) -> Check {
+    let missing: Vec<&(&str, &str)> = tools.iter().filter(|(t, _)| !present(t)).collect();
+    if missing.is_empty() {
+        let names: Vec<&str> = tools.iter().map(|(t, _)| *t).collect();
+        return check("host tools", Status::Pass, names.join(", "));
+    }
+    let mut packages: Vec<&str> = Vec::new();
+    for (_, p) in &missing {
+        if !packages.contains(p) {
+            packages.push(p);
+        }
+    }
+    let names: Vec<&str> = missing.iter().map(|(t, _)| *t).collect();
+    check(
+        "host tools",
+        Status::Fail,
+        format!(
+            "missing {}; install with: apt install {}",
+            names.join(", "),
+            packages.join(" ")
+        ),
+    )
+}
+
+fn state_store(db: &Path) -> Check {
+    let name = "state store";
+    if !db.exists() {
+        return check(
+            name,
+            Status::Pass,
+            format!("{} not created yet (the daemon creates it)", db.display()),
+        );
+    }
+    match banger_store::migration_status(db) {
+        Ok(MigrationStatus::UpToDate { version }) => check(
+            name,
+            Status::Pass,
+            format!("{} (schema {version}, opened read-only)", db.display()),
+        ),
+        Ok(MigrationStatus::Pending {
+            applied, latest, ..
+        }) => check(
+            name,
+            Status::Warn,
+            format!(
+                "{} at schema {applied} of {latest}: the daemon migrates it when it next starts",
+                db.display()
+            ),
+        ),
+        Ok(MigrationStatus::NewerThanBinary {
+            db_version,
+            binary_version,
+        }) => check(
+            name,
+            Status::Fail,
+            format!(
+                "{} has schema {db_version}, newer than this banger ({binary_version}): upgrade banger",
+                db.display()
+            ),
+        ),
+        Err(e) => check(name, Status::Fail, banger_api::error_chain(&e)),
+    }
+}
+
+fn daemon(paths: &Paths) -> Check {
+    use banger_api::protocol::{NoParams, Pong, Request};
+    match crate::client::Client::new(&paths.socket).call::<Pong>(Request::Ping(NoParams {})) {
+        Ok(p) => check(
+            "daemon",
+            Status::Pass,
+            format!(
+                "bangerd v{} answers on {} (pid {})",
+                p.version,
+                paths.socket.display(),
+                p.pid
+            ),
+        ),
+        Err(crate::client::ClientError::NotRunning { .. }) => check(
+            "daemon",
+            Status::Warn,
+            format!(
+                "not running on {} (banger starts it on demand in development mode)",
+                paths.socket.display()
+            ),
+        ),
+        Err(e) => check("daemon", Status::Fail, banger_api::error_chain(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn architecture_other_than_x86_64_fails() {
+        assert_eq!(architecture("x86_64").status, Status::Pass);
+        assert_eq!(architecture("aarch64").status, Status::Fail);
+    }
+
+    #[test]
+    fn missing_kvm_is_a_warning() {
+        let c = kvm(Path::new("/nonexistent/kvm"));
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains("software emulation"), "{}", c.detail);
+    }
+
+    #[test]
+    fn firecracker_version_range() {
+        let bin = Path::new("/usr/bin/firecracker");
+        assert_eq!(
+            firecracker_version(bin, Some("Firecracker v1.7.0\n\nSupported...")).status,
+            Status::Pass
+        );
+        assert_eq!(
+            firecracker_version(bin, Some("Firecracker v1.4.1\n")).status,
+            Status::Fail
+        );
+        assert_eq!(
+            firecracker_version(bin, Some("Firecracker v2.0.0\n")).status,
+            Status::Pass
+        );
+        assert_eq!(
+            firecracker_version(bin, Some("garbage")).status,
+            Status::Warn
+        );
+        assert_eq!(firecracker_version(bin, None).status, Status::Fail);
+    }
+
+    #[test]
+    fn missing_tools_name_their_packages() {
+        let c = host_tools(&REQUIRED_TOOLS, |t| t != "debugfs" && t != "mkfs.ext4");
+        assert_eq!(c.status, Status::Fail);
+        assert!(
+            c.detail.contains("missing mkfs.ext4, debugfs"),
+            "{}",
+            c.detail
+        );
+        assert!(c.detail.ends_with("apt install e2fsprogs"), "{}", c.detail);
+        assert_eq!(host_tools(&REQUIRED_TOOLS, |_| true).status, Status::Pass);
+    }
+
+    #[test]
+    fn report_fails_on_any_fail_row() {
+        let r = Report::new(vec![
+            check("a", Status::Pass, ""),
+            check("b", Status::Warn, ""),
+        ]);
+        assert!(r.ok);
+        let r = Report::new(vec![
+            check("a", Status::Pass, ""),
+            check("b", Status::Fail, "x"),
+        ]);
+        assert!(!r.ok);
+        assert_eq!(r.failures(), 1);
+        assert!(r.render().contains("FAIL  b  x"));
+    }
+
+    #[test]
+    fn state_store_missing_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = state_store(&dir.path().join("banger.db"));
+        assert_eq!(c.status, Status::Pass);
+        assert!(
+            !dir.path().join("banger.db").exists(),
+            "doctor must not create the store"
+        );
+    }
+}

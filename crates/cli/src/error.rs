@@ -1,0 +1,34 @@
+//! CLI errors and their exit codes: 1 when an operation failed, 2 for usage
+//! errors (SPEC §3).
+
+use banger_api::protocol::ErrorCode;
+
+use crate::client::ClientError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Paths(#[from] banger_config::PathError),
+    #[error(transparent)]
+    Config(#[from] banger_config::ConfigError),
+    #[error("cannot write to stdout")]
+    Stdout(#[source] std::io::Error),
+    /// Checks ran and reported failures; the report itself is the message.
+    #[error("doctor found {0} failing check(s)")]
+    DoctorFailed(usize),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Client(ClientError::Daemon { error, .. })
+                if matches!(error.code, ErrorCode::BadRequest | ErrorCode::UnknownMethod) =>
+            {
+                2
+            }
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The operations registry (SPEC §4): long operations are recorded in the
+//! store when they start, move through named stages, and end as succeeded,
+//! failed or cancelled. `daemon.operations.list` reads it back.
+
+// Until the first real long operations (vm.create, image.pull) land, only the
+// test-only `debug.sleep` uses the registry.
+#![cfg_attr(not(feature = "test-methods"), allow(dead_code))]
+
+use banger_api::protocol::{Operation, OperationState};
+
+use crate::error::DaemonError;
+use crate::store_handle::StoreHandle;
+
+/// One tracked operation. Dropping it without [`OpTracker::finish`] (a panic
+/// in the handler) leaves it `running` until the next daemon start marks it
+/// interrupted.
+pub struct OpTracker {
+    store: StoreHandle,
+    id: String,
+    stage: Option<String>,
+}
+
+impl OpTracker {
+    pub async fn begin(
+        store: &StoreHandle,
+        id: &str,
+        kind: &str,
+        target: Option<String>,
+    ) -> Result<Self, DaemonError> {
+        let op = Operation {
+            id: id.to_owned(),
+            kind: kind.to_owned(),
+            target,
+            state: OperationState::Running,
+            stage: None,
+            error: None,
+            started_at: banger_store::now_rfc3339(),
+            finished_at: None,
+        };
+        store.call(move |s| s.insert_operation(&op)).await?;
+        tracing::info!(kind, "operation started");
+        Ok(Self {
+            store: store.clone(),
+            id: id.to_owned(),
+            stage: None,
+        })
+    }
+
+    pub async fn stage(&mut self, stage: &str) -> Result<(), DaemonError> {
+        tracing::info!(stage, "stage");
+        self.stage = Some(stage.to_owned());
+        self.update(OperationState::Running, None).await
+    }
+
+    /// Records how the operation ended and passes its result through.
+    pub async fn finish<T>(self, result: Result<T, DaemonError>) -> Result<T, DaemonError> {
+        let (state, error) = match &result {
+            Ok(_) => (OperationState::Succeeded, None),
+            Err(DaemonError::Cancelled) => (OperationState::Cancelled, None),
+            Err(e) => (OperationState::Failed, Some(e.to_protocol().message)),
+        };
+        tracing::info!(state = state.as_str(), "operation finished");
+        if let Err(e) = self.update(state, error).await {
+            tracing::error!(error = %e, "could not record the end of the operation");
+        }
+        result
+    }
+
+    async fn update(
+        &self,
+        state: OperationState,
+        error: Option<String>,
+    ) -> Result<(), DaemonError> {
+        let (id, stage) = (self.id.clone(), self.stage.clone());
+        self.store
+            .call(move |s| s.update_operation(&id, state, stage.as_deref(), error.as_deref()))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use banger_store::Store;
+
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, StoreHandle) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        (dir, StoreHandle::new(store))
+    }
+
+    async fn ops(store: &StoreHandle) -> Vec<Operation> {
+        store.call(|s| s.list_operations(10)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn records_each_way_an_operation_ends() {
+        let (_dir, store) = store().await;
+        let cases: [(&str, Result<(), DaemonError>, OperationState); 3] = [
+            ("ok", Ok(()), OperationState::Succeeded),
+            (
+                "bad",
+                Err(DaemonError::Internal("disk full".into())),
+                OperationState::Failed,
+            ),
+            (
+                "gone",
+                Err(DaemonError::Cancelled),
+                OperationState::Cancelled,
+            ),
+        ];
+        for (id, result, want) in cases {
+            let mut op = OpTracker::begin(&store, id, "vm.create", Some("dev".into()))
+                .await
+                .unwrap();
+            let running = ops(&store).await.into_iter().find(|o| o.id == id).unwrap();
+            assert_eq!(running.state, OperationState::Running);
+            op.stage("boot").await.unwrap();
+            let failed = result.is_err();
+            assert_eq!(op.finish(result).await.is_err(), failed);
+            let done = ops(&store).await.into_iter().find(|o| o.id == id).unwrap();
+            assert_eq!(done.state, want, "{id}");
+            assert_eq!(done.stage.as_deref(), Some("boot"), "the stage it ended in");
+            assert!(done.finished_at.is_some());
+            assert_eq!(
+                done.error.is_some(),
+                want == OperationState::Failed,
+                "{id}: {:?}",
+                done.error
+            );
+        }
+    }
+}

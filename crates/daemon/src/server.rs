@@ -1,0 +1,301 @@
+//! The transport: a Unix socket, one request per connection, newline-delimited
+//! JSON. This layer authenticates the peer, parses, dispatches, and turns a
+//! hang-up into cancellation. It knows nothing about what methods do.
+
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use banger_api::protocol::{
+    Envelope, ErrorCode, MAX_REQUEST_BYTES, Outcome, PROTOCOL_VERSION, ProtocolError, Request,
+    Response, validate_op_id,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedReadHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::auth::Authorizer;
+use crate::daemon::{Daemon, StartupError};
+use crate::dispatch::{RequestCtx, dispatch};
+
+/// How long a client may take to send its request line.
+const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Binds the socket and serves until `shutdown` fires. The socket is created
+/// under a umask that leaves it owner-only, inside a 0700 directory, then set
+/// to 0600: no other local user can connect at any moment.
+pub async fn serve(daemon: Daemon, shutdown: CancellationToken) -> Result<(), StartupError> {
+    let socket = daemon.paths.socket.clone();
+    let _lock = acquire_lock(&daemon.paths.run_dir.join("bangerd.lock"), &socket)?;
+    let listener = bind_private(&socket)?;
+    tracing::info!(socket = %socket.display(), pid = std::process::id(), "bangerd listening");
+
+    let daemon = Arc::new(daemon);
+    let auth = Authorizer::new(daemon.owner_uid);
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let (daemon, shutdown) = (daemon.clone(), shutdown.clone());
+                    connections.spawn(handle_connection(daemon, auth, stream, shutdown));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    tracing::info!("shutting down: cancelling in-flight requests");
+    connections.close();
+    connections.wait().await;
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StartupError {
+    let path = path.to_owned();
+    move |source| StartupError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// One daemon per state directory: an exclusive advisory lock held for the
+/// daemon's lifetime. The kernel drops it if the daemon dies, so a stale lock
+/// file never blocks a restart.
+fn acquire_lock(lock: &Path, socket: &Path) -> Result<File, StartupError> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock)
+        .map_err(io_err("open the lock file", lock))?;
+    match banger_sys::os::lock_exclusive_nonblocking(&file) {
+        Ok(()) => Ok(file),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(StartupError::AlreadyRunning {
+            socket: socket.to_owned(),
+            lock: lock.to_owned(),
+        }),
+        Err(e) => Err(io_err("lock", lock)(e)),
+    }
+}
+
+fn bind_private(socket: &Path) -> Result<UnixListener, StartupError> {
+    let dir = socket
+        .parent()
+        .expect("the socket path has a parent directory");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io_err("restrict the permissions of", dir))?;
+    // We hold the lock, so a socket file left here belongs to a dead daemon.
+    match std::fs::remove_file(socket) {
+        Ok(()) => tracing::info!(socket = %socket.display(), "removed stale socket"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("remove the stale socket", socket)(e)),
+    }
+    let old = banger_sys::os::set_umask(0o177);
+    let bound = UnixListener::bind(socket);
+    banger_sys::os::set_umask(old);
+    let listener = bound.map_err(io_err("bind", socket))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err("set the permissions of", socket))?;
+    Ok(listener)
+}
+
+async fn handle_connection(
+    daemon: Arc<Daemon>,
+    auth: Authorizer,
+    stream: UnixStream,
+    shutdown: CancellationToken,
+) {
+    let peer = match stream.peer_cred() {
+        Ok(cred) => cred,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read peer credentials; dropping connection");
+            return;
+        }
+    };
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+
+    if !auth.allows(peer.uid()) {
+        tracing::warn!(uid = peer.uid(), pid = ?peer.pid(), "refused connection from another user");
+        let err = ProtocolError::new(
+            ErrorCode::Unauthorized,
+            format!(
+                "uid {} may not use this daemon: only root and uid {} may",
+                peer.uid(),
+                daemon.owner_uid
+            ),
+        );
+        send(&mut write, &error_response(mint_op_id(), err)).await;
+        return;
+    }
+
+    let envelope = match tokio::time::timeout(REQUEST_READ_TIMEOUT, read_request(&mut reader)).await
+    {
+        Ok(Ok(Some(env))) => env,
+        Ok(Ok(None)) => return, // connected and hung up without asking anything
+        Ok(Err(err)) => {
+            send(&mut write, &error_response(mint_op_id(), err)).await;
+            return;
+        }
+        Err(_) => {
+            let err = ProtocolError::new(
+                ErrorCode::BadRequest,
+                "no complete request line within 10 s",
+            );
+            send(&mut write, &error_response(mint_op_id(), err)).await;
+            return;
+        }
+    };
+
+    let op_id = match envelope.op_id.clone() {
+        Some(id) => match validate_op_id(&id) {
+            Ok(()) => id,
+            Err(err) => {
+                send(&mut write, &error_response(mint_op_id(), err)).await;
+                return;
+            }
+        },
+        None => mint_op_id(),
+    };
+    let span =
+        tracing::info_span!("request", op_id = %op_id, method = %envelope.method, uid = peer.uid());
+    async move {
+        let request = match parse(envelope) {
+            Ok(r) => r,
+            Err(err) => {
+                tracing::info!(code = %err.code, error = %err.message, "rejected request");
+                send(&mut write, &error_response(op_id, err)).await;
+                return;
+            }
+        };
+        tracing::debug!("request received");
+        let ctx = Arc::new(RequestCtx {
+            op_id: op_id.clone(),
+            cancel: shutdown.child_token(),
+        });
+        let work = {
+            let (daemon, ctx) = (daemon.clone(), ctx.clone());
+            tokio::spawn(async move { dispatch(&daemon, &ctx, request).await }.in_current_span())
+        };
+        tokio::pin!(work);
+        let joined = tokio::select! {
+            joined = &mut work => joined,
+            () = client_gone(&mut reader) => {
+                tracing::info!("client went away; cancelling the request");
+                ctx.cancel.cancel();
+                // Let the handler run its cleanup to the end; nobody is left
+                // to read the answer.
+                let _ = work.await;
+                return;
+            }
+        };
+        let outcome = match joined {
+            Ok(Ok(result)) => Outcome::Result(result),
+            Ok(Err(err)) => {
+                let err = err.to_protocol();
+                tracing::info!(code = %err.code, error = %err.message, "request failed");
+                Outcome::Error(err)
+            }
+            Err(join) => {
+                tracing::error!(error = %join, "request handler panicked");
+                Outcome::Error(ProtocolError::new(
+                    ErrorCode::OperationFailed,
+                    "internal error: the request handler crashed; see the daemon log",
+                ))
+            }
+        };
+        send(&mut write, &Response { op_id, outcome }).await;
+        tracing::debug!("request done");
+    }
+    .instrument(span)
+    .await;
+}
+
+fn parse(envelope: Envelope) -> Result<Request, ProtocolError> {
+    if envelope.version != PROTOCOL_VERSION {
+        return Err(ProtocolError::new(
+            ErrorCode::BadVersion,
+            format!(
+                "protocol version {} is not supported (this daemon speaks {PROTOCOL_VERSION}); use the banger CLI of the same release",
+                envelope.version
+            ),
+        ));
+    }
+    Request::parse(&envelope.method, envelope.params)
+}
+
+/// Reads the request line, refusing more than [`MAX_REQUEST_BYTES`].
+async fn read_request(
+    reader: &mut BufReader<OwnedReadHalf>,
+) -> Result<Option<Envelope>, ProtocolError> {
+    let mut line = Vec::new();
+    let n = (&mut *reader)
+        .take(MAX_REQUEST_BYTES as u64 + 1)
+        .read_until(b'\n', &mut line)
+        .await
+        .map_err(|e| {
+            ProtocolError::new(
+                ErrorCode::BadRequest,
+                format!("cannot read the request: {e}"),
+            )
+        })?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.last() != Some(&b'\n') {
+        let why = if line.len() > MAX_REQUEST_BYTES {
+            format!("request is larger than {MAX_REQUEST_BYTES} bytes")
+        } else {
+            "request must be one JSON object ended by a newline".to_owned()
+        };
+        return Err(ProtocolError::new(ErrorCode::BadRequest, why));
+    }
+    serde_json::from_slice(&line).map(Some).map_err(|e| {
+        ProtocolError::new(
+            ErrorCode::BadRequest,
+            format!("request is not a valid envelope: {e}"),
+        )
+    })
+}
+
+/// Resolves when the client closes its end (or errors). Bytes sent after the
+/// request line are ignored.
+async fn client_gone(reader: &mut BufReader<OwnedReadHalf>) {
+    let mut buf = [0u8; 512];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => continue,
+        }
+    }
+}
+
+fn mint_op_id() -> String {
+    format!("op-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+fn error_response(op_id: String, err: ProtocolError) -> Response {
+    Response {
+        op_id,
+        outcome: Outcome::Error(err),
+    }
+}
+
+async fn send(write: &mut tokio::net::unix::OwnedWriteHalf, response: &Response) {
+    let mut line = serde_json::to_vec(response).expect("responses always serialise");
+    line.push(b'\n');
+    if let Err(e) = write.write_all(&line).await {
+        tracing::info!(error = %e, "could not send the response; the client is gone");
+    }
+    let _ = write.shutdown().await;
+}

@@ -1,0 +1,175 @@
+//! Shared by the integration tests: a private `BANGER_HOME` with the real
+//! `banger` and `bangerd` binaries, and a raw protocol client.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const BANGER: &str = env!("CARGO_BIN_EXE_banger");
+pub const BANGERD: &str = env!("CARGO_BIN_EXE_bangerd");
+
+/// A throwaway installation. Dropping it stops its daemon, if one started.
+pub struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        // Short paths: Unix socket paths are limited to 107 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("bh")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.path().join("run/bangerd.sock")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.path().join("state/banger.db")
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.path().join("config/config.toml")
+    }
+
+    /// A command for one of our binaries with this home and nothing of the
+    /// caller's environment that could point elsewhere.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("BANGER_HOME", self.path())
+            .env_remove("BANGER_LOG_LEVEL")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("XDG_CACHE_HOME");
+        cmd
+    }
+
+    pub fn banger(&self, args: &[&str]) -> Output {
+        self.command(BANGER)
+            .args(args)
+            .output()
+            .expect("run banger")
+    }
+
+    pub fn bangerd(&self, args: &[&str]) -> Output {
+        self.command(BANGERD)
+            .args(args)
+            .output()
+            .expect("run bangerd")
+    }
+
+    /// Starts the daemon through the CLI, as a user would.
+    pub fn start_daemon(&self) -> u32 {
+        let out = self.banger(&["daemon", "ping", "--json"]);
+        assert_success(&out);
+        let pong: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        pong["pid"].as_u64().unwrap() as u32
+    }
+
+    /// Sends one raw line and returns the daemon's raw answer line.
+    pub fn raw(&self, line: &str) -> serde_json::Value {
+        let stream = UnixStream::connect(self.socket()).expect("connect");
+        // The daemon may answer and close before reading an oversized request
+        // whole; the answer is still there to read.
+        let _ = (&stream).write_all(line.as_bytes());
+        let mut answer = String::new();
+        BufReader::new(&stream).read_line(&mut answer).unwrap();
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("bad answer {answer:?}: {e}"))
+    }
+
+    fn daemon_pid(&self) -> Option<u32> {
+        let stream = UnixStream::connect(self.socket()).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        (&stream)
+            .write_all(b"{\"version\":1,\"method\":\"ping\"}\n")
+            .ok()?;
+        let mut answer = String::new();
+        BufReader::new(&stream).read_line(&mut answer).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&answer).ok()?;
+        v["result"]["pid"].as_u64().map(|p| p as u32)
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it to go.
+    pub fn stop_daemon(&self) {
+        if let Some(pid) = self.daemon_pid() {
+            terminate(pid);
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path().join("state/bangerd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        self.stop_daemon();
+    }
+}
+
+pub fn terminate(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    wait_until(Duration::from_secs(10), || {
+        !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid)
+    });
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+}
+
+pub fn is_root() -> bool {
+    // Asked of `id -u`, so the tests need no libc binding.
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false)
+}

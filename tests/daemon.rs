@@ -1,0 +1,174 @@
+//! The daemon protocol on the wire: envelopes, error codes, operation ids,
+//! socket permissions and peer authentication.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use common::{Home, stderr};
+use serde_json::json;
+
+#[test]
+fn requests_get_typed_answers_and_error_codes() {
+    let home = Home::new();
+    home.start_daemon();
+
+    let ok = home.raw("{\"version\":1,\"op_id\":\"t-1\",\"method\":\"vm.list\"}\n");
+    assert_eq!(ok, json!({"op_id": "t-1", "result": []}));
+
+    let minted = home.raw("{\"version\":1,\"method\":\"ping\"}\n");
+    assert!(
+        minted["op_id"].as_str().unwrap().starts_with("op-"),
+        "{minted}"
+    );
+    assert_eq!(minted["result"]["protocol"], 1);
+
+    let cases = [
+        ("{\"version\":2,\"method\":\"ping\"}\n", "bad_version"),
+        (
+            "{\"version\":1,\"method\":\"vm.explode\"}\n",
+            "unknown_method",
+        ),
+        (
+            "{\"version\":1,\"method\":\"vm.show\",\"params\":{}}\n",
+            "bad_request",
+        ),
+        (
+            "{\"version\":1,\"method\":\"ping\",\"params\":{\"x\":1}}\n",
+            "bad_request",
+        ),
+        ("not json\n", "bad_request"),
+        (
+            "{\"version\":1,\"op_id\":\"has space\",\"method\":\"ping\"}\n",
+            "bad_request",
+        ),
+        (
+            "{\"version\":1,\"op_id\":\"t-2\",\"method\":\"vm.show\",\"params\":{\"vm\":\"ghost\"}}\n",
+            "not_found",
+        ),
+    ];
+    for (line, code) in cases {
+        let answer = home.raw(line);
+        assert_eq!(answer["error"]["code"], code, "{line} → {answer}");
+        assert!(
+            answer["op_id"].is_string(),
+            "errors carry the op id: {answer}"
+        );
+        assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(home.raw("{\"version\":1,\"op_id\":\"t-2\",\"method\":\"vm.show\",\"params\":{\"vm\":\"ghost\"}}\n")["op_id"], "t-2");
+
+    // Oversized requests are refused without reading them whole.
+    let huge = format!(
+        "{{\"version\":1,\"method\":\"ping\",\"op_id\":\"{}\"}}\n",
+        "x".repeat(2 << 20)
+    );
+    assert_eq!(home.raw(&huge)["error"]["code"], "bad_request");
+
+    // Every log line of a request carries its op id.
+    let log = home.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("method=vm.show"))
+        .collect();
+    assert!(!lines.is_empty(), "{log}");
+    assert!(lines.iter().all(|l| l.contains("op_id=")), "{log}");
+    assert!(log.contains("op_id=t-2"), "{log}");
+}
+
+#[test]
+fn socket_is_private_from_the_start() {
+    let home = Home::new();
+    home.start_daemon();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&home.socket()), 0o600);
+    assert_eq!(mode(home.socket().parent().unwrap()), 0o700);
+}
+
+#[test]
+fn a_second_daemon_for_the_same_home_is_refused() {
+    let home = Home::new();
+    home.start_daemon();
+    let out = home.bangerd(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("another bangerd"), "{}", stderr(&out));
+    // The first one still answers.
+    assert_eq!(
+        home.raw("{\"version\":1,\"method\":\"ping\"}\n")["result"]["protocol"],
+        1
+    );
+}
+
+#[test]
+fn daemon_restarts_over_a_stale_socket() {
+    let home = Home::new();
+    let pid = home.start_daemon();
+    // SIGKILL: no chance to remove the socket file.
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(common::wait_until(
+        std::time::Duration::from_secs(5),
+        || !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z"))
+    ));
+    assert!(home.socket().exists(), "stale socket left behind");
+    let out = home.banger(&["vm", "list", "--json"]);
+    common::assert_success(&out);
+    assert!(stderr(&out).contains("started bangerd"), "{}", stderr(&out));
+}
+
+/// A throwaway uid that no account uses.
+const STRANGER: u32 = 54_321;
+
+#[test]
+fn another_local_user_cannot_use_the_daemon() {
+    if !common::is_root() {
+        eprintln!("skipped: needs root to act as another uid");
+        return;
+    }
+    let home = Home::new();
+    home.start_daemon();
+    // Let the stranger reach the home directory itself, so the only barrier
+    // left is the one banger sets up.
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_stranger = || {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = home.command(common::BANGER);
+        cmd.args(["daemon", "ping"]).uid(STRANGER).gid(STRANGER);
+        cmd.output().unwrap()
+    };
+
+    // Layer 1: the socket's directory and the socket itself are owner-only.
+    let out = as_stranger();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Layer 2: even with permissions loosened by mistake, the daemon checks
+    // the peer's uid and refuses.
+    std::fs::set_permissions(
+        home.socket().parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(home.socket(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = as_stranger();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("uid {STRANGER} may not use this daemon")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        home.log().contains("refused connection from another user"),
+        "{}",
+        home.log()
+    );
+}
