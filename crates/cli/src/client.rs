@@ -149,9 +149,16 @@ impl Client {
         let mut line =
             serde_json::to_vec(&request.into_envelope(None)).expect("requests always serialise");
         line.push(b'\n');
-        (&stream).write_all(&line).map_err(io)?;
+        // The daemon may answer before reading the request (a refused peer
+        // gets `unauthorized` at once and the connection closed), so a failed
+        // write is only an error if there is no answer to read either.
+        let written = (&stream).write_all(&line);
         let mut answer = String::new();
-        BufReader::new(&stream).read_line(&mut answer).map_err(io)?;
+        let read = BufReader::new(&stream).read_line(&mut answer);
+        if answer.is_empty() {
+            written.map_err(io)?;
+        }
+        read.map_err(io)?;
         if answer.is_empty() {
             return Err(ClientError::BadResponse {
                 reason: "the connection closed without an answer".into(),
