@@ -64,8 +64,8 @@ fn vm_list_starts_the_daemon_and_prints_an_empty_json_list() {
 fn listing_shows_recorded_vms_with_the_spec_columns() {
     let home = Home::new();
     assert_success(&home.bangerd(&["--migrate"]));
-    insert_vm(&home.db(), "0123456789abcdef", "dev");
-    insert_vm(&home.db(), "0123ffffffffffff", "web-1");
+    common::insert_vm(&home.db(), "0123456789abcdef", "dev", "stopped");
+    common::insert_vm(&home.db(), "0123ffffffffffff", "web-1", "stopped");
 
     let out = home.banger(&["vm", "list"]);
     assert_success(&out);
@@ -111,18 +111,6 @@ fn listing_shows_recorded_vms_with_the_spec_columns() {
         "{}",
         stderr(&out)
     );
-}
-
-fn insert_vm(db: &std::path::Path, id: &str, name: &str) {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let spec = r#"{"vcpu":2,"memory_mib":2048,"disk_size":"8G","nat":false}"#;
-    conn.execute(
-        "INSERT INTO vms (id, name, image, state, spec, runtime, workspace, created_at, updated_at, last_error)
-         VALUES (?1, ?2, 'debian-bookworm', 'stopped', ?3, '{\"ip\":\"172.16.0.2\"}', NULL,
-                 '2026-11-24T04:30:00Z', '2026-11-24T04:30:00Z', NULL)",
-        rusqlite::params![id, name, spec],
-    )
-    .unwrap();
 }
 
 #[test]
@@ -185,6 +173,11 @@ fn doctor_reports_rows_and_json_without_touching_state() {
         "config",
         "state store",
         "vm defaults",
+        "bridge",
+        "nat",
+        "dns",
+        "cow strategy",
+        "device-mapper",
         "daemon",
     ] {
         assert_eq!(
@@ -243,8 +236,7 @@ fn doctor_reports_a_bad_config_with_file_and_line() {
 #[test]
 fn a_bad_config_stops_the_daemon_with_a_clear_error() {
     let home = Home::new();
-    std::fs::create_dir_all(home.config_file().parent().unwrap()).unwrap();
-    std::fs::write(home.config_file(), "[vm_defaults]\nvcpu = 0\n").unwrap();
+    home.write_config("[vm_defaults]\nvcpu = 0\n");
     let out = home.bangerd(&[]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);

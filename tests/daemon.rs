@@ -172,3 +172,42 @@ fn another_local_user_cannot_use_the_daemon() {
         home.log()
     );
 }
+
+#[test]
+fn dns_names_of_running_vms_are_rebuilt_at_start() {
+    let home = Home::new();
+    common::assert_success(&home.bangerd(&["--migrate"]));
+    common::insert_vm(&home.db(), "aaaa000000000000", "web", "running");
+    common::insert_vm(&home.db(), "bbbb000000000000", "idle", "stopped");
+    home.start_daemon();
+    let pong = home.raw("{\"version\":1,\"method\":\"ping\"}\n");
+    let addr: std::net::SocketAddr = pong["result"]["dns"]
+        .as_str()
+        .expect("DNS is up")
+        .parse()
+        .unwrap();
+    let dig = |name: &str| {
+        let out = Command::new("dig")
+            .args([
+                &format!("@{}", addr.ip()),
+                "-p",
+                &addr.port().to_string(),
+                name,
+                "+time=2",
+                "+tries=1",
+            ])
+            .output()
+            .expect("dig (bind9-dnsutils) is installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let web = dig("web.vm");
+    assert!(
+        web.contains("status: NOERROR") && web.contains("172.16.0.2"),
+        "{web}"
+    );
+    let idle = dig("idle.vm");
+    assert!(
+        idle.contains("status: NXDOMAIN"),
+        "a stopped VM has no name: {idle}"
+    );
+}

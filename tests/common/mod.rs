@@ -23,7 +23,16 @@ impl Home {
             .prefix("bh")
             .tempdir_in("/tmp")
             .expect("temp dir");
-        Self { dir }
+        let home = Self { dir };
+        // Tests run side by side: each daemon's DNS server takes a free port
+        // (reported by `daemon ping`) instead of the shared 42069.
+        home.write_config("dns_listen = \"127.0.0.1:0\"\n");
+        home
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::create_dir_all(self.config_file().parent().unwrap()).unwrap();
+        std::fs::write(self.config_file(), text).unwrap();
     }
 
     pub fn path(&self) -> &Path {
@@ -172,4 +181,17 @@ pub fn is_root() -> bool {
         .output()
         .map(|o| o.stdout == b"0\n")
         .unwrap_or(false)
+}
+
+/// Records a VM directly in the store, as a later daemon version would have.
+pub fn insert_vm(db: &Path, id: &str, name: &str, state: &str) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let spec = r#"{"vcpu":2,"memory_mib":2048,"disk_size":"8G","nat":false}"#;
+    conn.execute(
+        "INSERT INTO vms (id, name, image, state, spec, runtime, workspace, created_at, updated_at, last_error)
+         VALUES (?1, ?2, 'debian-bookworm', ?3, ?4, '{\"ip\":\"172.16.0.2\"}', NULL,
+                 '2026-11-24T04:30:00Z', '2026-11-24T04:30:00Z', NULL)",
+        rusqlite::params![id, name, state, spec],
+    )
+    .unwrap();
 }

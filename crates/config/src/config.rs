@@ -12,7 +12,7 @@ mod raw;
 mod tests;
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,7 +24,9 @@ use crate::error::{ConfigError, Location};
 use crate::file_sync::{FileSync, ResolvedFileSync};
 use crate::level::{LogLevel, Vmm};
 use crate::locate;
-use crate::network::{self, DEFAULT_BRIDGE_IP, DEFAULT_BRIDGE_NAME, DEFAULT_CIDR, DEFAULT_DNS};
+use crate::network::{
+    self, DEFAULT_BRIDGE_IP, DEFAULT_BRIDGE_NAME, DEFAULT_CIDR, DEFAULT_DNS, DEFAULT_DNS_LISTEN,
+};
 use crate::values::{DEFAULT_IMAGE_NAME, DEFAULT_KERNEL_NAME};
 use crate::vm_defaults::VmDefaultsConfig;
 use raw::RawConfig;
@@ -54,6 +56,7 @@ pub struct Config {
     cidr: u8,
     tap_pool_size: u32,
     default_dns: Ipv4Addr,
+    dns_listen: SocketAddrV4,
     vm_defaults: VmDefaultsConfig,
     file_sync: Vec<FileSync>,
     #[serde(skip)]
@@ -82,6 +85,7 @@ impl Default for Config {
             cidr: DEFAULT_CIDR,
             tap_pool_size: network::DEFAULT_TAP_POOL_SIZE,
             default_dns: DEFAULT_DNS,
+            dns_listen: DEFAULT_DNS_LISTEN,
             vm_defaults: VmDefaultsConfig::default(),
             file_sync: Vec::new(),
             source: None,
@@ -146,6 +150,7 @@ impl Config {
             cidr: raw.cidr.map_or(d.cidr, |c| c.into_inner().0),
             tap_pool_size: raw.tap_pool_size.map_or(d.tap_pool_size, |t| t.0),
             default_dns: raw.default_dns.map_or(d.default_dns, |ip| ip.0),
+            dns_listen: raw.dns_listen.map_or(d.dns_listen, |a| a.0),
             vm_defaults: raw.vm_defaults.unwrap_or_default(),
             file_sync,
             source: Some(path.to_path_buf()),
@@ -250,6 +255,11 @@ impl Config {
 
     pub fn default_dns(&self) -> Ipv4Addr {
         self.default_dns
+    }
+
+    /// Where the `.vm` DNS server listens; default 127.0.0.1:42069.
+    pub fn dns_listen(&self) -> SocketAddrV4 {
+        self.dns_listen
     }
 
     /// The config layer of VM defaults; see [`crate::resolve_vm_defaults`].

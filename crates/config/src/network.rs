@@ -2,7 +2,7 @@
 //! Each type checks its value while deserialising, so the TOML error already
 //! carries the line of the bad value.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use serde::Deserialize;
 
@@ -11,6 +11,8 @@ pub(crate) const DEFAULT_BRIDGE_IP: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);
 pub(crate) const DEFAULT_CIDR: u8 = 24;
 pub(crate) const DEFAULT_TAP_POOL_SIZE: u32 = 4;
 pub(crate) const DEFAULT_DNS: Ipv4Addr = Ipv4Addr::new(1, 1, 1, 1);
+/// Where the daemon's `.vm` DNS server listens (SPEC §8).
+pub(crate) const DEFAULT_DNS_LISTEN: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 42069);
 
 /// Linux interface names are at most IFNAMSIZ - 1 = 15 bytes.
 const MAX_IFNAME: usize = 15;
@@ -99,6 +101,20 @@ impl TryFrom<String> for Ipv4 {
         s.parse()
             .map(Self)
             .map_err(|_| format!("{s:?} is not an IPv4 address (write e.g. \"172.16.0.1\")"))
+    }
+}
+
+/// An IPv4 socket address written as a string, e.g. "127.0.0.1:42069".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct ListenAddr(pub(crate) SocketAddrV4);
+
+impl TryFrom<String> for ListenAddr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse().map(Self).map_err(|_| {
+            format!("{s:?} is not an IPv4 address and port (write e.g. \"127.0.0.1:42069\")")
+        })
     }
 }
 

@@ -2,8 +2,13 @@
 
 use std::path::PathBuf;
 
+use std::net::SocketAddr;
+
+use banger_api::model::VmState;
 use banger_config::{Config, Paths};
+use banger_net::dns::{DnsRecords, DnsServer};
 use banger_store::Store;
+use tokio_util::sync::CancellationToken;
 
 use crate::store_handle::StoreHandle;
 
@@ -40,6 +45,10 @@ pub struct Daemon {
     pub config: Config,
     pub store: StoreHandle,
     pub owner_uid: u32,
+    /// `<name>.vm` → guest address, for running VMs.
+    pub dns: DnsRecords,
+    /// Where the DNS server listens, once it is up.
+    pub dns_addr: Option<SocketAddr>,
 }
 
 impl Daemon {
@@ -60,12 +69,43 @@ impl Daemon {
                 "operations interrupted by the previous daemon's exit"
             );
         }
+        let dns = DnsRecords::new();
+        dns.replace_all(
+            store
+                .list_vms()
+                .map_err(StartupError::Store)?
+                .into_iter()
+                .filter_map(|vm| {
+                    let ip = vm.runtime.ip.filter(|_| vm.state == VmState::Running)?;
+                    Some((vm.name, ip))
+                }),
+        );
         Ok(Daemon {
             paths: opts.paths,
             config: opts.config,
             store: StoreHandle::new(store),
             owner_uid: opts.owner_uid,
+            dns,
+            dns_addr: None,
         })
+    }
+
+    /// Starts the `.vm` DNS server on `dns_listen`. A port someone else holds
+    /// does not stop the daemon (VMs work without names); it is logged, and
+    /// `banger doctor` reports it.
+    async fn start_dns(&mut self, shutdown: CancellationToken) {
+        let addr = SocketAddr::V4(self.config.dns_listen());
+        match DnsServer::bind(addr, self.dns.clone()).await {
+            Ok(server) => {
+                let bound = server.local_addr();
+                tracing::info!(addr = %bound, records = self.dns.len(), "DNS server for .vm listening");
+                self.dns_addr = Some(bound);
+                tokio::spawn(server.serve(shutdown));
+            }
+            Err(e) => {
+                tracing::error!(error = %banger_api::error_chain(&e), "DNS server not started: .vm names will not resolve")
+            }
+        }
     }
 }
 
@@ -77,14 +117,15 @@ pub fn run(opts: DaemonOptions) -> Result<(), StartupError> {
         .build()
         .map_err(StartupError::Runtime)?;
     runtime.block_on(async {
-        let daemon = Daemon::open(opts)?;
-        let shutdown = tokio_util::sync::CancellationToken::new();
+        let mut daemon = Daemon::open(opts)?;
+        let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
+        daemon.start_dns(shutdown.child_token()).await;
         crate::server::serve(daemon, shutdown).await
     })
 }
 
-async fn stop_on_signal(shutdown: tokio_util::sync::CancellationToken) {
+async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

@@ -35,6 +35,7 @@ pub async fn dispatch(
             version: build_info::VERSION.to_owned(),
             commit: build_info::COMMIT.to_owned(),
             pid: std::process::id(),
+            dns: daemon.dns_addr.map(|a| a.to_string()),
         }),
         Request::VmList(_) => to_value(daemon.store.call(|s| s.list_vms()).await?),
         Request::VmShow(params) => {

@@ -1,1 +1,18 @@
+//! Disks (SPEC §7): copy-on-write root disks over the read-only images
+//! ([`cow`]), work disks ([`workdisk`]), and writing files into ext4 images
+//! without mounting them ([`ext4`]). Images and kernels (SPEC §9) join later.
 #![forbid(unsafe_code)]
+
+pub mod cow;
+mod error;
+pub mod ext4;
+mod newfile;
+pub mod workdisk;
+
+pub use cow::{
+    Backend, CowStrategy, CowSupport, DiskFormat, ProbeNotes, RootDisk, choose, describe,
+    provision_root_disk, teardown_root_disk,
+};
+pub use error::DiskError;
+pub use ext4::{Entry, Ext4Image, FileInfo, FileKind};
+pub use workdisk::create_work_disk;

@@ -93,6 +93,17 @@ pub enum StoreError {
 
     #[error("no operation with id {id:?} is recorded")]
     OperationNotFound { id: String },
+
+    #[error(
+        "no free guest address left for {holder}: every address of the subnet is leased; delete unused VMs or widen `cidr` in config.toml"
+    )]
+    NoFreeAddress { holder: String },
+
+    #[error("IP lease row {ip:?} in {path} is not an IPv4 address")]
+    BadLease {
+        path: std::path::PathBuf,
+        ip: String,
+    },
 }
 
 impl StoreError {

@@ -10,6 +10,7 @@ mod clock;
 mod conn;
 mod db;
 mod error;
+mod leases;
 pub mod migrate;
 mod operations;
 mod readonly;
@@ -23,6 +24,7 @@ mod test_support;
 
 pub use clock::now_rfc3339;
 pub use error::StoreError;
+pub use leases::IpLease;
 pub use migrate::Migration;
 pub use operations::INTERRUPTED_ERROR;
 pub use readonly::{AppliedMigration, ReadOnlyStore};

@@ -7,6 +7,7 @@
 //! module here, each block with a `// SAFETY:` comment.
 #![forbid(unsafe_code)]
 
+pub mod netns;
 pub mod os;
 pub mod process;
 

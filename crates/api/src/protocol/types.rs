@@ -13,6 +13,9 @@ pub struct Pong {
     pub version: String,
     pub commit: String,
     pub pid: u32,
+    /// Where the `.vm` DNS server answers, if it is up.
+    #[serde(default)]
+    pub dns: Option<String>,
 }
 
 /// What a VM was asked to be.

@@ -9,7 +9,7 @@ use toml::Spanned;
 use crate::duration::HumanDuration;
 use crate::file_sync::RawFileSync;
 use crate::level::{LogLevel, Vmm};
-use crate::network::{BridgeName, CidrPrefix, Ipv4, TapPoolSize};
+use crate::network::{BridgeName, CidrPrefix, Ipv4, ListenAddr, TapPoolSize};
 use crate::values::{AbsolutePath, ArtifactName, CatalogUrl, PollInterval, ProgramPath};
 use crate::vm_defaults::VmDefaultsConfig;
 
@@ -34,6 +34,7 @@ pub(super) struct RawConfig {
     pub cidr: Option<Spanned<CidrPrefix>>,
     pub tap_pool_size: Option<TapPoolSize>,
     pub default_dns: Option<Ipv4>,
+    pub dns_listen: Option<ListenAddr>,
     pub vm_defaults: Option<VmDefaultsConfig>,
     pub file_sync: Option<Vec<RawFileSync>>,
 }

@@ -38,6 +38,7 @@ bridge_ip = "10.20.0.1"
 cidr = 16
 tap_pool_size = 8
 default_dns = "9.9.9.9"
+dns_listen = "127.0.0.1:5353"
 
 [vm_defaults]
 vcpu = 2
@@ -77,6 +78,7 @@ fn every_key_parses() {
     assert_eq!(c.cidr_prefix(), 16);
     assert_eq!(c.tap_pool_size(), 8);
     assert_eq!(c.default_dns(), Ipv4Addr::new(9, 9, 9, 9));
+    assert_eq!(c.dns_listen().to_string(), "127.0.0.1:5353");
     let vd = c.vm_defaults();
     assert_eq!(vd.vcpu(), Some(2));
     assert_eq!(vd.memory_mib(), Some(2048));
@@ -86,7 +88,7 @@ fn every_key_parses() {
     assert_eq!(fs.len(), 2);
     assert_eq!(fs[0].guest(), Path::new("/root/.gitconfig"));
     assert_eq!(fs[0].mode(), 0o644);
-    assert_eq!(fs[0].line(), 28);
+    assert_eq!(fs[0].line(), 29);
     assert_eq!(fs[1].mode(), 0o600, "mode defaults to 0600");
     assert_eq!(fs[1].host().to_string(), "~/.config/gh/hosts.yml");
 }
@@ -104,6 +106,7 @@ fn empty_file_gives_spec_defaults() {
     assert_eq!(c.cidr_prefix(), 24);
     assert_eq!(c.tap_pool_size(), 4);
     assert_eq!(c.default_dns(), Ipv4Addr::new(1, 1, 1, 1));
+    assert_eq!(c.dns_listen().to_string(), "127.0.0.1:42069");
     assert_eq!(c.firecracker_bin(), None);
     assert_eq!(c.catalog_url(), None);
     assert_eq!(c.auto_stop_stale_after(), None);
@@ -207,6 +210,11 @@ fn bad_values_point_at_their_line() {
             "bridge_ip = \"172.16.0\"",
             "bridge_ip",
             "not an IPv4 address",
+        ),
+        (
+            "dns_listen = \"[::1]:53\"",
+            "dns_listen",
+            "not an IPv4 address and port",
         ),
         (
             "default_dns = \"dns.google\"",

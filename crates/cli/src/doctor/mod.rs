@@ -2,10 +2,12 @@
 //! check. It never starts the daemon and opens the state store read-only, so
 //! it is safe to run while something is broken.
 
+mod network;
+mod storage;
+
 use std::path::{Path, PathBuf};
 
 use banger_config::{Config, HostFacts, PathEnv, Paths, resolve_vm_defaults};
-use banger_store::MigrationStatus;
 use banger_sys::{Cmd, find_program};
 use serde::Serialize;
 
@@ -109,9 +111,11 @@ pub fn run(env: &PathEnv) -> Report {
     checks.push(config_check);
     checks.extend(vmm_checks(&config));
     checks.push(host_tools(&REQUIRED_TOOLS, |t| find_program(t).is_some()));
-    checks.push(state_store(&paths.db_file));
+    checks.push(storage::state_store(&paths.db_file));
     let defaults = resolve_vm_defaults(&config, &HostFacts::detect());
     checks.push(check("vm defaults", Status::Pass, defaults.summary()));
+    checks.extend(network::rows(&config));
+    checks.extend(storage::disk_rows(&paths.images_dir, backend(&config)));
     checks.push(daemon(&paths));
     Report::new(checks)
 }
@@ -230,6 +234,25 @@ fn vmm_checks(config: &Config) -> Vec<Check> {
     vec![fc_check, qemu_check, jailer, vsock]
 }
 
+/// The backend VMs would use: Firecracker when installed and KVM is usable,
+/// else QEMU (SPEC §11 `vmm = auto`), unless config pins one.
+fn backend(config: &Config) -> banger_image::Backend {
+    use banger_config::Vmm;
+    use banger_image::Backend;
+    match config.vmm() {
+        Vmm::Firecracker => Backend::Firecracker,
+        Vmm::Qemu => Backend::Qemu,
+        Vmm::Auto => {
+            let kvm = banger_sys::os::can_open_rw(Path::new("/dev/kvm")).is_ok();
+            if kvm && locate(config.firecracker_bin(), "firecracker").is_some() {
+                Backend::Firecracker
+            } else {
+                Backend::Qemu
+            }
+        }
+    }
+}
+
 fn locate(configured: Option<&Path>, default: &str) -> Option<PathBuf> {
     match configured {
         Some(p) => find_program(&p.to_string_lossy()),
@@ -325,46 +348,6 @@ fn host_tools(tools: &[(&str, &str)], present: impl Fn(&str) -> bool) -> Check {
             packages.join(" ")
         ),
     )
-}
-
-fn state_store(db: &Path) -> Check {
-    let name = "state store";
-    if !db.exists() {
-        return check(
-            name,
-            Status::Pass,
-            format!("{} not created yet (the daemon creates it)", db.display()),
-        );
-    }
-    match banger_store::migration_status(db) {
-        Ok(MigrationStatus::UpToDate { version }) => check(
-            name,
-            Status::Pass,
-            format!("{} (schema {version}, opened read-only)", db.display()),
-        ),
-        Ok(MigrationStatus::Pending {
-            applied, latest, ..
-        }) => check(
-            name,
-            Status::Warn,
-            format!(
-                "{} at schema {applied} of {latest}: the daemon migrates it when it next starts",
-                db.display()
-            ),
-        ),
-        Ok(MigrationStatus::NewerThanBinary {
-            db_version,
-            binary_version,
-        }) => check(
-            name,
-            Status::Fail,
-            format!(
-                "{} has schema {db_version}, newer than this banger ({binary_version}): upgrade banger",
-                db.display()
-            ),
-        ),
-        Err(e) => check(name, Status::Fail, banger_api::error_chain(&e)),
-    }
 }
 
 fn daemon(paths: &Paths) -> Check {
@@ -463,7 +446,7 @@ mod tests {
     #[test]
     fn state_store_missing_is_fine() {
         let dir = tempfile::tempdir().unwrap();
-        let c = state_store(&dir.path().join("banger.db"));
+        let c = storage::state_store(&dir.path().join("banger.db"));
         assert_eq!(c.status, Status::Pass);
         assert!(
             !dir.path().join("banger.db").exists(),

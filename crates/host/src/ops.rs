@@ -1,0 +1,222 @@
+//! The interface: one method per privileged operation, each taking validated
+//! arguments. [`PrivOp`] names the same calls as data, for logs, the
+//! recording fake and (later) the root helper's wire protocol.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::HostError;
+use crate::validate::{BridgeName, DmName, Ipv4Cidr, ManagedPath, TapName};
+
+/// A copy-on-write block device over a read-only base image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRequest {
+    /// The device-mapper name to create (`banger-<vm id>`).
+    pub name: DmName,
+    /// The shared read-only image (attached read-only).
+    pub base: ManagedPath,
+    /// A sparse file receiving the VM's writes; created by the caller.
+    pub cow: ManagedPath,
+}
+
+/// What [`HostOps::create_snapshot`] set up. Every field is needed for
+/// teardown and is stored in the VM's durable record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotDevice {
+    pub name: DmName,
+    /// `/dev/mapper/<name>`.
+    pub device: PathBuf,
+    pub base_loop: PathBuf,
+    pub cow_loop: PathBuf,
+}
+
+/// Every privileged call as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum PrivOp {
+    EnsureBridge {
+        bridge: BridgeName,
+        address: Ipv4Cidr,
+    },
+    DeleteBridge {
+        bridge: BridgeName,
+    },
+    CreateTap {
+        tap: TapName,
+        owner_uid: u32,
+    },
+    DeleteTap {
+        tap: TapName,
+    },
+    AttachTap {
+        tap: TapName,
+        bridge: BridgeName,
+    },
+    AddNat {
+        guest: Ipv4Addr,
+        bridge: BridgeName,
+    },
+    RemoveNat {
+        guest: Ipv4Addr,
+        bridge: BridgeName,
+    },
+    CreateSnapshot {
+        request: SnapshotRequest,
+    },
+    RemoveSnapshot {
+        device: SnapshotDevice,
+    },
+    RouteResolver {
+        bridge: BridgeName,
+        dns: SocketAddrV4,
+    },
+    UnrouteResolver {
+        bridge: BridgeName,
+    },
+}
+
+/// Privileged host operations. Every removal is idempotent: removing what is
+/// already gone succeeds, so teardown can always be re-run from the durable
+/// record. Implementations never touch objects banger did not create.
+pub trait HostOps: Send + Sync {
+    /// Creates the bridge if missing, gives it `address` and brings it up.
+    fn ensure_bridge(&self, bridge: &BridgeName, address: Ipv4Cidr) -> Result<(), HostError>;
+    fn delete_bridge(&self, bridge: &BridgeName) -> Result<(), HostError>;
+    /// A persistent tap the VMM (running as `owner_uid`) may open.
+    fn create_tap(&self, tap: &TapName, owner_uid: u32) -> Result<(), HostError>;
+    fn delete_tap(&self, tap: &TapName) -> Result<(), HostError>;
+    /// Enslaves the tap to the bridge and brings it up.
+    fn attach_tap(&self, tap: &TapName, bridge: &BridgeName) -> Result<(), HostError>;
+    /// Taps that exist on the host with banger's name prefix.
+    fn list_taps(&self) -> Result<Vec<TapName>, HostError>;
+    /// Forwarding and masquerade for this guest only, in banger's own
+    /// nftables table (or iptables chains when `nft` is missing).
+    fn add_nat(&self, guest: Ipv4Addr, bridge: &BridgeName) -> Result<(), HostError>;
+    fn remove_nat(&self, guest: Ipv4Addr, bridge: &BridgeName) -> Result<(), HostError>;
+    fn create_snapshot(&self, request: &SnapshotRequest) -> Result<SnapshotDevice, HostError>;
+    fn remove_snapshot(&self, device: &SnapshotDevice) -> Result<(), HostError>;
+    /// Routes the `vm` domain to banger's DNS server (systemd-resolved).
+    fn route_resolver(&self, bridge: &BridgeName, dns: SocketAddrV4) -> Result<(), HostError>;
+    fn unroute_resolver(&self, bridge: &BridgeName) -> Result<(), HostError>;
+}
+
+/// The kind of a host call, without its arguments: what
+/// [`crate::RecordingHost::fail_next`] targets. Includes the one query,
+/// `list_taps`, which has no [`PrivOp`] because it changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    EnsureBridge,
+    DeleteBridge,
+    CreateTap,
+    DeleteTap,
+    AttachTap,
+    ListTaps,
+    AddNat,
+    RemoveNat,
+    CreateSnapshot,
+    RemoveSnapshot,
+    RouteResolver,
+    UnrouteResolver,
+}
+
+impl OpKind {
+    pub const ALL: [OpKind; 12] = [
+        OpKind::EnsureBridge,
+        OpKind::DeleteBridge,
+        OpKind::CreateTap,
+        OpKind::DeleteTap,
+        OpKind::AttachTap,
+        OpKind::ListTaps,
+        OpKind::AddNat,
+        OpKind::RemoveNat,
+        OpKind::CreateSnapshot,
+        OpKind::RemoveSnapshot,
+        OpKind::RouteResolver,
+        OpKind::UnrouteResolver,
+    ];
+
+    /// The trait method's name (`create_tap`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::EnsureBridge => "ensure_bridge",
+            OpKind::DeleteBridge => "delete_bridge",
+            OpKind::CreateTap => "create_tap",
+            OpKind::DeleteTap => "delete_tap",
+            OpKind::AttachTap => "attach_tap",
+            OpKind::ListTaps => "list_taps",
+            OpKind::AddNat => "add_nat",
+            OpKind::RemoveNat => "remove_nat",
+            OpKind::CreateSnapshot => "create_snapshot",
+            OpKind::RemoveSnapshot => "remove_snapshot",
+            OpKind::RouteResolver => "route_resolver",
+            OpKind::UnrouteResolver => "unroute_resolver",
+        }
+    }
+}
+
+impl std::fmt::Display for OpKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses a method name such as `create_tap`.
+impl std::str::FromStr for OpKind {
+    type Err = UnknownOpKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OpKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownOpKind(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a host operation (expected one of the HostOps method names, e.g. create_tap)"
+)]
+pub struct UnknownOpKind(pub String);
+
+impl PrivOp {
+    pub fn kind(&self) -> OpKind {
+        match self {
+            PrivOp::EnsureBridge { .. } => OpKind::EnsureBridge,
+            PrivOp::DeleteBridge { .. } => OpKind::DeleteBridge,
+            PrivOp::CreateTap { .. } => OpKind::CreateTap,
+            PrivOp::DeleteTap { .. } => OpKind::DeleteTap,
+            PrivOp::AttachTap { .. } => OpKind::AttachTap,
+            PrivOp::AddNat { .. } => OpKind::AddNat,
+            PrivOp::RemoveNat { .. } => OpKind::RemoveNat,
+            PrivOp::CreateSnapshot { .. } => OpKind::CreateSnapshot,
+            PrivOp::RemoveSnapshot { .. } => OpKind::RemoveSnapshot,
+            PrivOp::RouteResolver { .. } => OpKind::RouteResolver,
+            PrivOp::UnrouteResolver { .. } => OpKind::UnrouteResolver,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_kinds_round_trip_their_names_and_match_serde() {
+        for kind in OpKind::ALL {
+            assert_eq!(kind.as_str().parse::<OpKind>().unwrap(), kind);
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{kind}\""));
+        }
+        assert!("CreateTap".parse::<OpKind>().is_err());
+    }
+
+    #[test]
+    fn priv_op_tags_are_their_kinds() {
+        let op = PrivOp::DeleteTap {
+            tap: TapName::numbered(1),
+        };
+        let json = serde_json::to_value(&op).unwrap();
+        assert_eq!(json["op"], op.kind().as_str());
+    }
+}

@@ -1,0 +1,4 @@
+//! Helpers shared by the integration tests and the benchmarks.
+#![allow(dead_code)]
+
+pub mod loopfs;
