@@ -28,6 +28,14 @@ fn operation(home: &Home, id: &str) -> serde_json::Value {
         .unwrap_or_default()
 }
 
+/// Every line of the answer, up to the final result or error.
+fn read_answer(stream: &UnixStream) -> Vec<serde_json::Value> {
+    BufReader::new(stream)
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect()
+}
+
 #[test]
 fn hanging_up_cancels_the_request_and_runs_its_cleanup() {
     let home = Home::new();
@@ -73,12 +81,14 @@ fn a_request_left_alone_completes() {
     (&stream)
         .write_all(sleep_request("quick-1", 50, markers.path()).as_bytes())
         .unwrap();
-    let mut answer = String::new();
-    BufReader::new(&stream).read_line(&mut answer).unwrap();
-    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let lines = read_answer(&stream);
     assert_eq!(
-        answer,
-        serde_json::json!({"op_id": "quick-1", "result": null})
+        lines,
+        [
+            serde_json::json!({"op_id": "quick-1", "progress": {"stage": "sleeping"}}),
+            serde_json::json!({"op_id": "quick-1", "result": null}),
+        ],
+        "the stage, then the result"
     );
     assert!(!markers.path().join("cleaned-up").exists());
     assert_eq!(operation(&home, "quick-1")["state"], "succeeded");
@@ -102,8 +112,7 @@ fn stopping_the_daemon_cancels_in_flight_work() {
         markers.path().join("cleaned-up").exists(),
         "shutdown skipped the cleanup"
     );
-    let mut answer = String::new();
-    BufReader::new(&stream).read_line(&mut answer).unwrap();
+    let answer = read_answer(&stream).pop().unwrap().to_string();
     assert!(
         answer.contains("\"code\":\"operation_failed\"") && answer.contains("cancelled"),
         "{answer}"

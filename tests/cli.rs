@@ -178,6 +178,8 @@ fn doctor_reports_rows_and_json_without_touching_state() {
         "dns",
         "cow strategy",
         "device-mapper",
+        "default kernel",
+        "default image",
         "daemon",
     ] {
         assert_eq!(

@@ -13,7 +13,13 @@ pub const BANGERD: &str = env!("CARGO_BIN_EXE_bangerd");
 
 /// A throwaway installation. Dropping it stops its daemon, if one started.
 pub struct Home {
-    dir: tempfile::TempDir,
+    dir: HomeDir,
+}
+
+enum HomeDir {
+    Temp(tempfile::TempDir),
+    /// A cache kept between runs (built kernels and images).
+    Kept(PathBuf),
 }
 
 impl Home {
@@ -23,7 +29,9 @@ impl Home {
             .prefix("bh")
             .tempdir_in("/tmp")
             .expect("temp dir");
-        let home = Self { dir };
+        let home = Self {
+            dir: HomeDir::Temp(dir),
+        };
         // Tests run side by side: each daemon's DNS server takes a free port
         // (reported by `daemon ping`) instead of the shared 42069.
         home.write_config("dns_listen = \"127.0.0.1:0\"\n");
@@ -35,8 +43,20 @@ impl Home {
         std::fs::write(self.config_file(), text).unwrap();
     }
 
+    /// A home that outlives the test, for artefacts worth keeping.
+    pub fn at(path: &Path) -> Self {
+        let home = Self {
+            dir: HomeDir::Kept(path.to_owned()),
+        };
+        home.write_config("dns_listen = \"127.0.0.1:0\"\n");
+        home
+    }
+
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        match &self.dir {
+            HomeDir::Temp(t) => t.path(),
+            HomeDir::Kept(p) => p,
+        }
     }
 
     pub fn socket(&self) -> PathBuf {

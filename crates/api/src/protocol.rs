@@ -1,7 +1,8 @@
 //! The daemon protocol (SPEC §4): newline-delimited JSON over a Unix socket.
 //!
 //! One connection carries one request. The client writes a single line, an
-//! [`Envelope`]; the daemon answers with a single line, a [`Response`]. While
+//! [`Envelope`]; the daemon answers with [`Response`] lines: progress lines
+//! for long operations, then one final result or error. While
 //! the daemon works the client keeps the connection open; closing it (Ctrl-C)
 //! cancels the request, and the daemon runs that request's cleanup.
 //!
@@ -9,6 +10,7 @@
 //! → {"version":1,"op_id":"cli-1","method":"vm.show","params":{"vm":"dev"}}
 //! ← {"op_id":"cli-1","result":{...}}
 //! ← {"op_id":"cli-1","error":{"code":"not_found","message":"..."}}
+//! ← {"op_id":"cli-2","progress":{"stage":"downloading linux-image-..."}}   (then a final line)
 //! ```
 
 mod types;
@@ -18,7 +20,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use types::{Operation, OperationState, Pong, Vm, VmRuntime, VmSpec, Workspace};
+pub use types::{
+    ImageBuilt, ImageInfo, KernelInfo, Operation, OperationState, Pong, Vm, VmRuntime, VmSpec,
+    Workspace,
+};
 
 /// Bumped on any incompatible change to the envelope or a method's shape.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -59,6 +64,49 @@ pub struct OperationsListParams {
     pub limit: Option<u32>,
 }
 
+/// A kernel or image by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameParams {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelImportParams {
+    pub name: String,
+    /// A directory with `vmlinux` or a bzImage (`bzImage`, `vmlinuz*`), and
+    /// optionally `initrd*` and `modules/`.
+    pub from: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRegisterParams {
+    pub name: String,
+    pub rootfs: String,
+    pub kernel_ref: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageVariant {
+    /// systemd, sshd, Docker and the SPEC §9.3 package set.
+    Full,
+    /// No systemd: the agent is PID 1; boots in seconds (tests).
+    Minimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageBuildParams {
+    pub name: String,
+    pub variant: ImageVariant,
+    /// Rebuild even when the recipe is unchanged.
+    #[serde(default)]
+    pub force: bool,
+}
+
 /// Test builds only: sleep, observably, so cancellation can be tested.
 #[cfg(feature = "test-methods")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +131,28 @@ pub enum Request {
     VmShow(VmRef),
     #[serde(rename = "daemon.operations.list")]
     OperationsList(OperationsListParams),
+    #[serde(rename = "kernel.list")]
+    KernelList(NoParams),
+    #[serde(rename = "kernel.show")]
+    KernelShow(NameParams),
+    #[serde(rename = "kernel.rm")]
+    KernelRemove(NameParams),
+    #[serde(rename = "kernel.import")]
+    KernelImport(KernelImportParams),
+    #[serde(rename = "kernel.pull")]
+    KernelPull(NameParams),
+    #[serde(rename = "image.list")]
+    ImageList(NoParams),
+    #[serde(rename = "image.show")]
+    ImageShow(NameParams),
+    #[serde(rename = "image.delete")]
+    ImageDelete(NameParams),
+    #[serde(rename = "image.register")]
+    ImageRegister(ImageRegisterParams),
+    #[serde(rename = "image.promote")]
+    ImagePromote(NameParams),
+    #[serde(rename = "image.build")]
+    ImageBuild(ImageBuildParams),
     #[cfg(feature = "test-methods")]
     #[serde(rename = "debug.sleep")]
     DebugSleep(DebugSleepParams),
@@ -95,6 +165,17 @@ impl Request {
         "vm.list",
         "vm.show",
         "daemon.operations.list",
+        "kernel.list",
+        "kernel.show",
+        "kernel.rm",
+        "kernel.import",
+        "kernel.pull",
+        "image.list",
+        "image.show",
+        "image.delete",
+        "image.register",
+        "image.promote",
+        "image.build",
         #[cfg(feature = "test-methods")]
         "debug.sleep",
     ];
@@ -105,6 +186,17 @@ impl Request {
             Request::VmList(_) => "vm.list",
             Request::VmShow(_) => "vm.show",
             Request::OperationsList(_) => "daemon.operations.list",
+            Request::KernelList(_) => "kernel.list",
+            Request::KernelShow(_) => "kernel.show",
+            Request::KernelRemove(_) => "kernel.rm",
+            Request::KernelImport(_) => "kernel.import",
+            Request::KernelPull(_) => "kernel.pull",
+            Request::ImageList(_) => "image.list",
+            Request::ImageShow(_) => "image.show",
+            Request::ImageDelete(_) => "image.delete",
+            Request::ImageRegister(_) => "image.register",
+            Request::ImagePromote(_) => "image.promote",
+            Request::ImageBuild(_) => "image.build",
             #[cfg(feature = "test-methods")]
             Request::DebugSleep(_) => "debug.sleep",
         }
@@ -202,7 +294,8 @@ impl ProtocolError {
     }
 }
 
-/// What the daemon writes back: exactly one per request.
+/// What the daemon writes back: zero or more [`Outcome::Progress`] lines while
+/// a long request works, then exactly one result or error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     pub op_id: String,
@@ -215,6 +308,20 @@ pub struct Response {
 pub enum Outcome {
     Result(Value),
     Error(ProtocolError),
+    /// A stage of a long operation (pull, build, create) has begun.
+    Progress(Progress),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub stage: String,
+}
+
+impl Response {
+    /// Whether this is the last line of the answer.
+    pub fn is_final(&self) -> bool {
+        !matches!(self.outcome, Outcome::Progress(_))
+    }
 }
 
 /// Operation ids travel in logs and file names: keep them short and plain.
@@ -243,12 +350,44 @@ mod tests {
 
     #[test]
     fn requests_round_trip_through_envelopes() {
-        let reqs = [
+        let reqs = vec![
+            #[cfg(feature = "test-methods")]
+            Request::DebugSleep(DebugSleepParams {
+                millis: 1,
+                marker_dir: "/m".into(),
+            }),
             Request::Ping(NoParams {}),
             Request::VmList(NoParams {}),
             Request::VmShow(VmRef { vm: "dev".into() }),
             Request::OperationsList(OperationsListParams { limit: Some(3) }),
+            Request::KernelList(NoParams {}),
+            Request::KernelShow(NameParams { name: "k".into() }),
+            Request::KernelRemove(NameParams { name: "k".into() }),
+            Request::KernelImport(KernelImportParams {
+                name: "k".into(),
+                from: "/d".into(),
+            }),
+            Request::KernelPull(NameParams { name: "k".into() }),
+            Request::ImageList(NoParams {}),
+            Request::ImageShow(NameParams { name: "i".into() }),
+            Request::ImageDelete(NameParams { name: "i".into() }),
+            Request::ImageRegister(ImageRegisterParams {
+                name: "i".into(),
+                rootfs: "/r".into(),
+                kernel_ref: None,
+            }),
+            Request::ImagePromote(NameParams { name: "i".into() }),
+            Request::ImageBuild(ImageBuildParams {
+                name: "i".into(),
+                variant: ImageVariant::Minimal,
+                force: true,
+            }),
         ];
+        assert_eq!(
+            reqs.len(),
+            Request::METHODS.len(),
+            "every method is covered"
+        );
         for req in reqs {
             let env = req.clone().into_envelope(Some("x".into()));
             assert_eq!(env.method, req.method());
@@ -300,6 +439,17 @@ mod tests {
             op_id: "b".into(),
             outcome: Outcome::Error(ProtocolError::new(ErrorCode::NotFound, "no VM")),
         };
+        let progress = Response {
+            op_id: "c".into(),
+            outcome: Outcome::Progress(Progress {
+                stage: "extracting".into(),
+            }),
+        };
+        assert!(!progress.is_final() && err.is_final() && ok.is_final());
+        assert_eq!(
+            serde_json::to_value(&progress).unwrap(),
+            json!({"op_id":"c","progress":{"stage":"extracting"}})
+        );
         assert_eq!(
             serde_json::to_value(&err).unwrap(),
             json!({"op_id":"b","error":{"code":"not_found","message":"no VM"}})

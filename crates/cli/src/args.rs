@@ -40,6 +40,101 @@ pub enum Command {
     /// Inspect the daemon.
     #[command(subcommand)]
     Daemon(DaemonCommand),
+    /// Manage kernels: pull the default one from Debian, import your own.
+    #[command(subcommand)]
+    Kernel(KernelCommand),
+    /// Manage root filesystem images: build the default one from Debian, register your own.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KernelCommand {
+    /// List kernels in the store (name, version, size, source).
+    #[command(visible_alias = "ls")]
+    List {
+        /// List the kernels `kernel pull` can fetch instead.
+        #[arg(long)]
+        available: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show one kernel.
+    Show {
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Fetch a kernel: `debian-cloud-amd64` comes from Debian's signed archive.
+    #[command(
+        after_help = "Example: banger kernel pull debian-cloud-amd64\nThen: `banger kernel show debian-cloud-amd64`."
+    )]
+    Pull {
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove a kernel from the store.
+    #[command(visible_alias = "remove")]
+    Rm { name: String },
+    /// Import a kernel from a directory (vmlinux or bzImage, optional initrd and modules/).
+    Import {
+        name: String,
+        #[arg(long, value_name = "DIR")]
+        from: std::path::PathBuf,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images in the store (name, kind, size, source).
+    #[command(visible_alias = "ls")]
+    List(JsonFlag),
+    /// Show one image.
+    Show {
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Build the default image from a Debian mirror (needs root). An unchanged recipe is not rebuilt.
+    #[command(
+        after_help = "Example: banger image build --variant minimal\nThen: `banger image show debian-bookworm`."
+    )]
+    Build {
+        /// Image name.
+        #[arg(default_value = "debian-bookworm")]
+        name: String,
+        /// `full`: systemd, sshd, Docker; `minimal`: no systemd, the agent is init (fast boots).
+        #[arg(long, value_enum, default_value_t = Variant::Full)]
+        variant: Variant,
+        /// Rebuild even if the recipe is unchanged.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Delete an image (a registered image's files stay where they are).
+    #[command(visible_alias = "rm")]
+    Delete { name: String },
+    /// Register an existing ext4 root filesystem in place, without copying it.
+    Register {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        rootfs: std::path::PathBuf,
+        #[arg(long, value_name = "KERNEL")]
+        kernel_ref: Option<String>,
+    },
+    /// Copy a registered (unmanaged) image into banger's managed storage.
+    Promote { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Variant {
+    Full,
+    Minimal,
 }
 
 #[derive(Debug, Subcommand)]

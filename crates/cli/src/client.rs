@@ -153,31 +153,37 @@ impl Client {
         // gets `unauthorized` at once and the connection closed), so a failed
         // write is only an error if there is no answer to read either.
         let written = (&stream).write_all(&line);
-        let mut answer = String::new();
-        let read = BufReader::new(&stream).read_line(&mut answer);
-        if answer.is_empty() {
-            written.map_err(io)?;
-        }
-        read.map_err(io)?;
-        if answer.is_empty() {
-            return Err(ClientError::BadResponse {
-                reason: "the connection closed without an answer".into(),
-            });
-        }
-        let response: Response =
-            serde_json::from_str(&answer).map_err(|e| ClientError::BadResponse {
-                reason: e.to_string(),
-            })?;
-        match response.outcome {
-            Outcome::Result(value) => {
-                serde_json::from_value(value).map_err(|e| ClientError::BadResponse {
-                    reason: e.to_string(),
-                })
+        let mut reader = BufReader::new(&stream);
+        loop {
+            let mut answer = String::new();
+            let read = reader.read_line(&mut answer);
+            if answer.is_empty() {
+                written.map_err(io)?;
+                read.map_err(io)?;
+                return Err(ClientError::BadResponse {
+                    reason: "the connection closed without an answer".into(),
+                });
             }
-            Outcome::Error(error) => Err(ClientError::Daemon {
-                error,
-                op_id: response.op_id,
-            }),
+            let response: Response =
+                serde_json::from_str(&answer).map_err(|e| ClientError::BadResponse {
+                    reason: e.to_string(),
+                })?;
+            match response.outcome {
+                // Long operations report stages as plain lines on stderr, so
+                // stdout stays the result alone (and parseable with --json).
+                Outcome::Progress(p) => eprintln!("  {}", p.stage),
+                Outcome::Result(value) => {
+                    return serde_json::from_value(value).map_err(|e| ClientError::BadResponse {
+                        reason: e.to_string(),
+                    });
+                }
+                Outcome::Error(error) => {
+                    return Err(ClientError::Daemon {
+                        error,
+                        op_id: response.op_id,
+                    });
+                }
+            }
         }
     }
 

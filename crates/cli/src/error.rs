@@ -13,6 +13,12 @@ pub enum CliError {
     Paths(#[from] banger_config::PathError),
     #[error(transparent)]
     Config(#[from] banger_config::ConfigError),
+    #[error("cannot resolve {path}")]
+    Path {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
     /// Checks ran and reported failures; the report itself is the message.

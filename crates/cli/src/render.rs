@@ -1,7 +1,7 @@
 //! Human output: aligned tables and key/value blocks. JSON output is the
 //! protocol's own types serialised, so it is not here.
 
-use banger_api::protocol::{Operation, Vm};
+use banger_api::protocol::{ImageInfo, KernelInfo, Operation, Vm};
 
 /// Left-aligned columns separated by two spaces; the last column unpadded.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -113,6 +113,77 @@ pub fn key_values(rows: &[(&str, String)]) -> String {
         .collect()
 }
 
+pub const KERNEL_COLUMNS: [&str; 5] = ["NAME", "VERSION", "SIZE", "IMPORTED", "SOURCE"];
+
+pub fn kernel_row(k: &KernelInfo) -> Vec<String> {
+    vec![
+        k.name.clone(),
+        k.version.clone(),
+        human_bytes(k.size_bytes),
+        short_time(&k.imported_at),
+        k.source.clone(),
+    ]
+}
+
+pub fn kernel_detail(k: &KernelInfo) -> String {
+    key_values(&[
+        ("name", k.name.clone()),
+        ("distro", k.distro.clone()),
+        ("arch", k.arch.clone()),
+        ("version", k.version.clone()),
+        ("size", human_bytes(k.size_bytes)),
+        ("sha256", k.sha256.clone()),
+        ("source", k.source.clone()),
+        ("imported", k.imported_at.clone()),
+        ("path", k.path.clone()),
+    ])
+}
+
+pub const IMAGE_COLUMNS: [&str; 6] = ["NAME", "KIND", "KERNEL", "SIZE", "CREATED", "SOURCE"];
+
+pub fn image_row(i: &ImageInfo) -> Vec<String> {
+    vec![
+        i.name.clone(),
+        i.kind.clone(),
+        i.kernel_ref.clone().unwrap_or_else(|| "-".into()),
+        human_bytes(i.size_bytes),
+        short_time(&i.created_at),
+        i.source.clone(),
+    ]
+}
+
+pub fn image_detail(i: &ImageInfo) -> String {
+    let mut rows = vec![
+        ("name", i.name.clone()),
+        ("kind", i.kind.clone()),
+        ("distro", i.distro.clone()),
+        ("arch", i.arch.clone()),
+        ("rootfs", i.rootfs.clone()),
+        ("kernel", i.kernel_ref.clone().unwrap_or_else(|| "-".into())),
+        ("size", human_bytes(i.size_bytes)),
+        ("source", i.source.clone()),
+        ("created", i.created_at.clone()),
+    ];
+    if let Some(hash) = &i.recipe_hash {
+        rows.push(("recipe", hash.clone()));
+    }
+    if let Some(init) = &i.init {
+        rows.push(("init", init.clone()));
+    }
+    key_values(&rows)
+}
+
+/// `1536 MiB`, `1.5 GiB`: sizes as people read them.
+pub fn human_bytes(n: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let mib = n as f64 / MIB;
+    if mib >= 1024.0 {
+        format!("{:.1} GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.0} MiB")
+    }
+}
+
 pub fn operation_row(op: &Operation) -> Vec<String> {
     vec![
         op.id.clone(),
@@ -139,6 +210,12 @@ mod tests {
             ],
         );
         assert_eq!(out, "A          LONG\nwide-cell  x\nb\n");
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(3 << 20), "3 MiB");
+        assert_eq!(human_bytes(1536 << 20), "1.5 GiB");
     }
 
     #[test]

@@ -3,11 +3,16 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use banger_api::protocol::{NoParams, Operation, OperationsListParams, Pong, Request, Vm, VmRef};
+use banger_api::protocol::{
+    ImageBuildParams, ImageBuilt, ImageInfo, ImageRegisterParams, ImageVariant, KernelImportParams,
+    KernelInfo, NameParams, NoParams, Operation, OperationsListParams, Pong, Request, Vm, VmRef,
+};
 use banger_config::{PathEnv, Paths};
 use clap::{CommandFactory, Parser};
 
-use crate::args::{Cli, Command, DaemonCommand, JsonFlag, Shell, VmCommand};
+use crate::args::{
+    Cli, Command, DaemonCommand, ImageCommand, JsonFlag, KernelCommand, Shell, Variant, VmCommand,
+};
 use crate::client::Client;
 use crate::error::CliError;
 use crate::{doctor, render};
@@ -80,6 +85,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 print(&render::vm_detail(&vm))
             }
         }
+        Command::Kernel(cmd) => kernel(cmd),
+        Command::Image(cmd) => image(cmd),
         Command::Daemon(DaemonCommand::Ping(flag)) => {
             let pong: Pong = client()?.call(Request::Ping(NoParams {}))?;
             if flag.json {
@@ -107,6 +114,171 @@ fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
     }
+}
+
+/// Kernels `kernel pull` knows how to fetch.
+const PULLABLE_KERNELS: [(&str, &str); 1] = [(
+    "debian-cloud-amd64",
+    "Debian bookworm linux-image-cloud-amd64, from the configured Debian mirror",
+)];
+
+fn kernel(cmd: KernelCommand) -> Result<(), CliError> {
+    let name = |name: String| NameParams { name };
+    match cmd {
+        KernelCommand::List {
+            available: true,
+            json,
+        } => {
+            if json.json {
+                let list: Vec<_> = PULLABLE_KERNELS
+                    .iter()
+                    .map(|(n, d)| serde_json::json!({"name": n, "description": d}))
+                    .collect();
+                return print_json(&list);
+            }
+            let rows: Vec<Vec<String>> = PULLABLE_KERNELS
+                .iter()
+                .map(|(n, d)| vec![n.to_string(), d.to_string()])
+                .collect();
+            print(&render::table(&["NAME", "DESCRIPTION"], &rows))
+        }
+        KernelCommand::List {
+            available: false,
+            json,
+        } => {
+            let kernels: Vec<KernelInfo> = client()?.call(Request::KernelList(NoParams {}))?;
+            if json.json {
+                return print_json(&kernels);
+            }
+            if kernels.is_empty() {
+                return print(
+                    "No kernels. Fetch the default one with `banger kernel pull debian-cloud-amd64`.\n",
+                );
+            }
+            let rows: Vec<Vec<String>> = kernels.iter().map(render::kernel_row).collect();
+            print(&render::table(&render::KERNEL_COLUMNS, &rows))
+        }
+        KernelCommand::Show { name: n, json } => {
+            let k: KernelInfo = client()?.call(Request::KernelShow(name(n)))?;
+            if json.json {
+                print_json(&k)
+            } else {
+                print(&render::kernel_detail(&k))
+            }
+        }
+        KernelCommand::Pull { name: n, json } => {
+            let k: KernelInfo = client()?.call(Request::KernelPull(name(n)))?;
+            if json.json {
+                print_json(&k)
+            } else {
+                print(&render::kernel_detail(&k))
+            }
+        }
+        KernelCommand::Rm { name: n } => {
+            client()?.call::<serde_json::Value>(Request::KernelRemove(name(n.clone())))?;
+            print(&format!("removed kernel {n}\n"))
+        }
+        KernelCommand::Import {
+            name: n,
+            from,
+            json,
+        } => {
+            let from = absolute(&from)?;
+            let k: KernelInfo =
+                client()?.call(Request::KernelImport(KernelImportParams { name: n, from }))?;
+            if json.json {
+                print_json(&k)
+            } else {
+                print(&render::kernel_detail(&k))
+            }
+        }
+    }
+}
+
+fn image(cmd: ImageCommand) -> Result<(), CliError> {
+    let name = |name: String| NameParams { name };
+    match cmd {
+        ImageCommand::List(json) => {
+            let images: Vec<ImageInfo> = client()?.call(Request::ImageList(NoParams {}))?;
+            if json.json {
+                return print_json(&images);
+            }
+            if images.is_empty() {
+                return print("No images. Build the default one with `sudo banger image build`.\n");
+            }
+            let rows: Vec<Vec<String>> = images.iter().map(render::image_row).collect();
+            print(&render::table(&render::IMAGE_COLUMNS, &rows))
+        }
+        ImageCommand::Show { name: n, json } => {
+            let i: ImageInfo = client()?.call(Request::ImageShow(name(n)))?;
+            if json.json {
+                print_json(&i)
+            } else {
+                print(&render::image_detail(&i))
+            }
+        }
+        ImageCommand::Build {
+            name: n,
+            variant,
+            force,
+            json,
+        } => {
+            let variant = match variant {
+                Variant::Full => ImageVariant::Full,
+                Variant::Minimal => ImageVariant::Minimal,
+            };
+            let done: ImageBuilt = client()?.call(Request::ImageBuild(ImageBuildParams {
+                name: n,
+                variant,
+                force,
+            }))?;
+            if json.json {
+                return print_json(&done);
+            }
+            let what = if done.built {
+                "built"
+            } else {
+                "up to date (recipe unchanged)"
+            };
+            print(&format!(
+                "{} {what} in {:.1} s\n{}",
+                done.image.name,
+                done.seconds,
+                render::image_detail(&done.image)
+            ))
+        }
+        ImageCommand::Delete { name: n } => {
+            client()?.call::<serde_json::Value>(Request::ImageDelete(name(n.clone())))?;
+            print(&format!("deleted image {n}\n"))
+        }
+        ImageCommand::Register {
+            name: n,
+            rootfs,
+            kernel_ref,
+        } => {
+            let rootfs = absolute(&rootfs)?;
+            let i: ImageInfo = client()?.call(Request::ImageRegister(ImageRegisterParams {
+                name: n,
+                rootfs,
+                kernel_ref,
+            }))?;
+            print(&render::image_detail(&i))
+        }
+        ImageCommand::Promote { name: n } => {
+            let i: ImageInfo = client()?.call(Request::ImagePromote(name(n)))?;
+            print(&render::image_detail(&i))
+        }
+    }
+}
+
+/// The daemon runs elsewhere: paths travel absolute.
+fn absolute(path: &std::path::Path) -> Result<String, CliError> {
+    std::path::absolute(path)
+        .map(|p| p.to_string_lossy().into_owned())
+        .map_err(|source| CliError::Path {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 fn client() -> Result<Client, CliError> {

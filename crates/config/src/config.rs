@@ -27,7 +27,7 @@ use crate::locate;
 use crate::network::{
     self, DEFAULT_BRIDGE_IP, DEFAULT_BRIDGE_NAME, DEFAULT_CIDR, DEFAULT_DNS, DEFAULT_DNS_LISTEN,
 };
-use crate::values::{DEFAULT_IMAGE_NAME, DEFAULT_KERNEL_NAME};
+use crate::values::{DEFAULT_DEBIAN_MIRROR, DEFAULT_IMAGE_NAME, DEFAULT_KERNEL_NAME};
 use crate::vm_defaults::VmDefaultsConfig;
 use raw::RawConfig;
 
@@ -49,6 +49,7 @@ pub struct Config {
     default_image_name: String,
     default_kernel_name: String,
     catalog_url: Option<String>,
+    debian_mirror: String,
     auto_stop_stale_after: Option<HumanDuration>,
     stats_poll_interval: Option<HumanDuration>,
     bridge_name: String,
@@ -78,6 +79,7 @@ impl Default for Config {
             default_image_name: DEFAULT_IMAGE_NAME.to_owned(),
             default_kernel_name: DEFAULT_KERNEL_NAME.to_owned(),
             catalog_url: None,
+            debian_mirror: DEFAULT_DEBIAN_MIRROR.to_owned(),
             auto_stop_stale_after: None,
             stats_poll_interval: None,
             bridge_name: DEFAULT_BRIDGE_NAME.to_owned(),
@@ -143,6 +145,7 @@ impl Config {
                 .default_kernel_name
                 .map_or(d.default_kernel_name, |n| n.0),
             catalog_url: raw.catalog_url.map(|u| u.0),
+            debian_mirror: raw.debian_mirror.map_or(d.debian_mirror, |m| m.0),
             auto_stop_stale_after: raw.auto_stop_stale_after,
             stats_poll_interval: raw.stats_poll_interval.map(|p| p.0),
             bridge_name: raw.bridge_name.map_or(d.bridge_name, |b| b.0),
@@ -220,6 +223,11 @@ impl Config {
     /// Starts with `https://` or `file://`.
     pub fn catalog_url(&self) -> Option<&str> {
         self.catalog_url.as_deref()
+    }
+
+    /// The Debian mirror kernels and images are built from.
+    pub fn debian_mirror(&self) -> &str {
+        &self.debian_mirror
     }
 
     /// `None` when unset or zero: auto-stop is off.

@@ -104,6 +104,31 @@ impl TryFrom<String> for CatalogUrl {
     }
 }
 
+/// A Debian mirror: http or https (the archive is verified by its signed
+/// Release file, not by the transport).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct MirrorUrl(pub(crate) String);
+
+pub(crate) const DEFAULT_DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
+
+impl TryFrom<String> for MirrorUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let rest = s
+            .strip_prefix("http://")
+            .or_else(|| s.strip_prefix("https://"));
+        match rest {
+            Some(rest) if !rest.is_empty() && !rest.chars().any(char::is_whitespace) => {
+                Ok(Self(s.trim_end_matches('/').to_owned()))
+            }
+            _ => Err(format!(
+                "Debian mirror {s:?} must be an http:// or https:// URL"
+            )),
+        }
+    }
+}
+
 /// How often the daemon samples VM stats; zero would be a busy loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "HumanDuration")]
@@ -149,6 +174,18 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "/abs", "has space", "tab\t"] {
             assert!(!ok(bad), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn mirror_urls() {
+        assert_eq!(
+            MirrorUrl::try_from("https://m.example/debian/".to_owned())
+                .unwrap()
+                .0,
+            "https://m.example/debian"
+        );
+        assert!(MirrorUrl::try_from("ftp://m.example".to_owned()).is_err());
+        assert!(MirrorUrl::try_from("http://".to_owned()).is_err());
     }
 
     #[test]

@@ -9,6 +9,12 @@ pub enum DaemonError {
     Protocol(#[from] ProtocolError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Image(#[from] banger_image::images::ImageError),
+    #[error(transparent)]
+    Kernel(#[from] banger_image::kernel::KernelError),
+    #[error(transparent)]
+    Agent(#[from] crate::agent_bin::AgentBinError),
     #[error("cancelled: the client went away or the daemon is shutting down")]
     Cancelled,
     #[error("internal error: {0}; see the daemon log")]
@@ -22,14 +28,38 @@ impl DaemonError {
             DaemonError::Store(StoreError::VmNotFound { .. }) => ErrorCode::NotFound,
             DaemonError::Store(StoreError::VmAmbiguous { .. }) => ErrorCode::BadRequest,
             DaemonError::Store(StoreError::VmNameTaken { .. }) => ErrorCode::AlreadyExists,
-            DaemonError::Store(_) | DaemonError::Cancelled | DaemonError::Internal(_) => {
-                ErrorCode::OperationFailed
-            }
+            DaemonError::Image(e) => image_code(e),
+            DaemonError::Kernel(e) => kernel_code(e),
+            DaemonError::Store(_)
+            | DaemonError::Agent(_)
+            | DaemonError::Cancelled
+            | DaemonError::Internal(_) => ErrorCode::OperationFailed,
         }
     }
 
     /// The message sent to the client: the whole cause chain, once.
     pub fn to_protocol(&self) -> ProtocolError {
         ProtocolError::new(self.code(), banger_api::error_chain(self))
+    }
+}
+
+fn image_code(e: &banger_image::images::ImageError) -> ErrorCode {
+    use banger_image::images::ImageError as E;
+    match e {
+        E::NotFound { .. } => ErrorCode::NotFound,
+        E::AlreadyExists { .. } => ErrorCode::AlreadyExists,
+        E::InvalidName { .. } | E::InvalidKernelRef { .. } | E::UnknownRecipe { .. } => {
+            ErrorCode::BadRequest
+        }
+        _ => ErrorCode::OperationFailed,
+    }
+}
+
+fn kernel_code(e: &banger_image::kernel::KernelError) -> ErrorCode {
+    use banger_image::kernel::KernelError as E;
+    match e {
+        E::NotFound { .. } => ErrorCode::NotFound,
+        E::InvalidName { .. } => ErrorCode::BadRequest,
+        _ => ErrorCode::OperationFailed,
     }
 }

@@ -7,6 +7,7 @@
 //! together with a cancellation token that fires when the client hangs up.
 #![forbid(unsafe_code)]
 
+mod agent_bin;
 mod auth;
 mod daemon;
 mod dispatch;

@@ -8,6 +8,7 @@
 
 use banger_api::protocol::{Operation, OperationState};
 
+use crate::dispatch::RequestCtx;
 use crate::error::DaemonError;
 use crate::store_handle::StoreHandle;
 
@@ -18,15 +19,18 @@ pub struct OpTracker {
     store: StoreHandle,
     id: String,
     stage: Option<String>,
+    /// The client sees each stage as a progress line.
+    progress: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl OpTracker {
     pub async fn begin(
         store: &StoreHandle,
-        id: &str,
+        ctx: &RequestCtx,
         kind: &str,
         target: Option<String>,
     ) -> Result<Self, DaemonError> {
+        let id = ctx.op_id.as_str();
         let op = Operation {
             id: id.to_owned(),
             kind: kind.to_owned(),
@@ -43,11 +47,13 @@ impl OpTracker {
             store: store.clone(),
             id: id.to_owned(),
             stage: None,
+            progress: ctx.progress.clone(),
         })
     }
 
     pub async fn stage(&mut self, stage: &str) -> Result<(), DaemonError> {
         tracing::info!(stage, "stage");
+        let _ = self.progress.send(stage.to_owned());
         self.stage = Some(stage.to_owned());
         self.update(OperationState::Running, None).await
     }
@@ -111,12 +117,23 @@ mod tests {
             ),
         ];
         for (id, result, want) in cases {
-            let mut op = OpTracker::begin(&store, id, "vm.create", Some("dev".into()))
+            let (progress, mut stages) = tokio::sync::mpsc::unbounded_channel();
+            let ctx = RequestCtx {
+                op_id: id.into(),
+                cancel: Default::default(),
+                progress,
+            };
+            let mut op = OpTracker::begin(&store, &ctx, "vm.create", Some("dev".into()))
                 .await
                 .unwrap();
             let running = ops(&store).await.into_iter().find(|o| o.id == id).unwrap();
             assert_eq!(running.state, OperationState::Running);
             op.stage("boot").await.unwrap();
+            assert_eq!(
+                stages.try_recv().unwrap(),
+                "boot",
+                "the client hears of each stage"
+            );
             let failed = result.is_err();
             assert_eq!(op.finish(result).await.is_err(), failed);
             let done = ops(&store).await.into_iter().find(|o| o.id == id).unwrap();

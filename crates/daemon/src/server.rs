@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use banger_api::protocol::{
-    Envelope, ErrorCode, MAX_REQUEST_BYTES, Outcome, PROTOCOL_VERSION, ProtocolError, Request,
-    Response, validate_op_id,
+    Envelope, ErrorCode, MAX_REQUEST_BYTES, Outcome, PROTOCOL_VERSION, Progress, ProtocolError,
+    Request, Response, validate_op_id,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedReadHalf;
@@ -179,26 +179,37 @@ async fn handle_connection(
             }
         };
         tracing::debug!("request received");
+        let (progress, mut stages) = tokio::sync::mpsc::unbounded_channel();
         let ctx = Arc::new(RequestCtx {
             op_id: op_id.clone(),
             cancel: shutdown.child_token(),
+            progress,
         });
         let work = {
             let (daemon, ctx) = (daemon.clone(), ctx.clone());
             tokio::spawn(async move { dispatch(&daemon, &ctx, request).await }.in_current_span())
         };
         tokio::pin!(work);
-        let joined = tokio::select! {
-            joined = &mut work => joined,
-            () = client_gone(&mut reader) => {
-                tracing::info!("client went away; cancelling the request");
-                ctx.cancel.cancel();
-                // Let the handler run its cleanup to the end; nobody is left
-                // to read the answer.
-                let _ = work.await;
-                return;
+        let joined = loop {
+            tokio::select! {
+                joined = &mut work => break joined,
+                Some(stage) = stages.recv() => {
+                    write_line(&mut write, &progress_response(&op_id, stage)).await;
+                }
+                () = client_gone(&mut reader) => {
+                    tracing::info!("client went away; cancelling the request");
+                    ctx.cancel.cancel();
+                    // Let the handler run its cleanup to the end; nobody is
+                    // left to read the answer.
+                    let _ = work.await;
+                    return;
+                }
             }
         };
+        // Stages reported just before the end still go out, in order.
+        while let Ok(stage) = stages.try_recv() {
+            write_line(&mut write, &progress_response(&op_id, stage)).await;
+        }
         let outcome = match joined {
             Ok(Ok(result)) => Outcome::Result(result),
             Ok(Err(err)) => {
@@ -291,11 +302,23 @@ fn error_response(op_id: String, err: ProtocolError) -> Response {
     }
 }
 
-async fn send(write: &mut tokio::net::unix::OwnedWriteHalf, response: &Response) {
+fn progress_response(op_id: &str, stage: String) -> Response {
+    Response {
+        op_id: op_id.to_owned(),
+        outcome: Outcome::Progress(Progress { stage }),
+    }
+}
+
+async fn write_line(write: &mut tokio::net::unix::OwnedWriteHalf, response: &Response) {
     let mut line = serde_json::to_vec(response).expect("responses always serialise");
     line.push(b'\n');
     if let Err(e) = write.write_all(&line).await {
-        tracing::info!(error = %e, "could not send the response; the client is gone");
+        tracing::info!(error = %e, "could not send to the client; it is gone");
     }
+}
+
+/// Writes the final line and closes our side.
+async fn send(write: &mut tokio::net::unix::OwnedWriteHalf, response: &Response) {
+    write_line(write, response).await;
     let _ = write.shutdown().await;
 }

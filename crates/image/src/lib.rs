@@ -4,8 +4,11 @@
 #![forbid(unsafe_code)]
 
 pub mod cow;
+pub mod debian;
 mod error;
 pub mod ext4;
+pub mod images;
+pub mod kernel;
 mod newfile;
 pub mod workdisk;
 

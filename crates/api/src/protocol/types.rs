@@ -100,3 +100,49 @@ pub struct Operation {
     pub started_at: String,
     pub finished_at: Option<String>,
 }
+
+/// A kernel in the kernel store (`kernel list`, `kernel show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelInfo {
+    pub name: String,
+    pub distro: String,
+    pub arch: String,
+    pub version: String,
+    /// SHA-256 of the `vmlinux`.
+    pub sha256: String,
+    /// Where it came from, e.g. the Debian package and its hash.
+    pub source: String,
+    pub imported_at: String,
+    /// Bytes on disk (vmlinux, bzImage, initramfs, modules).
+    pub size_bytes: u64,
+    /// The kernel's directory: `vmlinux`, `bzImage`, `initrd.img`.
+    pub path: String,
+}
+
+/// An image in the image store (`image list`, `image show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    pub name: String,
+    pub distro: String,
+    pub arch: String,
+    /// `managed` (banger owns the files) or `unmanaged` (registered in place).
+    pub kind: String,
+    pub rootfs: String,
+    pub kernel_ref: Option<String>,
+    pub size_bytes: u64,
+    pub source: String,
+    pub created_at: String,
+    /// Recipe hash of a built image: an unchanged recipe is not rebuilt.
+    pub recipe_hash: Option<String>,
+    /// The init to pass on the kernel command line, when not `/sbin/init`.
+    pub init: Option<String>,
+}
+
+/// What `image build` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageBuilt {
+    pub image: ImageInfo,
+    /// False when the recipe was unchanged and nothing was rebuilt.
+    pub built: bool,
+    pub seconds: f64,
+}

@@ -116,6 +116,7 @@ pub fn run(env: &PathEnv) -> Report {
     checks.push(check("vm defaults", Status::Pass, defaults.summary()));
     checks.extend(network::rows(&config));
     checks.extend(storage::disk_rows(&paths.images_dir, backend(&config)));
+    checks.extend(storage::artifact_rows(&paths, &config));
     checks.push(daemon(&paths));
     Report::new(checks)
 }

@@ -82,3 +82,69 @@ pub fn disk_rows(images_dir: &Path, backend: Backend) -> Vec<Check> {
     };
     vec![cow, dm]
 }
+
+/// The default kernel and image: present, or what it takes to get them.
+pub fn artifact_rows(paths: &banger_config::Paths, config: &banger_config::Config) -> Vec<Check> {
+    use banger_image::images::ImageStore;
+    use banger_image::kernel::KernelStore;
+    use banger_sys::find_program;
+
+    let kernel_name = config.default_kernel_name();
+    let kernel = match KernelStore::new(&paths.kernels_dir).show(kernel_name) {
+        Ok(k) => check(
+            "default kernel",
+            Status::Pass,
+            format!("{kernel_name}: {} ({})", k.version, k.source),
+        ),
+        Err(e) if e.is_not_found() => {
+            match (find_program("gpgv"), Path::new(DEBIAN_KEYRING).is_file()) {
+                (Some(_), true) => check(
+                    "default kernel",
+                    Status::Warn,
+                    format!(
+                        "{kernel_name} not pulled yet: `banger kernel pull {kernel_name}` fetches it from Debian"
+                    ),
+                ),
+                _ => check(
+                    "default kernel",
+                    Status::Fail,
+                    format!(
+                        "{kernel_name} not pulled, and pulling needs gpgv and {DEBIAN_KEYRING}: apt install gpgv debian-archive-keyring"
+                    ),
+                ),
+            }
+        }
+        Err(e) => check("default kernel", Status::Fail, banger_api::error_chain(&e)),
+    };
+    let image_name = config.default_image_name();
+    let image = match ImageStore::new(&paths.images_dir).show(image_name) {
+        Ok(i) => check(
+            "default image",
+            Status::Pass,
+            format!("{image_name}: {} ({})", i.source, i.created_at),
+        ),
+        Err(e) if e.is_not_found() => {
+            if find_program("mmdebstrap").is_some() {
+                check(
+                    "default image",
+                    Status::Warn,
+                    format!(
+                        "{image_name} not built yet: `sudo banger image build` makes it from Debian"
+                    ),
+                )
+            } else {
+                check(
+                    "default image",
+                    Status::Fail,
+                    format!(
+                        "{image_name} not built, and building needs mmdebstrap: apt install mmdebstrap"
+                    ),
+                )
+            }
+        }
+        Err(e) => check("default image", Status::Fail, banger_api::error_chain(&e)),
+    };
+    vec![kernel, image]
+}
+
+const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";

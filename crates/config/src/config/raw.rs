@@ -10,7 +10,7 @@ use crate::duration::HumanDuration;
 use crate::file_sync::RawFileSync;
 use crate::level::{LogLevel, Vmm};
 use crate::network::{BridgeName, CidrPrefix, Ipv4, ListenAddr, TapPoolSize};
-use crate::values::{AbsolutePath, ArtifactName, CatalogUrl, PollInterval, ProgramPath};
+use crate::values::{AbsolutePath, ArtifactName, CatalogUrl, MirrorUrl, PollInterval, ProgramPath};
 use crate::vm_defaults::VmDefaultsConfig;
 
 #[derive(Debug, Default, Deserialize)]
@@ -27,6 +27,7 @@ pub(super) struct RawConfig {
     pub default_image_name: Option<ArtifactName>,
     pub default_kernel_name: Option<ArtifactName>,
     pub catalog_url: Option<CatalogUrl>,
+    pub debian_mirror: Option<MirrorUrl>,
     pub auto_stop_stale_after: Option<HumanDuration>,
     pub stats_poll_interval: Option<PollInterval>,
     pub bridge_name: Option<BridgeName>,

@@ -31,6 +31,7 @@ ssh_key_path = "/home/u/.ssh/id_ed25519"
 default_image_name = "alpine-3.20"
 default_kernel_name = "vanilla-6.6"
 catalog_url = "https://example.org/catalog.json"
+debian_mirror = "https://mirror.example/debian"
 auto_stop_stale_after = "2h"
 stats_poll_interval = "10s"
 bridge_name = "br-fc-dev"
@@ -71,6 +72,7 @@ fn every_key_parses() {
     assert_eq!(c.default_image_name(), "alpine-3.20");
     assert_eq!(c.default_kernel_name(), "vanilla-6.6");
     assert_eq!(c.catalog_url(), Some("https://example.org/catalog.json"));
+    assert_eq!(c.debian_mirror(), "https://mirror.example/debian");
     assert_eq!(c.auto_stop_stale_after(), Some(Duration::from_secs(7200)));
     assert_eq!(c.stats_poll_interval(), Some(Duration::from_secs(10)));
     assert_eq!(c.bridge_name(), "br-fc-dev");
@@ -88,7 +90,7 @@ fn every_key_parses() {
     assert_eq!(fs.len(), 2);
     assert_eq!(fs[0].guest(), Path::new("/root/.gitconfig"));
     assert_eq!(fs[0].mode(), 0o644);
-    assert_eq!(fs[0].line(), 29);
+    assert_eq!(fs[0].line(), 30);
     assert_eq!(fs[1].mode(), 0o600, "mode defaults to 0600");
     assert_eq!(fs[1].host().to_string(), "~/.config/gh/hosts.yml");
 }

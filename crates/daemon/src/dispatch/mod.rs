@@ -14,6 +14,10 @@ pub struct RequestCtx {
     /// Names the request's tracked operation, if it starts one.
     #[cfg_attr(not(feature = "test-methods"), allow(dead_code))]
     pub op_id: String,
+    /// Stage lines for the client, sent ahead of the final answer (through
+    /// [`crate::ops::OpTracker::stage`]).
+    #[cfg_attr(not(feature = "test-methods"), allow(dead_code))]
+    pub progress: tokio::sync::mpsc::UnboundedSender<String>,
     /// Fires when the client hangs up. Handlers doing long work select on it
     /// and unwind what they have done before returning [`DaemonError::Cancelled`].
     pub cancel: CancellationToken,
@@ -45,6 +49,17 @@ pub async fn dispatch(
             let limit = params.limit.unwrap_or(DEFAULT_FINISHED_OPS) as usize;
             to_value(daemon.store.call(move |s| s.list_operations(limit)).await?)
         }
+        Request::KernelList(_) => to_value(kernels::list(daemon).await?),
+        Request::KernelShow(p) => to_value(kernels::show(daemon, p).await?),
+        Request::KernelRemove(p) => to_value(kernels::remove(daemon, p).await?),
+        Request::KernelImport(p) => to_value(kernels::import(daemon, ctx, p).await?),
+        Request::KernelPull(p) => to_value(kernels::pull(daemon, ctx, p).await?),
+        Request::ImageList(_) => to_value(images::list(daemon).await?),
+        Request::ImageShow(p) => to_value(images::show(daemon, p).await?),
+        Request::ImageDelete(p) => to_value(images::delete(daemon, p).await?),
+        Request::ImageRegister(p) => to_value(images::register(daemon, p).await?),
+        Request::ImagePromote(p) => to_value(images::promote(daemon, ctx, p).await?),
+        Request::ImageBuild(p) => to_value(images::build(daemon, ctx, p).await?),
         #[cfg(feature = "test-methods")]
         Request::DebugSleep(params) => debug::sleep(daemon, ctx, params).await,
     }
@@ -55,50 +70,8 @@ fn to_value<T: serde::Serialize>(value: T) -> Result<Value, DaemonError> {
         .map_err(|e| DaemonError::Internal(format!("cannot encode result: {e}")))
 }
 
+mod blocking;
 #[cfg(feature = "test-methods")]
-mod debug {
-    //! Methods compiled only into test builds.
-
-    use std::path::PathBuf;
-    use std::time::Duration;
-
-    use banger_api::protocol::DebugSleepParams;
-    use serde_json::Value;
-
-    use super::RequestCtx;
-    use crate::daemon::Daemon;
-    use crate::error::DaemonError;
-    use crate::ops::OpTracker;
-
-    /// Sleeps as a tracked operation. Writes `started` when it begins and,
-    /// when cancelled, `cleaned-up` once its cleanup has run: the test reads
-    /// both to prove the cancellation path end to end.
-    pub async fn sleep(
-        daemon: &Daemon,
-        ctx: &RequestCtx,
-        p: DebugSleepParams,
-    ) -> Result<Value, DaemonError> {
-        let dir = PathBuf::from(&p.marker_dir);
-        let mut op = OpTracker::begin(&daemon.store, &ctx.op_id, "debug.sleep", None).await?;
-        op.stage("sleeping").await?;
-        let result = async {
-            write_marker(&dir, "started").await?;
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(p.millis)) => Ok(Value::Null),
-                () = ctx.cancel.cancelled() => {
-                    tracing::info!("cancelled; cleaning up");
-                    write_marker(&dir, "cleaned-up").await?;
-                    Err(DaemonError::Cancelled)
-                }
-            }
-        }
-        .await;
-        op.finish(result).await
-    }
-
-    async fn write_marker(dir: &std::path::Path, name: &str) -> Result<(), DaemonError> {
-        tokio::fs::write(dir.join(name), b"")
-            .await
-            .map_err(|e| DaemonError::Internal(format!("cannot write marker {name}: {e}")))
-    }
-}
+mod debug;
+mod images;
+mod kernels;

@@ -1,0 +1,280 @@
+//! The host side: reach the agent through the VMM's hybrid vsock socket and
+//! make one call.
+//!
+//! Firecracker exposes the guest's vsock as a Unix socket on the host: the
+//! host connects, writes `CONNECT <port>\n`, reads `OK <n>\n` (`n` is the
+//! host-side port the VMM assigned, not necessarily `<port>`), and the same
+//! connection then carries the guest port's byte stream. rust-vmm's
+//! `vhost-device-vsock`, which banger uses under QEMU, speaks the same
+//! handshake, so one client serves both VMMs.
+
+mod error;
+
+pub use error::{ClientError, Stage};
+
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use crate::protocol::{
+    Call, Empty, ExecRequest, ExecResult, HealthResult, IdentityRequest, IdentityResult,
+    ListeningPort, MAX_RESPONSE_BYTES, Request, Response, ResponseError,
+};
+use crate::wire::{self, LineError, ReadChunk};
+
+/// The longest handshake reply accepted (`OK 4294967295` fits easily).
+const MAX_HANDSHAKE_REPLY: usize = 64;
+
+/// How much longer than the command's own timeout the client waits for an
+/// `exec` answer: the agent needs time to kill the process group and send
+/// up to 32 MiB of output.
+const EXEC_ANSWER_MARGIN: Duration = Duration::from_secs(30);
+
+/// A connection to the agent, handshake done, ready for one call.
+///
+/// The protocol allows one request per connection, so every call consumes
+/// the client; connect again for the next one.
+#[derive(Debug)]
+pub struct AgentClient {
+    stream: UnixStream,
+    path: PathBuf,
+    timeout: Duration,
+}
+
+impl AgentClient {
+    /// Connects to the VMM's hybrid vsock socket at `uds_path` and asks for
+    /// guest `port`. `timeout` bounds the connect, the handshake, and later
+    /// the call (except `exec`, which also gets its own timeout).
+    pub fn connect_hybrid(
+        uds_path: &Path,
+        port: u32,
+        timeout: Duration,
+    ) -> Result<AgentClient, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let mut stream = connect_with_timeout(uds_path, timeout)?;
+        // The VMM drops the connection when nothing listens on the guest
+        // port yet (the agent is not up): depending on timing that shows as
+        // EOF, EPIPE on our write, or a reset. All of them are a refusal.
+        let handshake_error = |e: io::Error| {
+            if wire::is_timeout(&e) {
+                ClientError::Timeout {
+                    path: uds_path.to_path_buf(),
+                    stage: Stage::Handshake,
+                    timeout,
+                }
+            } else if is_disconnect(&e) {
+                ClientError::HandshakeRefused {
+                    path: uds_path.to_path_buf(),
+                    port,
+                    reply: String::new(),
+                }
+            } else {
+                ClientError::Io {
+                    path: uds_path.to_path_buf(),
+                    stage: Stage::Handshake,
+                    source: e,
+                }
+            }
+        };
+        wire::write_line(&mut stream, format!("CONNECT {port}").as_bytes(), timeout)
+            .map_err(handshake_error)?;
+        // One byte at a time: the agent's answer will follow on this stream
+        // and must not be swallowed with the handshake.
+        let reply =
+            match wire::read_line(&mut stream, MAX_HANDSHAKE_REPLY, deadline, ReadChunk::Exact) {
+                Ok(line) => line,
+                Err(LineError::Closed { .. }) => Vec::new(),
+                Err(LineError::TooLong { .. }) => b"<overlong reply>".to_vec(),
+                Err(LineError::TimedOut) => {
+                    return Err(handshake_error(io::ErrorKind::TimedOut.into()));
+                }
+                Err(LineError::Io(e)) => return Err(handshake_error(e)),
+            };
+        if !handshake_accepted(&reply) {
+            return Err(ClientError::HandshakeRefused {
+                path: uds_path.to_path_buf(),
+                port,
+                reply: String::from_utf8_lossy(&reply).into_owned(),
+            });
+        }
+        Ok(AgentClient {
+            stream,
+            path: uds_path.to_path_buf(),
+            timeout,
+        })
+    }
+
+    /// `health`: version, hostname, uptime, boot id.
+    pub fn health(self) -> Result<HealthResult, ClientError> {
+        self.call(Call::Health)
+    }
+
+    /// `ports`: listening TCP and unconnected UDP sockets.
+    pub fn ports(self) -> Result<Vec<ListeningPort>, ClientError> {
+        self.call(Call::Ports)
+    }
+
+    /// `exec`: runs `request.argv` in the guest. A non-zero exit is a
+    /// successful call; see [`ExecResult::status`].
+    pub fn exec(self, request: ExecRequest) -> Result<ExecResult, ClientError> {
+        self.call(Call::Exec(request))
+    }
+
+    /// `identity`: hostname, authorized keys, ssh host key.
+    pub fn identity(self, request: IdentityRequest) -> Result<IdentityResult, ClientError> {
+        self.call(Call::Identity(request))
+    }
+
+    /// `poweroff`: the agent answers, then powers the guest off.
+    pub fn poweroff(self) -> Result<(), ClientError> {
+        self.call::<Empty>(Call::Poweroff).map(|_| ())
+    }
+
+    /// Sends `call` and decodes the result as `T`.
+    pub fn call<T: DeserializeOwned>(mut self, call: Call) -> Result<T, ClientError> {
+        let answer_within = match &call {
+            Call::Exec(request) => self
+                .timeout
+                .max(request.effective_timeout() + EXEC_ANSWER_MARGIN),
+            _ => self.timeout,
+        };
+        let line = Request::new(call).encode();
+        wire::write_line(&mut self.stream, &line, self.timeout)
+            .map_err(|e| self.io_error(Stage::SendingRequest, e))?;
+        let deadline = Instant::now() + answer_within;
+        let answer = wire::read_line(
+            &mut self.stream,
+            MAX_RESPONSE_BYTES,
+            deadline,
+            ReadChunk::Buffered,
+        )
+        .map_err(|e| match e {
+            LineError::TimedOut => ClientError::Timeout {
+                path: self.path.clone(),
+                stage: Stage::ReadingResponse,
+                timeout: answer_within,
+            },
+            LineError::TooLong { limit } => ClientError::BadResponse {
+                reason: format!("response longer than {limit} bytes"),
+            },
+            LineError::Closed { received } => ClientError::BadResponse {
+                reason: format!("connection closed after {received} bytes of the response"),
+            },
+            LineError::Io(e) => self.io_error(Stage::ReadingResponse, e),
+        })?;
+        let response = Response::decode(&answer).map_err(from_response_error)?;
+        response.into_result().map_err(from_response_error)
+    }
+
+    fn io_error(&self, stage: Stage, source: io::Error) -> ClientError {
+        if wire::is_timeout(&source) {
+            ClientError::Timeout {
+                path: self.path.clone(),
+                stage,
+                timeout: self.timeout,
+            }
+        } else {
+            ClientError::Io {
+                path: self.path.clone(),
+                stage,
+                source,
+            }
+        }
+    }
+}
+
+/// The peer went away (as opposed to a local failure).
+fn is_disconnect(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+    )
+}
+
+fn from_response_error(e: ResponseError) -> ClientError {
+    match e {
+        ResponseError::Agent(body) => ClientError::Agent {
+            code: body.code,
+            message: body.message,
+        },
+        ResponseError::Malformed(reason) => ClientError::BadResponse { reason },
+    }
+}
+
+/// `OK <decimal>`: the number is the VMM's host-side port for this
+/// connection, which differs from the guest port under Firecracker.
+fn handshake_accepted(reply: &[u8]) -> bool {
+    let Some(rest) = reply.strip_prefix(b"OK ") else {
+        return false;
+    };
+    std::str::from_utf8(rest)
+        .map(|n| n.trim_end_matches('\r').parse::<u32>().is_ok())
+        .unwrap_or(false)
+}
+
+/// `connect(2)` on a Unix socket blocks when the listener's backlog is full;
+/// run it on a helper thread so the caller's timeout holds. A thread left
+/// behind on timeout ends when the connect finally returns.
+fn connect_with_timeout(path: &Path, timeout: Duration) -> Result<UnixStream, ClientError> {
+    let (tx, rx) = mpsc::channel();
+    let owned = path.to_path_buf();
+    thread::Builder::new()
+        .name("agent-connect".into())
+        .spawn(move || {
+            let _ = tx.send(UnixStream::connect(&owned));
+        })
+        .map_err(|source| ClientError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(source)) => Err(ClientError::Connect {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Err(_) => Err(ClientError::Timeout {
+            path: path.to_path_buf(),
+            stage: Stage::Connecting,
+            timeout,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_reply_must_be_ok_and_a_number() {
+        assert!(handshake_accepted(b"OK 1024"));
+        assert!(handshake_accepted(b"OK 1073741824"));
+        assert!(handshake_accepted(b"OK 5\r"));
+        assert!(!handshake_accepted(b""));
+        assert!(!handshake_accepted(b"OK"));
+        assert!(!handshake_accepted(b"OK "));
+        assert!(!handshake_accepted(b"OK port"));
+        assert!(!handshake_accepted(b"ERR 1024"));
+        assert!(!handshake_accepted(b"ok 1024"));
+    }
+
+    #[test]
+    fn missing_socket_is_a_retryable_connect_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = AgentClient::connect_hybrid(
+            &dir.path().join("absent.sock"),
+            1024,
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ClientError::Connect { .. }), "{err}");
+        assert!(err.is_retryable());
+    }
+}

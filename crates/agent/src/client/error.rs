@@ -1,0 +1,143 @@
+//! Typed errors of the host-side client.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::protocol::ErrorCode;
+
+/// Where in a call something went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Connecting,
+    Handshake,
+    SendingRequest,
+    ReadingResponse,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Connecting => "connecting",
+            Stage::Handshake => "during the vsock handshake",
+            Stage::SendingRequest => "sending the request",
+            Stage::ReadingResponse => "waiting for the response",
+        })
+    }
+}
+
+/// Why a call to the agent failed.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("cannot connect to the VM's vsock socket {}: {source}", path.display())]
+    Connect { path: PathBuf, source: io::Error },
+    #[error("timed out {stage} via {} (after {timeout:?})", path.display())]
+    Timeout {
+        path: PathBuf,
+        stage: Stage,
+        timeout: Duration,
+    },
+    #[error(
+        "vsock port {port} refused via {}: {}",
+        path.display(),
+        if reply.is_empty() { "connection closed (is the agent listening?)".to_string() } else { format!("reply {reply:?}") }
+    )]
+    HandshakeRefused {
+        path: PathBuf,
+        port: u32,
+        /// The VMM's reply line; empty when it closed the connection.
+        reply: String,
+    },
+    #[error("i/o error {stage} via {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        stage: Stage,
+        source: io::Error,
+    },
+    #[error("bad response from the agent: {reason}")]
+    BadResponse { reason: String },
+    #[error("agent error ({code}): {message}")]
+    Agent { code: ErrorCode, message: String },
+}
+
+impl ClientError {
+    /// True for the errors a caller waiting for a booting guest should retry:
+    /// the socket is not there yet, nothing listens on the port yet, or the
+    /// guest did not answer the handshake in time.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Connect { .. } | ClientError::HandshakeRefused { .. } => true,
+            ClientError::Timeout { stage, .. } => {
+                matches!(stage, Stage::Connecting | Stage::Handshake)
+            }
+            _ => false,
+        }
+    }
+
+    /// The agent's error code, when the agent itself refused the call.
+    pub fn agent_code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Agent { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_not_yet_up_errors_are_retryable() {
+        let path = PathBuf::from("/x.sock");
+        assert!(
+            ClientError::HandshakeRefused {
+                path: path.clone(),
+                port: 1024,
+                reply: String::new()
+            }
+            .is_retryable()
+        );
+        assert!(
+            ClientError::Timeout {
+                path: path.clone(),
+                stage: Stage::Handshake,
+                timeout: Duration::from_secs(1)
+            }
+            .is_retryable()
+        );
+        assert!(
+            !ClientError::Timeout {
+                path,
+                stage: Stage::ReadingResponse,
+                timeout: Duration::from_secs(1)
+            }
+            .is_retryable()
+        );
+        let agent = ClientError::Agent {
+            code: ErrorCode::Failed,
+            message: "x".into(),
+        };
+        assert!(!agent.is_retryable());
+        assert_eq!(agent.agent_code(), Some(ErrorCode::Failed));
+    }
+
+    #[test]
+    fn refusal_message_explains_a_closed_connection() {
+        let e = ClientError::HandshakeRefused {
+            path: PathBuf::from("/v.sock"),
+            port: 1024,
+            reply: String::new(),
+        };
+        assert!(e.to_string().contains("connection closed"), "{e}");
+        let e = ClientError::HandshakeRefused {
+            path: PathBuf::from("/v.sock"),
+            port: 1024,
+            reply: "NO".into(),
+        };
+        assert!(e.to_string().contains("\"NO\""), "{e}");
+    }
+}

@@ -1,0 +1,51 @@
+//! The banger guest agent: one static binary that is the init of the
+//! initramfs (`init`), the init of the minimal image (`guest-init`) and the
+//! vsock service the host talks to (`service`), plus the host-side client of
+//! that service.
+//!
+//! The wire protocol ([`protocol`]) and the client ([`client`]) are shared
+//! with the host so both sides compile against the same types; see
+//! `PROTOCOL.md` next to this crate for the protocol itself.
+//!
+//! Modules that make Linux syscalls are compiled on Linux only (the guest is
+//! always Linux, and so is every host banger supports); the protocol, the
+//! client and the pure parsers build anywhere.
+#![forbid(unsafe_code)]
+
+pub mod base64;
+pub mod boot_config;
+pub mod client;
+pub mod cmdline;
+pub mod fsutil;
+pub mod log;
+pub mod mode;
+pub mod modules;
+pub mod mountinfo;
+pub mod procnet;
+pub mod protocol;
+pub mod wire;
+
+#[cfg(target_os = "linux")]
+pub mod guest_init;
+#[cfg(target_os = "linux")]
+pub mod halt;
+#[cfg(target_os = "linux")]
+pub mod init;
+#[cfg(target_os = "linux")]
+pub mod mount_spec;
+#[cfg(target_os = "linux")]
+pub mod run_cmd;
+#[cfg(target_os = "linux")]
+pub mod service;
+#[cfg(target_os = "linux")]
+pub mod signals;
+
+pub use client::{AgentClient, ClientError};
+pub use protocol::{AGENT_PORT, PROTOCOL_VERSION};
+
+/// The agent's version, reported by `health` and `banger-agent version`.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The search path given to every program the agent starts. The kernel
+/// starts PID 1 without `PATH`, so nothing would be found otherwise.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -1,0 +1,299 @@
+//! The agent's wire protocol, version 1 (see `PROTOCOL.md`).
+//!
+//! One request per connection, one JSON object per line each way:
+//!
+//! ```text
+//! → {"version":1,"method":"exec","params":{"argv":["true"]}}
+//! ← {"ok":true,"result":{...}}   or   {"ok":false,"error":{"code":"...","message":"..."}}
+//! ```
+//!
+//! The host (`client`) and the guest (`service`) both use these types, so the
+//! two sides cannot drift apart.
+
+mod exec;
+mod response;
+mod types;
+
+pub use exec::{
+    DEFAULT_EXEC_TIMEOUT_S, ExecRequest, ExecResult, MAX_EXEC_TIMEOUT_S, MAX_OUTPUT_BYTES,
+    OutputEncoding,
+};
+pub use response::{ErrorBody, ErrorCode, Response, ResponseError};
+pub use types::{
+    Empty, HealthResult, HostKey, IdentityRequest, IdentityResult, ListeningPort, Proto,
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The protocol version this crate speaks; any other is `bad_version`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The guest vsock port the agent listens on.
+pub const AGENT_PORT: u32 = 1024;
+
+/// The longest request line the agent reads (excluding the newline).
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// The longest response line the client reads. The largest answer is an
+/// `exec` result: two captures of at most [`MAX_OUTPUT_BYTES`], each of which
+/// JSON may expand six-fold (a control byte becomes `\u00XX`), plus room for
+/// the envelope.
+pub const MAX_RESPONSE_BYTES: usize = 2 * 6 * MAX_OUTPUT_BYTES + (1 << 20);
+
+/// The method names of protocol v1, as they appear on the wire.
+pub const METHODS: [&str; 5] = ["health", "ports", "exec", "identity", "poweroff"];
+
+/// One call: the method and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params", rename_all = "snake_case")]
+pub enum Call {
+    /// Agent version, hostname, uptime and boot id.
+    Health,
+    /// Listening TCP and unconnected UDP sockets.
+    Ports,
+    /// Run a program (argv, never a shell) and capture its output.
+    Exec(ExecRequest),
+    /// Refresh the hostname, authorized keys and ssh host key.
+    Identity(IdentityRequest),
+    /// Reply, then power the guest off.
+    Poweroff,
+}
+
+impl Call {
+    /// The method's wire name.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Call::Health => "health",
+            Call::Ports => "ports",
+            Call::Exec(_) => "exec",
+            Call::Identity(_) => "identity",
+            Call::Poweroff => "poweroff",
+        }
+    }
+}
+
+/// A request: the protocol version and the call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub version: u32,
+    pub call: Call,
+}
+
+impl Request {
+    /// A request of the current protocol version.
+    pub fn new(call: Call) -> Self {
+        Request {
+            version: PROTOCOL_VERSION,
+            call,
+        }
+    }
+
+    /// The request as one JSON line, without the trailing newline.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut object = match serde_json::to_value(&self.call) {
+            Ok(Value::Object(map)) => map,
+            // `Call` is an adjacently tagged enum of plain data: it always
+            // serializes to an object.
+            _ => unreachable!("Call serializes to a JSON object"),
+        };
+        object.insert("version".into(), Value::from(self.version));
+        serde_json::to_vec(&Value::Object(object)).expect("a JSON value always serializes")
+    }
+
+    /// Parses one request line, checking in this order so each mistake gets
+    /// its own code: JSON object → `version` → `method` → `params`.
+    pub fn decode(line: &[u8]) -> Result<Request, ErrorBody> {
+        let value: Value = serde_json::from_slice(line)
+            .map_err(|e| ErrorBody::new(ErrorCode::BadRequest, format!("not JSON: {e}")))?;
+        let Value::Object(mut object) = value else {
+            return Err(ErrorBody::new(
+                ErrorCode::BadRequest,
+                "a request is a JSON object",
+            ));
+        };
+        let version = match object.remove("version") {
+            None => {
+                return Err(ErrorBody::new(ErrorCode::BadRequest, "missing \"version\""));
+            }
+            Some(v) => v,
+        };
+        if version.as_u64() != Some(u64::from(PROTOCOL_VERSION)) {
+            return Err(ErrorBody::new(
+                ErrorCode::BadVersion,
+                format!(
+                    "unsupported protocol version {version}; this agent speaks {PROTOCOL_VERSION}"
+                ),
+            ));
+        }
+        let method = match object.get("method") {
+            Some(Value::String(m)) => m.clone(),
+            Some(_) => {
+                return Err(ErrorBody::new(
+                    ErrorCode::BadRequest,
+                    "\"method\" must be a string",
+                ));
+            }
+            None => return Err(ErrorBody::new(ErrorCode::BadRequest, "missing \"method\"")),
+        };
+        if !METHODS.contains(&method.as_str()) {
+            return Err(ErrorBody::new(
+                ErrorCode::UnknownMethod,
+                format!("unknown method {method:?}"),
+            ));
+        }
+        if let Some(extra) = object.keys().find(|k| *k != "method" && *k != "params") {
+            return Err(ErrorBody::new(
+                ErrorCode::BadRequest,
+                format!("unknown field {extra:?}"),
+            ));
+        }
+        // Methods without parameters accept an absent, null or empty params.
+        if matches!(object.get("params"), Some(Value::Object(m)) if m.is_empty())
+            && matches!(method.as_str(), "health" | "ports" | "poweroff")
+        {
+            object.remove("params");
+        }
+        let call: Call =
+            serde_json::from_value(Value::Object(Map::from_iter(object))).map_err(|e| {
+                ErrorBody::new(
+                    ErrorCode::BadRequest,
+                    format!("bad params for {method}: {e}"),
+                )
+            })?;
+        Ok(Request {
+            version: PROTOCOL_VERSION,
+            call,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn decode_str(s: &str) -> Result<Request, ErrorBody> {
+        Request::decode(s.as_bytes())
+    }
+
+    #[test]
+    fn every_call_round_trips() {
+        let calls = [
+            Call::Health,
+            Call::Ports,
+            Call::Poweroff,
+            Call::Exec(ExecRequest {
+                argv: vec!["sh".into(), "-c".into(), "exit 7".into()],
+                cwd: Some("/root".into()),
+                env: BTreeMap::from([("A".into(), "b".into())]),
+                stdin: Some(crate::base64::encode(b"in")),
+                timeout_s: Some(2.5),
+                max_output_bytes: Some(10),
+                output: OutputEncoding::Base64,
+            }),
+            Call::Exec(ExecRequest::new(["true"])),
+            Call::Identity(IdentityRequest {
+                hostname: Some("dev".into()),
+                authorized_keys: Some("ssh-ed25519 AAAA me\n".into()),
+                host_key: Some(HostKey {
+                    private: "-----BEGIN OPENSSH PRIVATE KEY-----\n".into(),
+                    public: "ssh-ed25519 AAAA".into(),
+                }),
+            }),
+        ];
+        for call in calls {
+            let request = Request::new(call);
+            let line = request.encode();
+            assert!(!line.contains(&b'\n'));
+            assert_eq!(Request::decode(&line).unwrap(), request);
+        }
+    }
+
+    #[test]
+    fn wire_shape_matches_the_documented_one() {
+        let line = Request::new(Call::Health).encode();
+        let value: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(value, serde_json::json!({"version": 1, "method": "health"}));
+
+        let line = Request::new(Call::Exec(ExecRequest::new(["ls", "-l"]))).encode();
+        let value: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"version": 1, "method": "exec", "params": {"argv": ["ls", "-l"]}})
+        );
+    }
+
+    #[test]
+    fn documented_requests_decode() {
+        let r = decode_str(r#"{"version":1,"method":"health"}"#).unwrap();
+        assert_eq!(r.call, Call::Health);
+        let r = decode_str(r#"{"version":1,"method":"ports","params":{}}"#).unwrap();
+        assert_eq!(r.call, Call::Ports);
+        let r = decode_str(r#"{"version":1,"method":"poweroff","params":null}"#).unwrap();
+        assert_eq!(r.call, Call::Poweroff);
+        let r = decode_str(
+            r#"{"version":1,"method":"exec","params":{"argv":["sh","-c","exit 7"],"cwd":"/root","env":{"X":"1"},"timeout_s":600}}"#,
+        )
+        .unwrap();
+        let Call::Exec(exec) = r.call else {
+            panic!("not exec")
+        };
+        assert_eq!(exec.argv, ["sh", "-c", "exit 7"]);
+        assert_eq!(exec.timeout_s, Some(600.0));
+        assert_eq!(exec.env["X"], "1");
+    }
+
+    #[test]
+    fn each_mistake_gets_its_code() {
+        let code = |s: &str| decode_str(s).unwrap_err().code;
+        assert_eq!(code("not json"), ErrorCode::BadRequest);
+        assert_eq!(code("[1]"), ErrorCode::BadRequest);
+        assert_eq!(code(r#"{"method":"health"}"#), ErrorCode::BadRequest);
+        assert_eq!(
+            code(r#"{"version":2,"method":"health"}"#),
+            ErrorCode::BadVersion
+        );
+        assert_eq!(
+            code(r#"{"version":"1","method":"health"}"#),
+            ErrorCode::BadVersion
+        );
+        // The version is checked before the method, so a future client
+        // learns about the version mismatch first.
+        assert_eq!(
+            code(r#"{"version":9,"method":"nope"}"#),
+            ErrorCode::BadVersion
+        );
+        assert_eq!(
+            code(r#"{"version":1,"method":"nope"}"#),
+            ErrorCode::UnknownMethod
+        );
+        assert_eq!(code(r#"{"version":1,"method":7}"#), ErrorCode::BadRequest);
+        assert_eq!(code(r#"{"version":1}"#), ErrorCode::BadRequest);
+        assert_eq!(
+            code(r#"{"version":1,"method":"exec"}"#),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(r#"{"version":1,"method":"exec","params":{"argv":["x"],"shell":true}}"#),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(r#"{"version":1,"method":"health","params":{"x":1}}"#),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(r#"{"version":1,"method":"health","op_id":"x"}"#),
+            ErrorCode::BadRequest
+        );
+    }
+
+    #[test]
+    fn method_names_match_the_serialized_tags() {
+        for call in [Call::Health, Call::Ports, Call::Poweroff] {
+            let value = serde_json::to_value(&call).unwrap();
+            assert_eq!(value["method"], call.method());
+            assert!(METHODS.contains(&call.method()));
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! `exec`: run a program by argv, capture its output, enforce its timeout.
+//!
+//! The program runs in its own process group so that a timeout kills
+//! everything it started, not just the direct child (whose descendants would
+//! otherwise keep running and keep the output pipes open).
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use thiserror::Error;
+
+use super::capture::{self, Capture};
+use crate::base64::{self, Base64Error};
+use crate::protocol::{
+    ExecRequest, ExecResult, MAX_EXEC_TIMEOUT_S, MAX_OUTPUT_BYTES, OutputEncoding,
+};
+
+/// How long output may keep arriving after the process ended (from
+/// descendants it left running) before the answer is sent without it.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+/// The longest pause between two checks of whether the child exited.
+const MAX_POLL: Duration = Duration::from_millis(50);
+
+/// A validated `exec` request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecSpec {
+    pub argv: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub env: BTreeMap<String, String>,
+    pub stdin: Option<Vec<u8>>,
+    pub timeout: Duration,
+    pub cap: usize,
+    pub encoding: OutputEncoding,
+}
+
+/// Why an `exec` request is malformed (`bad_request`).
+#[derive(Debug, Error, PartialEq)]
+pub enum InvalidExec {
+    #[error("argv is empty")]
+    EmptyArgv,
+    #[error("argv[0] is empty")]
+    EmptyProgram,
+    #[error("{0} contains a NUL byte")]
+    Nul(String),
+    #[error("environment variable name {0:?} is empty or contains '='")]
+    EnvKey(String),
+    #[error("cwd {0:?} is not an absolute path")]
+    RelativeCwd(String),
+    #[error("stdin is not valid base64: {0}")]
+    Stdin(Base64Error),
+    #[error("timeout_s {0} is not in (0, {MAX_EXEC_TIMEOUT_S}]")]
+    Timeout(f64),
+    #[error("max_output_bytes {0} is above the limit of {MAX_OUTPUT_BYTES}")]
+    Cap(u64),
+}
+
+/// Why a valid request could not be carried out (`failed`).
+#[derive(Debug, Error)]
+pub enum ExecError {
+    #[error("working directory {}: {source}", path.display())]
+    Cwd { path: PathBuf, source: io::Error },
+    #[error("cannot run {program:?}: {source}")]
+    Spawn { program: String, source: io::Error },
+    #[error("cannot start an output thread: {0}")]
+    Thread(io::Error),
+    #[error("waiting for {program:?} failed: {source}")]
+    Wait { program: String, source: io::Error },
+}
+
+/// Checks a request and fills in its defaults.
+pub fn validate(request: ExecRequest) -> Result<ExecSpec, InvalidExec> {
+    let Some(program) = request.argv.first() else {
+        return Err(InvalidExec::EmptyArgv);
+    };
+    if program.is_empty() {
+        return Err(InvalidExec::EmptyProgram);
+    }
+    for (i, arg) in request.argv.iter().enumerate() {
+        if arg.contains('\0') {
+            return Err(InvalidExec::Nul(format!("argv[{i}]")));
+        }
+    }
+    for (key, value) in &request.env {
+        if key.is_empty() || key.contains('=') {
+            return Err(InvalidExec::EnvKey(key.clone()));
+        }
+        if key.contains('\0') || value.contains('\0') {
+            return Err(InvalidExec::Nul(format!("env {key:?}")));
+        }
+    }
+    let cwd = match &request.cwd {
+        None => None,
+        Some(cwd) if cwd.contains('\0') => return Err(InvalidExec::Nul("cwd".into())),
+        Some(cwd) if !cwd.starts_with('/') => return Err(InvalidExec::RelativeCwd(cwd.clone())),
+        Some(cwd) => Some(PathBuf::from(cwd)),
+    };
+    let stdin = request
+        .stdin
+        .as_deref()
+        .map(base64::decode)
+        .transpose()
+        .map_err(InvalidExec::Stdin)?;
+    if let Some(t) = request.timeout_s {
+        if !t.is_finite() || t <= 0.0 || t > MAX_EXEC_TIMEOUT_S {
+            return Err(InvalidExec::Timeout(t));
+        }
+    }
+    let cap = match request.max_output_bytes {
+        None => MAX_OUTPUT_BYTES,
+        Some(n) if n > MAX_OUTPUT_BYTES as u64 => return Err(InvalidExec::Cap(n)),
+        Some(n) => n as usize,
+    };
+    Ok(ExecSpec {
+        timeout: request.effective_timeout(),
+        argv: request.argv,
+        cwd,
+        env: request.env,
+        stdin,
+        cap,
+        encoding: request.output,
+    })
+}
+
+/// Runs a validated request to completion (or its timeout).
+pub fn run(spec: &ExecSpec) -> Result<ExecResult, ExecError> {
+    let program = spec.argv[0].clone();
+    let cwd = resolve_cwd(spec.cwd.as_deref())?;
+    let mut command = Command::new(&program);
+    command
+        .args(&spec.argv[1..])
+        .current_dir(&cwd)
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // PID 1 starts without PATH or a useful HOME; give children sane ones
+    // unless the request sets its own.
+    if std::env::var_os("PATH").is_none() {
+        command.env("PATH", crate::DEFAULT_PATH);
+    }
+    if std::env::var_os("HOME").is_none_or(|h| h == "/") {
+        command.env("HOME", "/root");
+    }
+    command.envs(&spec.env);
+
+    let started = Instant::now();
+    let mut child = command.spawn().map_err(|source| ExecError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    let (done_tx, done_rx) = mpsc::channel();
+    let captures = start_captures(&mut child, spec.cap, done_tx);
+    let captures = match captures {
+        Ok(c) => c,
+        Err(e) => {
+            kill_group(&child);
+            let _ = child.wait();
+            return Err(ExecError::Thread(e));
+        }
+    };
+    if let Some(data) = &spec.stdin {
+        feed_stdin(&mut child, data.clone());
+    }
+
+    let (status, timed_out) =
+        wait_with_timeout(&mut child, spec.timeout).map_err(|source| ExecError::Wait {
+            program: program.clone(),
+            source,
+        })?;
+    let duration = started.elapsed();
+    capture::wait_for_eof(&done_rx, 2, DRAIN_GRACE);
+    let (stdout, stderr) = (captures.0.take(), captures.1.take());
+    Ok(ExecResult {
+        status: status.code(),
+        signal: status.signal(),
+        timed_out,
+        stdout: encode(&stdout.bytes, spec.encoding),
+        stderr: encode(&stderr.bytes, spec.encoding),
+        stdout_truncated: stdout.truncated,
+        stderr_truncated: stderr.truncated,
+        encoding: spec.encoding,
+        duration_s: duration.as_secs_f64(),
+    })
+}
+
+fn resolve_cwd(requested: Option<&Path>) -> Result<PathBuf, ExecError> {
+    let path = match requested {
+        Some(p) => p.to_path_buf(),
+        None if Path::new("/root").is_dir() => PathBuf::from("/root"),
+        None => PathBuf::from("/"),
+    };
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_dir() => Ok(path),
+        Ok(_) => Err(ExecError::Cwd {
+            path,
+            source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+        }),
+        Err(source) => Err(ExecError::Cwd { path, source }),
+    }
+}
+
+fn start_captures(
+    child: &mut Child,
+    cap: usize,
+    done: mpsc::Sender<()>,
+) -> io::Result<(Capture, Capture)> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let out = Capture::start(stdout, cap, "stdout", done.clone())?;
+    let err = Capture::start(stderr, cap, "stderr", done)?;
+    Ok((out, err))
+}
+
+/// Writes stdin on its own thread so a child that does not read it (or
+/// reads it only after writing lots of output) cannot deadlock the agent.
+fn feed_stdin(child: &mut Child, data: Vec<u8>) {
+    let Some(mut stdin) = child.stdin.take() else {
+        return;
+    };
+    let spawned = thread::Builder::new()
+        .name("exec-stdin".into())
+        .spawn(move || {
+            // EPIPE just means the child did not want the rest.
+            let _ = stdin.write_all(&data);
+        });
+    if let Err(e) = spawned {
+        crate::warn!("cannot start the stdin thread, closing stdin: {e}");
+    }
+}
+
+/// Polls for the child's exit with a growing pause; on timeout kills its
+/// process group and reaps it.
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> io::Result<(ExitStatus, bool)> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, false));
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            kill_group(child);
+            return Ok((child.wait()?, true));
+        }
+        thread::sleep(pause.min(remaining));
+        pause = (pause * 2).min(MAX_POLL);
+    }
+}
+
+fn kill_group(child: &Child) {
+    // The child leads its own group (process_group(0)), so its pid is the
+    // group id. It is not reaped yet, so the id cannot have been reused.
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+fn encode(bytes: &[u8], encoding: OutputEncoding) -> String {
+    match encoding {
+        OutputEncoding::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
+        OutputEncoding::Base64 => base64::encode(bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(argv: &[&str]) -> ExecSpec {
+        validate(ExecRequest::new(argv.iter().copied())).unwrap()
+    }
+
+    fn sh(script: &str) -> ExecSpec {
+        spec(&["sh", "-c", script])
+    }
+
+    #[test]
+    fn reports_exit_status_and_output() {
+        let result = run(&sh("echo hi; echo err >&2; exit 7")).unwrap();
+        assert_eq!(result.status, Some(7));
+        assert_eq!(result.signal, None);
+        assert!(!result.timed_out);
+        assert_eq!(result.stdout, "hi\n");
+        assert_eq!(result.stderr, "err\n");
+        assert!(!result.stdout_truncated && !result.stderr_truncated);
+    }
+
+    #[test]
+    fn argv_is_not_interpreted_by_a_shell() {
+        let result = run(&spec(&["echo", "$HOME;", "`id`", "*"])).unwrap();
+        assert_eq!(result.stdout, "$HOME; `id` *\n");
+    }
+
+    #[test]
+    fn reports_the_killing_signal() {
+        let result = run(&sh("kill -TERM $$")).unwrap();
+        assert_eq!(result.status, None);
+        assert_eq!(result.signal, Some(15));
+        assert!(!result.timed_out);
+    }
+
+    #[test]
+    fn children_get_the_default_sigpipe_action() {
+        // The agent, like every Rust program, ignores SIGPIPE; its children
+        // must not (`yes | head` would spin on EPIPE otherwise).
+        let result = run(&sh("kill -PIPE $$; echo survived")).unwrap();
+        assert_eq!(result.signal, Some(13), "{result:?}");
+        assert_eq!(result.stdout, "");
+    }
+
+    #[test]
+    fn caps_output_and_says_so() {
+        let mut s = sh("head -c 100000 /dev/zero; head -c 10 /dev/zero >&2");
+        s.cap = 1000;
+        let result = run(&s).unwrap();
+        assert_eq!(result.stdout.len(), 1000);
+        assert!(result.stdout_truncated);
+        assert_eq!(result.stderr.len(), 10);
+        assert!(!result.stderr_truncated);
+        assert_eq!(result.status, Some(0));
+    }
+
+    #[test]
+    fn timeout_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        // The grandchild would create the marker if it outlived the kill.
+        let script = format!("(sleep 2; touch {}) & sleep 30", marker.display());
+        let mut s = sh(&script);
+        s.timeout = Duration::from_millis(300);
+        let started = Instant::now();
+        let result = run(&s).unwrap();
+        assert!(result.timed_out);
+        assert_eq!(result.signal, Some(9));
+        assert_eq!(result.status, None);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        thread::sleep(Duration::from_millis(2500));
+        assert!(!marker.exists(), "a grandchild survived the timeout");
+    }
+
+    #[test]
+    fn background_children_do_not_hold_the_answer() {
+        let started = Instant::now();
+        let result = run(&sh("sleep 8 & echo started")).unwrap();
+        assert_eq!(result.status, Some(0));
+        assert_eq!(result.stdout, "started\n");
+        // The drain grace is 1 s; the background sleep holds stdout for 8.
+        assert!(started.elapsed() < Duration::from_secs(6));
+    }
+
+    #[test]
+    fn runs_in_cwd_with_env_and_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let request = ExecRequest::new(["sh", "-c", "pwd; echo \"$GREETING\"; cat"])
+            .cwd(dir.path().to_str().unwrap())
+            .env("GREETING", "hello there")
+            .stdin_bytes(b"from stdin");
+        let result = run(&validate(request).unwrap()).unwrap();
+        let canonical = dir.path().canonicalize().unwrap();
+        assert_eq!(
+            result.stdout,
+            format!("{}\nhello there\nfrom stdin", canonical.display())
+        );
+    }
+
+    #[test]
+    fn stdin_defaults_to_dev_null() {
+        let result = run(&spec(&["cat"])).unwrap();
+        assert_eq!(result.status, Some(0));
+        assert_eq!(result.stdout, "");
+    }
+
+    #[test]
+    fn base64_output_keeps_exact_bytes() {
+        let request = ExecRequest::new(["printf", "\\377\\000a"]).binary_output();
+        let result = run(&validate(request).unwrap()).unwrap();
+        assert_eq!(result.encoding, OutputEncoding::Base64);
+        assert_eq!(result.stdout_bytes().unwrap(), [0xff, 0x00, b'a']);
+    }
+
+    #[test]
+    fn missing_program_and_cwd_are_errors() {
+        let err = run(&spec(&["/nonexistent/banger-prog"])).unwrap_err();
+        assert!(matches!(err, ExecError::Spawn { .. }), "{err}");
+        let request = ExecRequest::new(["true"]).cwd("/nonexistent/banger-dir");
+        let err = run(&validate(request).unwrap()).unwrap_err();
+        assert!(matches!(err, ExecError::Cwd { .. }), "{err}");
+    }
+
+    #[test]
+    fn validation_rejects_malformed_requests() {
+        let check = |request: ExecRequest| validate(request).unwrap_err();
+        assert_eq!(
+            check(ExecRequest::new(Vec::<String>::new())),
+            InvalidExec::EmptyArgv
+        );
+        assert_eq!(check(ExecRequest::new([""])), InvalidExec::EmptyProgram);
+        assert_eq!(
+            check(ExecRequest::new(["a", "b\0c"])),
+            InvalidExec::Nul("argv[1]".into())
+        );
+        assert_eq!(
+            check(ExecRequest::new(["a"]).env("A=B", "x")),
+            InvalidExec::EnvKey("A=B".into())
+        );
+        assert_eq!(
+            check(ExecRequest::new(["a"]).cwd("relative")),
+            InvalidExec::RelativeCwd("relative".into())
+        );
+        let mut bad_stdin = ExecRequest::new(["a"]);
+        bad_stdin.stdin = Some("!!".into());
+        assert!(matches!(check(bad_stdin), InvalidExec::Stdin(_)));
+        let mut zero = ExecRequest::new(["a"]);
+        zero.timeout_s = Some(0.0);
+        assert_eq!(check(zero), InvalidExec::Timeout(0.0));
+        let mut huge = ExecRequest::new(["a"]);
+        huge.timeout_s = Some(1e9);
+        assert_eq!(check(huge), InvalidExec::Timeout(1e9));
+        let mut cap = ExecRequest::new(["a"]);
+        cap.max_output_bytes = Some(MAX_OUTPUT_BYTES as u64 + 1);
+        assert_eq!(check(cap), InvalidExec::Cap(MAX_OUTPUT_BYTES as u64 + 1));
+    }
+
+    #[test]
+    fn validation_fills_defaults() {
+        let s = spec(&["true"]);
+        assert_eq!(s.timeout, Duration::from_secs(600));
+        assert_eq!(s.cap, MAX_OUTPUT_BYTES);
+        assert_eq!(s.cwd, None);
+        assert_eq!(s.stdin, None);
+        assert_eq!(s.encoding, OutputEncoding::Utf8);
+    }
+}

@@ -1,0 +1,153 @@
+//! The accept loop and one connection's life: read one request line (capped
+//! in size and time), answer it, and run what must happen after the answer
+//! (power-off).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::dispatch::{self, AfterReply};
+use super::listener::Listener;
+use super::power::PowerControl;
+use crate::protocol::{ErrorBody, ErrorCode, MAX_REQUEST_BYTES, Request, Response};
+use crate::wire::{self, LineError, ReadChunk, TimeoutStream};
+
+/// How the service behaves; [`ServiceConfig::guest`] is the real one.
+pub struct ServiceConfig {
+    /// The root under which `identity` writes (`/` in the guest).
+    pub fs_root: PathBuf,
+    /// Whether `identity` also calls `sethostname(2)` (never in tests: it
+    /// would rename the machine running them).
+    pub set_kernel_hostname: bool,
+    /// What `poweroff` does.
+    pub power: Arc<dyn PowerControl>,
+    /// The request line must arrive within this time.
+    pub request_timeout: Duration,
+    /// Each write of the response must progress within this time.
+    pub write_timeout: Duration,
+    /// Connections served at once; more are answered `failed` at once.
+    pub max_connections: usize,
+}
+
+impl ServiceConfig {
+    /// The configuration inside a guest.
+    pub fn guest(power: Arc<dyn PowerControl>) -> Self {
+        ServiceConfig {
+            fs_root: PathBuf::from("/"),
+            set_kernel_hostname: true,
+            power,
+            request_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(60),
+            max_connections: 32,
+        }
+    }
+}
+
+/// Serves `listener` forever, one thread per connection.
+pub fn serve<L: Listener>(listener: L, config: Arc<ServiceConfig>) -> ! {
+    crate::info!(
+        "agent {} serving protocol v{} on {}",
+        crate::AGENT_VERSION,
+        crate::PROTOCOL_VERSION,
+        listener.describe()
+    );
+    let active = Arc::new(AtomicUsize::new(0));
+    loop {
+        let conn = match listener.accept() {
+            Ok(conn) => conn,
+            Err(e) => {
+                // EMFILE, ECONNABORTED and the like pass; back off a little
+                // so a persistent error does not spin.
+                crate::warn!("accept failed: {e}");
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        if active.fetch_add(1, Ordering::SeqCst) >= config.max_connections {
+            active.fetch_sub(1, Ordering::SeqCst);
+            refuse_busy(conn, &config);
+            continue;
+        }
+        let config = Arc::clone(&config);
+        let active_for_thread = Arc::clone(&active);
+        let spawned = thread::Builder::new()
+            .name("agent-conn".into())
+            .spawn(move || {
+                handle_connection(conn, &config);
+                active_for_thread.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            active.fetch_sub(1, Ordering::SeqCst);
+            crate::error!("cannot start a connection thread: {e}");
+        }
+    }
+}
+
+fn bad_request(message: String) -> Response {
+    Response::failure(ErrorBody::new(ErrorCode::BadRequest, message))
+}
+
+fn refuse_busy<C: TimeoutStream>(mut conn: C, config: &ServiceConfig) {
+    let response = Response::failure(ErrorBody::new(
+        ErrorCode::Failed,
+        format!(
+            "agent busy: {} requests in progress",
+            config.max_connections
+        ),
+    ));
+    let _ = wire::write_line(&mut conn, &response.encode(), config.write_timeout);
+}
+
+/// Serves one connection: exactly one request, exactly one response.
+pub(crate) fn handle_connection<C: TimeoutStream>(mut conn: C, config: &ServiceConfig) {
+    let deadline = Instant::now() + config.request_timeout;
+    let (response, after) =
+        match wire::read_line(&mut conn, MAX_REQUEST_BYTES, deadline, ReadChunk::Buffered) {
+            Ok(line) => match Request::decode(&line) {
+                Ok(request) => {
+                    let method = request.call.method();
+                    let outcome = dispatch::dispatch(request.call, config);
+                    if let Some(error) = &outcome.response.error {
+                        crate::warn!("{method}: {} ({})", error.message, error.code);
+                    }
+                    (outcome.response, outcome.after)
+                }
+                Err(error) => (Response::failure(error), None),
+            },
+            Err(LineError::Io(e)) => {
+                crate::warn!("reading a request failed: {e}");
+                return;
+            }
+            Err(LineError::TooLong { limit }) => (
+                bad_request(format!("request longer than {limit} bytes")),
+                None,
+            ),
+            Err(LineError::TimedOut) => (
+                bad_request(format!(
+                    "no complete request line within {} s",
+                    config.request_timeout.as_secs_f64()
+                )),
+                None,
+            ),
+            Err(LineError::Closed { received }) => (
+                bad_request(format!(
+                    "connection closed after {received} bytes, before a newline"
+                )),
+                None,
+            ),
+        };
+    if let Err(e) = wire::write_line(&mut conn, &response.encode(), config.write_timeout) {
+        crate::warn!("writing a response failed: {e}");
+    }
+    // The host has its answer; close before acting so it sees EOF even if
+    // the guest goes away mid-action.
+    drop(conn);
+    if let Some(AfterReply::PowerOff) = after {
+        crate::info!("powering off as requested");
+        if let Err(e) = config.power.power_off() {
+            crate::error!("power-off failed: {e}");
+        }
+    }
+}

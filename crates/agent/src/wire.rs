@@ -1,0 +1,225 @@
+//! Line framing shared by the agent and the client: read one `\n`-terminated
+//! line with a size cap and an overall deadline.
+//!
+//! The deadline is for the whole line, not each `read`, so a peer trickling
+//! one byte at a time cannot hold a connection open forever.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+/// A byte stream whose blocking reads and writes can be bounded in time.
+pub trait TimeoutStream: Read + Write {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl TimeoutStream for UnixStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_write_timeout(self, timeout)
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl TimeoutStream for vsock::VsockStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        vsock::VsockStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        vsock::VsockStream::set_write_timeout(self, timeout)
+    }
+}
+
+/// Why no complete line was read.
+#[derive(Debug, Error)]
+pub enum LineError {
+    #[error("line longer than {limit} bytes")]
+    TooLong { limit: usize },
+    #[error("connection closed after {received} bytes, before the end of the line")]
+    Closed { received: usize },
+    #[error("no complete line within the time limit")]
+    TimedOut,
+    #[error(transparent)]
+    Io(io::Error),
+}
+
+/// How much to read per system call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadChunk {
+    /// One byte at a time: nothing past the newline is consumed, for a
+    /// handshake line that is followed by a payload on the same stream.
+    Exact,
+    /// Large reads; bytes after the newline are discarded (the protocol has
+    /// one message per direction per connection).
+    Buffered,
+}
+
+/// Reads one line (without its `\n`) of at most `limit` bytes before
+/// `deadline`.
+pub fn read_line<S: TimeoutStream>(
+    stream: &mut S,
+    limit: usize,
+    deadline: Instant,
+    chunk: ReadChunk,
+) -> Result<Vec<u8>, LineError> {
+    let mut line = Vec::new();
+    let mut buf = vec![
+        0u8;
+        match chunk {
+            ReadChunk::Exact => 1,
+            ReadChunk::Buffered => 64 * 1024,
+        }
+    ];
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(LineError::TimedOut);
+        }
+        stream
+            .set_read_timeout(Some(remaining))
+            .map_err(LineError::Io)?;
+        let n = match stream.read(&mut buf) {
+            Ok(0) => {
+                return Err(LineError::Closed {
+                    received: line.len(),
+                });
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if is_timeout(&e) => return Err(LineError::TimedOut),
+            Err(e) => return Err(LineError::Io(e)),
+        };
+        let data = &buf[..n];
+        if let Some(pos) = data.iter().position(|&b| b == b'\n') {
+            if line.len() + pos > limit {
+                return Err(LineError::TooLong { limit });
+            }
+            line.extend_from_slice(&data[..pos]);
+            return Ok(line);
+        }
+        if line.len() + n > limit {
+            return Err(LineError::TooLong { limit });
+        }
+        line.extend_from_slice(data);
+    }
+}
+
+/// Writes `payload` followed by `\n` before `timeout` elapses per write.
+pub fn write_line<S: TimeoutStream>(
+    stream: &mut S,
+    payload: &[u8],
+    timeout: Duration,
+) -> io::Result<()> {
+    stream.set_write_timeout(Some(timeout))?;
+    let mut framed = Vec::with_capacity(payload.len() + 1);
+    framed.extend_from_slice(payload);
+    framed.push(b'\n');
+    stream.write_all(&framed)?;
+    stream.flush()
+}
+
+/// Socket timeouts surface as `WouldBlock` (EAGAIN) or `TimedOut`.
+pub fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (UnixStream, UnixStream) {
+        UnixStream::pair().unwrap()
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[test]
+    fn reads_one_line_and_drops_the_newline() {
+        let (mut a, mut b) = pair();
+        a.write_all(b"hello\nrest").unwrap();
+        let line = read_line(&mut b, 100, soon(), ReadChunk::Buffered).unwrap();
+        assert_eq!(line, b"hello");
+    }
+
+    #[test]
+    fn exact_reads_leave_the_rest_in_the_stream() {
+        let (mut a, mut b) = pair();
+        a.write_all(b"OK 1024\npayload\n").unwrap();
+        assert_eq!(
+            read_line(&mut b, 64, soon(), ReadChunk::Exact).unwrap(),
+            b"OK 1024"
+        );
+        assert_eq!(
+            read_line(&mut b, 64, soon(), ReadChunk::Exact).unwrap(),
+            b"payload"
+        );
+    }
+
+    #[test]
+    fn limit_is_exclusive_of_the_newline() {
+        let (mut a, mut b) = pair();
+        a.write_all(b"12345\n").unwrap();
+        assert_eq!(
+            read_line(&mut b, 5, soon(), ReadChunk::Buffered).unwrap(),
+            b"12345"
+        );
+        let (mut a, mut b) = pair();
+        a.write_all(b"123456\n").unwrap();
+        assert!(matches!(
+            read_line(&mut b, 5, soon(), ReadChunk::Buffered),
+            Err(LineError::TooLong { limit: 5 })
+        ));
+        let (mut a, mut b) = pair();
+        a.write_all(b"1234567").unwrap();
+        assert!(matches!(
+            read_line(&mut b, 5, soon(), ReadChunk::Exact),
+            Err(LineError::TooLong { limit: 5 })
+        ));
+    }
+
+    #[test]
+    fn eof_before_newline_is_closed() {
+        let (mut a, mut b) = pair();
+        a.write_all(b"partial").unwrap();
+        drop(a);
+        assert!(matches!(
+            read_line(&mut b, 100, soon(), ReadChunk::Buffered),
+            Err(LineError::Closed { received: 7 })
+        ));
+    }
+
+    #[test]
+    fn a_silent_peer_times_out_at_the_deadline() {
+        let (mut a, mut b) = pair();
+        a.write_all(b"no newline").unwrap();
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(200);
+        assert!(matches!(
+            read_line(&mut b, 100, deadline, ReadChunk::Buffered),
+            Err(LineError::TimedOut)
+        ));
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(190), "{waited:?}");
+        assert!(waited < Duration::from_secs(3), "{waited:?}");
+    }
+
+    #[test]
+    fn write_line_appends_the_newline() {
+        let (mut a, mut b) = pair();
+        write_line(&mut a, b"{}", Duration::from_secs(1)).unwrap();
+        drop(a);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"{}\n");
+    }
+}

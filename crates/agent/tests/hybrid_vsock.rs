@@ -1,0 +1,437 @@
+//! End to end on the host: the real service loop on a Unix socket, reached
+//! by the real client through a stand-in for the VMM's hybrid vsock socket
+//! (what Firecracker and vhost-device-vsock do: read `CONNECT <port>\n`,
+//! answer `OK <n>\n`, then splice the bytes to the guest's listener).
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use banger_agent::protocol::{
+    AGENT_PORT, ErrorCode, ExecRequest, HostKey, IdentityRequest, MAX_REQUEST_BYTES, Proto,
+};
+use banger_agent::service::{PowerControl, PowerError, ServiceConfig, serve};
+use banger_agent::{AgentClient, ClientError};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Counts power-off requests instead of stopping the machine.
+#[derive(Default)]
+struct RecordingPower(AtomicUsize);
+
+impl PowerControl for RecordingPower {
+    fn power_off(&self) -> Result<(), PowerError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// What the stand-in VMM answers to `CONNECT`.
+#[derive(Clone)]
+enum ShimReply {
+    /// `OK <n>` and splice (the number is the VMM's host-side port).
+    Accept(u32),
+    /// Send this line and close.
+    Refuse(&'static str),
+    /// Close without a word (nothing listens on the guest port).
+    Close,
+    /// Close without even reading the request (what vhost-device-vsock
+    /// does before the guest's vsock device is up): the client sees a
+    /// reset or EPIPE rather than EOF.
+    Drop,
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    agent_sock: PathBuf,
+    vmm_sock: PathBuf,
+    power: Arc<RecordingPower>,
+}
+
+impl Harness {
+    fn start() -> Harness {
+        Harness::start_with(ShimReply::Accept(AGENT_PORT), |_| {})
+    }
+
+    fn start_with(reply: ShimReply, tweak: impl FnOnce(&mut ServiceConfig)) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        let agent_sock = dir.path().join("agent.sock");
+        let vmm_sock = dir.path().join("v.sock");
+        let power = Arc::new(RecordingPower::default());
+
+        let mut config = ServiceConfig::guest(power.clone());
+        config.fs_root = root.clone();
+        config.set_kernel_hostname = false;
+        config.request_timeout = Duration::from_secs(2);
+        tweak(&mut config);
+        let listener = UnixListener::bind(&agent_sock).unwrap();
+        let config = Arc::new(config);
+        thread::spawn(move || serve(listener, config));
+
+        let vmm = UnixListener::bind(&vmm_sock).unwrap();
+        let target = agent_sock.clone();
+        thread::spawn(move || {
+            for conn in vmm.incoming() {
+                let conn = conn.unwrap();
+                let target = target.clone();
+                let reply = reply.clone();
+                thread::spawn(move || hybrid_vsock(conn, &target, reply));
+            }
+        });
+        Harness {
+            _dir: dir,
+            root,
+            agent_sock,
+            vmm_sock,
+            power,
+        }
+    }
+
+    fn client(&self) -> AgentClient {
+        AgentClient::connect_hybrid(&self.vmm_sock, AGENT_PORT, TIMEOUT).unwrap()
+    }
+
+    /// Sends raw bytes after a manual handshake; returns the response line.
+    fn raw(&self, payload: Vec<u8>) -> serde_json::Value {
+        let mut conn = UnixStream::connect(&self.vmm_sock).unwrap();
+        conn.set_read_timeout(Some(TIMEOUT)).unwrap();
+        conn.write_all(format!("CONNECT {AGENT_PORT}\n").as_bytes())
+            .unwrap();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut handshake = String::new();
+        reader.read_line(&mut handshake).unwrap();
+        assert_eq!(handshake, format!("OK {AGENT_PORT}\n"));
+        // Written from a thread: an oversized payload is not read to the
+        // end, so this write may block or fail, and that must not matter.
+        let writer = thread::spawn(move || {
+            let _ = conn.write_all(&payload);
+        });
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        drop(reader);
+        let _ = writer.join();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+}
+
+/// The stand-in VMM side of one connection.
+fn hybrid_vsock(mut host: UnixStream, agent: &Path, reply: ShimReply) {
+    if let ShimReply::Drop = reply {
+        return;
+    }
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while host.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let port: u32 = match std::str::from_utf8(&line)
+        .ok()
+        .and_then(|l| l.strip_prefix("CONNECT "))
+        .and_then(|p| p.parse().ok())
+    {
+        Some(port) => port,
+        None => return,
+    };
+    match reply {
+        ShimReply::Close | ShimReply::Drop => return,
+        ShimReply::Refuse(text) => {
+            let _ = host.write_all(text.as_bytes());
+            return;
+        }
+        ShimReply::Accept(n) => {
+            assert_eq!(port, AGENT_PORT);
+            host.write_all(format!("OK {n}\n").as_bytes()).unwrap();
+        }
+    }
+    let guest = UnixStream::connect(agent).unwrap();
+    let (mut host_r, mut guest_w) = (host.try_clone().unwrap(), guest.try_clone().unwrap());
+    let upstream = thread::spawn(move || {
+        let _ = std::io::copy(&mut host_r, &mut guest_w);
+        let _ = guest_w.shutdown(std::net::Shutdown::Write);
+    });
+    let (mut guest_r, mut host_w) = (guest, host);
+    let _ = std::io::copy(&mut guest_r, &mut host_w);
+    let _ = host_w.shutdown(std::net::Shutdown::Write);
+    let _ = upstream.join();
+}
+
+#[test]
+fn health_reports_version_host_and_boot() {
+    let h = Harness::start();
+    let health = h.client().health().unwrap();
+    assert_eq!(health.agent, banger_agent::AGENT_VERSION);
+    assert_eq!(health.protocol, 1);
+    assert_eq!(
+        health.hostname,
+        nix::unistd::gethostname().unwrap().to_string_lossy()
+    );
+    assert!(health.uptime_s > 0.0);
+    assert_eq!(
+        health.boot_id,
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .unwrap()
+            .trim()
+    );
+}
+
+#[test]
+fn ports_include_a_socket_listening_now() {
+    let h = Harness::start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ports = h.client().ports().unwrap();
+    assert!(
+        ports.iter().any(|p| p.proto == Proto::Tcp
+            && p.port == port
+            && p.addr == std::net::IpAddr::from([127, 0, 0, 1])),
+        "{port} not in {ports:?}"
+    );
+}
+
+#[test]
+fn exec_reports_status_and_output() {
+    let h = Harness::start();
+    let result = h
+        .client()
+        .exec(ExecRequest::new(["sh", "-c", "echo hi; exit 7"]))
+        .unwrap();
+    assert_eq!(result.status, Some(7));
+    assert_eq!(result.signal, None);
+    assert_eq!(result.stdout, "hi\n");
+    assert_eq!(result.stderr, "");
+    assert!(!result.timed_out);
+}
+
+#[test]
+fn exec_timeout_kills_and_reports() {
+    let h = Harness::start();
+    let started = Instant::now();
+    let result = h
+        .client()
+        .exec(ExecRequest::new(["sleep", "30"]).timeout(Duration::from_millis(300)))
+        .unwrap();
+    assert!(result.timed_out);
+    assert_eq!(result.signal, Some(9));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn exec_failures_are_typed_agent_errors() {
+    let h = Harness::start();
+    let err = h
+        .client()
+        .exec(ExecRequest::new(["/nonexistent/banger-program"]))
+        .unwrap_err();
+    assert_eq!(err.agent_code(), Some(ErrorCode::Failed), "{err}");
+    assert!(err.to_string().contains("banger-program"), "{err}");
+
+    let err = h
+        .client()
+        .exec(ExecRequest::new(Vec::<String>::new()))
+        .unwrap_err();
+    assert_eq!(err.agent_code(), Some(ErrorCode::BadRequest), "{err}");
+}
+
+#[test]
+fn identity_writes_keys_with_their_modes() {
+    let h = Harness::start();
+    let result = h
+        .client()
+        .identity(IdentityRequest {
+            hostname: Some("dev".into()),
+            authorized_keys: Some("ssh-ed25519 AAAA me@host\n".into()),
+            host_key: Some(HostKey {
+                private:
+                    "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n"
+                        .into(),
+                public: "ssh-ed25519 BBBB root@dev".into(),
+            }),
+        })
+        .unwrap();
+    assert_eq!(result.written.len(), 4);
+    let mode = |p: &str| {
+        std::fs::metadata(h.root.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("root/.ssh"), 0o700);
+    assert_eq!(mode("root/.ssh/authorized_keys"), 0o600);
+    assert_eq!(mode("etc/ssh/ssh_host_ed25519_key"), 0o600);
+    assert_eq!(mode("etc/ssh/ssh_host_ed25519_key.pub"), 0o644);
+    assert_eq!(
+        std::fs::read_to_string(h.root.join("etc/hostname")).unwrap(),
+        "dev\n"
+    );
+}
+
+#[test]
+fn poweroff_replies_first_then_powers_off() {
+    let h = Harness::start();
+    assert_eq!(h.power.0.load(Ordering::SeqCst), 0);
+    h.client().poweroff().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.power.0.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(h.power.0.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn bad_version_and_unknown_method_get_their_codes() {
+    let h = Harness::start();
+    let answer = h.raw(b"{\"version\":2,\"method\":\"health\"}\n".to_vec());
+    assert_eq!(answer["ok"], false);
+    assert_eq!(answer["error"]["code"], "bad_version");
+
+    let answer = h.raw(b"{\"version\":1,\"method\":\"reboot\"}\n".to_vec());
+    assert_eq!(answer["ok"], false);
+    assert_eq!(answer["error"]["code"], "unknown_method");
+
+    let answer = h.raw(b"{\"version\":1,\"method\":\"health\"}\n".to_vec());
+    assert_eq!(answer["ok"], true);
+    assert_eq!(answer["result"]["agent"], banger_agent::AGENT_VERSION);
+}
+
+#[test]
+fn oversized_request_is_bad_request() {
+    let h = Harness::start();
+    let mut payload = vec![b' '; MAX_REQUEST_BYTES + 1];
+    payload.push(b'\n');
+    let answer = h.raw(payload);
+    assert_eq!(answer["error"]["code"], "bad_request");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than"),
+        "{answer}"
+    );
+    // A request of exactly the limit is still read (and then judged on
+    // its content).
+    let health = b"{\"version\":1,\"method\":\"health\"}";
+    let mut at_limit = vec![b' '; MAX_REQUEST_BYTES - health.len()];
+    at_limit.extend_from_slice(health);
+    at_limit.push(b'\n');
+    assert_eq!(at_limit.len(), MAX_REQUEST_BYTES + 1);
+    assert_eq!(h.raw(at_limit)["ok"], true);
+}
+
+#[test]
+fn a_request_that_never_ends_times_out() {
+    let h = Harness::start_with(ShimReply::Accept(AGENT_PORT), |c| {
+        c.request_timeout = Duration::from_millis(300)
+    });
+    let started = Instant::now();
+    let answer = h.raw(b"{\"version\":1,".to_vec());
+    assert_eq!(answer["error"]["code"], "bad_request");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn connections_beyond_the_limit_are_refused_busy() {
+    let h = Harness::start_with(ShimReply::Accept(AGENT_PORT), |c| c.max_connections = 1);
+    // Occupies the only slot: connected, no request yet.
+    let holder = UnixStream::connect(&h.agent_sock).unwrap();
+    thread::sleep(Duration::from_millis(100));
+    let answer = h.raw(b"{\"version\":1,\"method\":\"health\"}\n".to_vec());
+    assert_eq!(answer["error"]["code"], "failed");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("busy")
+    );
+    drop(holder);
+    // The slot frees once the holder's connection is done.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match h.client().health() {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                assert_eq!(e.agent_code(), Some(ErrorCode::Failed), "{e}");
+                thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("slot never freed: {e}"),
+        }
+    }
+}
+
+#[test]
+fn any_numeric_ok_is_accepted() {
+    // Firecracker answers with its own host-side port number.
+    let h = Harness::start_with(ShimReply::Accept(1_073_741_824), |_| {});
+    assert!(h.client().health().is_ok());
+}
+
+#[test]
+fn handshake_refusal_is_a_typed_error() {
+    let h = Harness::start_with(ShimReply::Refuse("NOPE\n"), |_| {});
+    let err = AgentClient::connect_hybrid(&h.vmm_sock, AGENT_PORT, TIMEOUT).unwrap_err();
+    match &err {
+        ClientError::HandshakeRefused { reply, port, .. } => {
+            assert_eq!(reply, "NOPE");
+            assert_eq!(*port, AGENT_PORT);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.is_retryable());
+
+    let h = Harness::start_with(ShimReply::Close, |_| {});
+    let err = AgentClient::connect_hybrid(&h.vmm_sock, AGENT_PORT, TIMEOUT).unwrap_err();
+    assert!(
+        matches!(&err, ClientError::HandshakeRefused { reply, .. } if reply.is_empty()),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_vmm_dropping_the_connection_is_a_retryable_refusal() {
+    let h = Harness::start_with(ShimReply::Drop, |_| {});
+    for _ in 0..20 {
+        let err = AgentClient::connect_hybrid(&h.vmm_sock, AGENT_PORT, TIMEOUT).unwrap_err();
+        assert!(
+            matches!(&err, ClientError::HandshakeRefused { reply, .. } if reply.is_empty()),
+            "{err:?}"
+        );
+        assert!(err.is_retryable());
+    }
+}
+
+#[test]
+fn a_silent_vmm_times_out_the_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("silent.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    // Accepts and holds connections, never answers.
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let started = Instant::now();
+    let err =
+        AgentClient::connect_hybrid(&path, AGENT_PORT, Duration::from_millis(300)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Timeout {
+                stage: banger_agent::client::Stage::Handshake,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
