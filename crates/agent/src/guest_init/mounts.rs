@@ -12,16 +12,10 @@ use crate::mountinfo;
 pub fn plan() -> Vec<MountSpec> {
     let hardened = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let nosuid_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    vec![
-        MountSpec::new("proc", "/proc", "proc", hardened, None),
-        MountSpec::new("sysfs", "/sys", "sysfs", hardened, None),
-        MountSpec::new(
-            "devtmpfs",
-            "/dev",
-            "devtmpfs",
-            MsFlags::MS_NOSUID,
-            Some("mode=0755"),
-        ),
+    // /proc, /sys and /dev exactly as the initramfs mounts them (and moves
+    // in): booted without an initramfs, the minimal image mounts them here.
+    let mut plan = crate::init::plan::early_mounts();
+    plan.extend([
         // gid 5 is "tty" on Debian; sshd allocates session ttys here.
         MountSpec::new(
             "devpts",
@@ -40,7 +34,8 @@ pub fn plan() -> Vec<MountSpec> {
         MountSpec::new("tmpfs", "/run", "tmpfs", nosuid_nodev, Some("mode=0755")),
         MountSpec::new("tmpfs", "/tmp", "tmpfs", nosuid_nodev, Some("mode=1777")),
         MountSpec::new("cgroup2", "/sys/fs/cgroup", "cgroup2", hardened, None),
-    ]
+    ]);
+    plan
 }
 
 /// Mounts what is missing; a failure is logged and the rest still tried.
