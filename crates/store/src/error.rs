@@ -94,6 +94,16 @@ pub enum StoreError {
     #[error("no operation with id {id:?} is recorded")]
     OperationNotFound { id: String },
 
+    #[error("VM {name}: {source}")]
+    IllegalTransition {
+        name: String,
+        #[source]
+        source: banger_api::model::IllegalTransition,
+    },
+
+    #[error("no free vsock context id left: delete unused VMs")]
+    NoFreeCid,
+
     #[error(
         "no free guest address left for {holder}: every address of the subnet is leased; delete unused VMs or widen `cidr` in config.toml"
     )]

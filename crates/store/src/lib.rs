@@ -17,6 +17,7 @@ mod readonly;
 pub mod schema;
 mod status;
 mod store;
+mod vm_lifecycle;
 mod vms;
 
 #[cfg(test)]
