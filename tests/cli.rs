@@ -176,6 +176,7 @@ fn doctor_reports_rows_and_json_without_touching_state() {
         "bridge",
         "nat",
         "dns",
+        "ssh-config",
         "cow strategy",
         "device-mapper",
         "default kernel",
@@ -270,4 +271,45 @@ fn concurrent_first_commands_share_one_daemon() {
         assert_success(&out);
         assert_eq!(stdout(&out).trim(), "[]");
     }
+}
+
+#[test]
+fn ssh_config_prints_installs_and_uninstalls_exactly_its_block() {
+    let home = Home::new();
+    let user_home = tempfile::tempdir().unwrap();
+    let user_config = user_home.path().join(".ssh/config");
+    std::fs::create_dir_all(user_config.parent().unwrap()).unwrap();
+    let mine = "Host work\n    HostName work.example\n";
+    std::fs::write(&user_config, mine).unwrap();
+    let run = |args: &[&str]| {
+        home.command(common::BANGER)
+            .args(args)
+            .env("HOME", user_home.path())
+            .output()
+            .unwrap()
+    };
+
+    let out = run(&["ssh-config"]);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains("Host *.vm") && text.contains("StrictHostKeyChecking yes"),
+        "{text}"
+    );
+    assert!(
+        home.path().join("state/ssh/id_ed25519").exists(),
+        "the user key exists"
+    );
+
+    assert_success(&run(&["ssh-config", "--install"]));
+    assert_success(&run(&["ssh-config", "--install"]));
+    let installed = std::fs::read_to_string(&user_config).unwrap();
+    assert_eq!(installed.matches("Include ").count(), 1, "{installed}");
+    assert!(
+        installed.ends_with(mine),
+        "the user's own lines stay: {installed}"
+    );
+
+    assert_success(&run(&["ssh-config", "--uninstall"]));
+    assert_eq!(std::fs::read_to_string(&user_config).unwrap(), mine);
 }

@@ -40,6 +40,20 @@ pub enum Command {
     /// Inspect the daemon.
     #[command(subcommand)]
     Daemon(DaemonCommand),
+    /// Print banger's ssh config (`Host *.vm`), or add it to ~/.ssh/config.
+    #[command(
+        name = "ssh-config",
+        after_help = "With --install, plain `ssh NAME.vm` uses banger's key and pinned host keys.\n\
+                      --uninstall removes exactly the block --install added."
+    )]
+    SshConfig {
+        /// Add a marked Include block to ~/.ssh/config (idempotent).
+        #[arg(long, conflicts_with = "uninstall")]
+        install: bool,
+        /// Remove that block, and nothing else.
+        #[arg(long)]
+        uninstall: bool,
+    },
     /// Manage kernels: pull the default one from Debian, import your own.
     #[command(subcommand)]
     Kernel(KernelCommand),

@@ -19,6 +19,10 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Ssh(#[from] banger_net::ssh::SshError),
+    #[error("HOME is not set: cannot find ~/.ssh/config")]
+    NoHome,
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
     /// Checks ran and reported failures; the report itself is the message.

@@ -85,6 +85,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 print(&render::vm_detail(&vm))
             }
         }
+        Command::SshConfig { install, uninstall } => ssh_config(install, uninstall),
         Command::Kernel(cmd) => kernel(cmd),
         Command::Image(cmd) => image(cmd),
         Command::Daemon(DaemonCommand::Ping(flag)) => {
@@ -114,6 +115,47 @@ fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
     }
+}
+
+/// Writes banger's ssh config (and the user key it names), then prints it
+/// or (un)installs the Include block in the user's own config.
+fn ssh_config(install: bool, uninstall: bool) -> Result<(), CliError> {
+    use banger_net::ssh;
+    let paths = Paths::resolve(&PathEnv::from_process())?;
+    let ssh_paths = ssh::SshPaths::new(&paths);
+    let user_config = || {
+        std::env::var_os("HOME")
+            .map(|h| ssh::user_ssh_config(std::path::Path::new(&h)))
+            .ok_or(CliError::NoHome)
+    };
+    if uninstall {
+        let config = user_config()?;
+        let removed = ssh::uninstall_include(&config)?;
+        let what = if removed {
+            "removed banger's Include block from"
+        } else {
+            "no banger block in"
+        };
+        return print(&format!("{what} {}\n", config.display()));
+    }
+    ssh_paths.ensure_dir()?;
+    ssh::ensure_user_key(&ssh_paths)?;
+    ssh::write_ssh_config(&ssh_paths)?;
+    if install {
+        let config = user_config()?;
+        let change = ssh::install_include(&config, &ssh_paths.config_file)?;
+        let what = match change {
+            ssh::IncludeChange::Installed => "added an Include of",
+            ssh::IncludeChange::Updated => "updated the Include of",
+            ssh::IncludeChange::Unchanged => "already includes",
+        };
+        return print(&format!(
+            "{}: {what} {}\n",
+            config.display(),
+            ssh_paths.config_file.display()
+        ));
+    }
+    print(&ssh::render_ssh_config(&ssh_paths)?)
 }
 
 /// Kernels `kernel pull` knows how to fetch.

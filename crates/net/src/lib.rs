@@ -4,5 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod dns;
+pub mod ssh;
 pub mod subnet;
 pub mod tap_pool;

@@ -114,7 +114,7 @@ pub fn run(env: &PathEnv) -> Report {
     checks.push(storage::state_store(&paths.db_file));
     let defaults = resolve_vm_defaults(&config, &HostFacts::detect());
     checks.push(check("vm defaults", Status::Pass, defaults.summary()));
-    checks.extend(network::rows(&config));
+    checks.extend(network::rows(&config, &paths));
     checks.extend(storage::disk_rows(&paths.images_dir, backend(&config)));
     checks.extend(storage::artifact_rows(&paths, &config));
     checks.push(daemon(&paths));

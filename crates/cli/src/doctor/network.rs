@@ -8,12 +8,50 @@ use banger_sys::{Cmd, find_program};
 
 use super::{Check, Status, check};
 
-pub fn rows(config: &Config) -> Vec<Check> {
+pub fn rows(config: &Config, paths: &banger_config::Paths) -> Vec<Check> {
     vec![
         bridge(config),
         nat(|p| find_program(p).is_some()),
         dns(config.dns_listen()),
+        ssh_include(paths),
     ]
+}
+
+/// Whether plain `ssh NAME.vm` uses banger's key and pinned host keys.
+fn ssh_include(paths: &banger_config::Paths) -> Check {
+    use banger_net::ssh::{IncludeStatus, include_status, user_ssh_config};
+    let Some(home) = std::env::var_os("HOME") else {
+        return check(
+            "ssh-config",
+            Status::Warn,
+            "HOME is not set: cannot look at ~/.ssh/config",
+        );
+    };
+    let user = user_ssh_config(std::path::Path::new(&home));
+    match include_status(&user, &paths.ssh_config) {
+        Ok(IncludeStatus::Current) => check(
+            "ssh-config",
+            Status::Pass,
+            format!("{} includes banger's config", user.display()),
+        ),
+        Ok(IncludeStatus::Missing) => check(
+            "ssh-config",
+            Status::Warn,
+            format!(
+                "{} does not include banger's config: `banger ssh-config --install` makes `ssh NAME.vm` work",
+                user.display()
+            ),
+        ),
+        Ok(IncludeStatus::Outdated) => check(
+            "ssh-config",
+            Status::Warn,
+            format!(
+                "banger's block in {} is outdated: run `banger ssh-config --install`",
+                user.display()
+            ),
+        ),
+        Err(e) => check("ssh-config", Status::Fail, banger_api::error_chain(&e)),
+    }
 }
 
 fn bridge(config: &Config) -> Check {

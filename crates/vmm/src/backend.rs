@@ -1,0 +1,115 @@
+//! The interface every VMM driver implements, and what a launch needs and
+//! returns.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Firecracker,
+    Qemu,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskFormat {
+    Raw,
+    Qcow2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskSpec {
+    /// A file or block device.
+    pub path: PathBuf,
+    pub format: DiskFormat,
+    pub read_only: bool,
+}
+
+/// Everything a driver needs to boot one VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmConfig {
+    /// The VM's id: names sockets and log lines.
+    pub id: String,
+    pub vcpu: u32,
+    pub memory_mib: u64,
+    /// An ELF `vmlinux` for Firecracker; a bzImage (or vmlinux) for QEMU.
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    /// banger's own kernel arguments (`banger.root=`, `banger.ip=`, ...);
+    /// the driver adds its console and timing arguments.
+    pub kernel_args: String,
+    /// `/dev/vda`.
+    pub root_disk: DiskSpec,
+    /// `/dev/vdb`, mounted at `/root` in the guest.
+    pub work_disk: Option<DiskSpec>,
+    /// A tap attached to banger's bridge; `None`: no network device.
+    pub tap: Option<String>,
+    pub mac: Option<String>,
+    /// The guest's vsock context id (3 or more).
+    pub vsock_cid: u32,
+    /// The VM's private directory: sockets, console and VMM logs live here.
+    pub run_dir: PathBuf,
+}
+
+/// What a launched VM is, for the driver to find it again: enough to stop,
+/// kill or adopt it after a daemon restart. Stored as `handles.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmHandle {
+    pub backend: BackendKind,
+    /// The VMM process.
+    pub pid: u32,
+    /// Helper processes the VM needs (QEMU's vhost-device-vsock).
+    #[serde(default)]
+    pub helper_pids: Vec<u32>,
+    /// Firecracker's API socket, or QEMU's QMP socket.
+    pub control_socket: PathBuf,
+    /// The hybrid-vsock Unix socket: connect, `CONNECT <port>\n`, `OK ...`.
+    pub vsock_uds: PathBuf,
+    /// Serial console output.
+    pub console_log: PathBuf,
+    /// The VMM's own log.
+    pub vmm_log: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmmError {
+    #[error("{binary} not found: {hint}")]
+    BinaryMissing { binary: String, hint: String },
+    #[error(transparent)]
+    Process(#[from] banger_sys::ProcessError),
+    #[error("cannot {action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the VMM refused {what}: {detail}")]
+    Refused { what: String, detail: String },
+    #[error("the VMM exited during start-up; see {log}{tail}")]
+    ExitedEarly { log: PathBuf, tail: String },
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, String),
+    #[error("invalid VM configuration: {0}")]
+    InvalidConfig(String),
+}
+
+/// A VMM driver. Launch returns once the guest is starting; reaching the
+/// agent is the caller's business (through [`VmHandle::vsock_uds`]).
+pub trait VmmBackend: Send + Sync {
+    fn kind(&self) -> BackendKind;
+    fn launch(&self, config: &VmConfig) -> Result<VmHandle, VmmError>;
+    /// Asks the guest to power off (ACPI power button / Ctrl-Alt-Del); does
+    /// not wait.
+    fn request_shutdown(&self, handle: &VmHandle) -> Result<(), VmmError>;
+    /// Whether the VMM process of `handle` is still running (adoption after a
+    /// daemon restart uses this).
+    fn is_alive(&self, handle: &VmHandle) -> bool;
+    /// Waits up to `timeout` for the VMM to exit; `Ok(true)` if it did.
+    fn wait_exit(&self, handle: &VmHandle, timeout: Duration) -> Result<bool, VmmError>;
+    /// Kills the VMM and its helpers, and removes their sockets. Idempotent.
+    fn kill(&self, handle: &VmHandle) -> Result<(), VmmError>;
+}

@@ -1,0 +1,153 @@
+//! Starting one VM: checks, the sidecar, QEMU, and waiting until QEMU says
+//! it runs. Any failure stops what was started and removes its sockets, so
+//! a failed launch leaves no process behind.
+
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use banger_sys::Cmd;
+
+use super::{Accel, Qemu, QmpClient, RunPaths, argv, proc, qemu_identity, sidecar, tsc, validate};
+use crate::{BackendKind, VmConfig, VmHandle, VmmBackend, VmmError};
+
+/// QEMU answers QMP well under a second after start, even under TCG.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(50);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub(super) fn launch(qemu: &Qemu, config: &VmConfig) -> Result<VmHandle, VmmError> {
+    let paths = RunPaths::new(&config.run_dir);
+    let tsc_khz = match qemu.accel {
+        Accel::Tcg => {
+            let khz = tsc::host_tsc_khz();
+            if khz.is_none() {
+                tracing::warn!(
+                    vm = %config.id,
+                    "host TSC frequency unknown: booting without tsc_early_khz, \
+                     which can hang early boot under TCG"
+                );
+            }
+            khz
+        }
+        Accel::Kvm => None,
+    };
+    let args = argv::build(config, &paths, qemu.accel, tsc_khz)?;
+    validate::check_files(config)?;
+    refuse_if_running(&paths)?;
+    for socket in paths.sockets() {
+        remove_socket(socket);
+    }
+
+    let sidecar_pid = sidecar::start(&qemu.vhost_vsock, config.vsock_cid, &paths)?;
+    let handle = VmHandle {
+        backend: BackendKind::Qemu,
+        pid: 0,
+        helper_pids: vec![sidecar_pid],
+        control_socket: paths.qmp.clone(),
+        vsock_uds: paths.vsock_uds.clone(),
+        console_log: paths.console_log.clone(),
+        vmm_log: paths.qemu_log.clone(),
+    };
+    let log_start = proc::log_len(&paths.qemu_log);
+    let cmd = Cmd::new(&qemu.binary).args(&args);
+    tracing::info!(vm = %config.id, accel = qemu.accel.as_str(), argv = %cmd.argv(), "starting QEMU");
+    let pid = match cmd.spawn_detached(&paths.qemu_log) {
+        Ok(pid) => pid,
+        Err(e) => {
+            cleanup(qemu, &handle);
+            return Err(e.into());
+        }
+    };
+    let handle = VmHandle { pid, ..handle };
+    match wait_ready(pid, &paths, log_start) {
+        Ok(()) => Ok(handle),
+        Err(e) => {
+            cleanup(qemu, &handle);
+            Err(e)
+        }
+    }
+}
+
+/// Stops whatever a failed launch started; the launch error is what the
+/// caller needs, so a cleanup failure is only logged.
+fn cleanup(qemu: &Qemu, handle: &VmHandle) {
+    if let Err(e) = qemu.kill(handle) {
+        tracing::warn!(error = %e, "cleaning up after a failed launch");
+    }
+}
+
+/// A QEMU already answering on this run directory's QMP socket is another
+/// launch of the same VM; starting a second one would corrupt its disks.
+fn refuse_if_running(paths: &RunPaths) -> Result<(), VmmError> {
+    if !is_socket(&paths.qmp) {
+        return Ok(());
+    }
+    match QmpClient::connect(&paths.qmp, PROBE_TIMEOUT) {
+        Ok(_) => Err(VmmError::Refused {
+            what: "launch".into(),
+            detail: format!("a QEMU already answers on {}", paths.qmp.display()),
+        }),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Waits for QEMU to answer `query-status` with `running`.
+fn wait_ready(pid: u32, paths: &RunPaths, log_start: u64) -> Result<(), VmmError> {
+    let id = qemu_identity(&paths.qmp);
+    let deadline = Instant::now() + READY_TIMEOUT;
+    proc::wait_exec(pid, &id, READY_TIMEOUT);
+    loop {
+        proc::reap(pid);
+        if !proc::is_ours(pid, &id) {
+            return Err(VmmError::ExitedEarly {
+                log: paths.qemu_log.clone(),
+                tail: proc::log_tail_since(&paths.qemu_log, log_start),
+            });
+        }
+        let last = match QmpClient::connect(&paths.qmp, PROBE_TIMEOUT)
+            .and_then(|mut c| c.query_status())
+        {
+            Ok(status) if status.running => return Ok(()),
+            Ok(status) => format!("QEMU reports {}", status.status),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(VmmError::Timeout(
+                READY_TIMEOUT,
+                format!(
+                    "QEMU to run ({last}); see {}{}",
+                    paths.qemu_log.display(),
+                    proc::log_tail_since(&paths.qemu_log, log_start)
+                ),
+            ));
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Removes the VM's sockets and a pidfile a killed QEMU could not remove.
+/// Only sockets and that one regular file: banger removes only what it made.
+pub(super) fn remove_leftovers(handle: &VmHandle) {
+    let run_dir = handle.control_socket.parent().unwrap_or(Path::new("/"));
+    let paths = RunPaths::new(run_dir);
+    remove_socket(&handle.control_socket);
+    remove_socket(&handle.vsock_uds);
+    remove_socket(&paths.vhost_socket);
+    if std::fs::symlink_metadata(&paths.pidfile).is_ok_and(|m| m.is_file()) {
+        let _ = std::fs::remove_file(&paths.pidfile);
+    }
+}
+
+fn is_socket(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+}
+
+fn remove_socket(path: &Path) {
+    if is_socket(path)
+        && let Err(e) = std::fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove socket");
+    }
+}

@@ -1,0 +1,164 @@
+//! The QEMU microvm driver (SPEC §13, §14.1): for hosts without Firecracker,
+//! and for tests on hosts whose KVM cannot boot guests (TCG).
+//!
+//! One VM is two processes: `vhost-device-vsock` (started first; QEMU
+//! connects to it while realizing the vsock device) and QEMU itself, both
+//! detached into their own process groups so a daemon restart does not stop
+//! them. Their sockets, logs and pidfile live in the VM's run directory
+//! ([`RunPaths`]); the handle records the pids, and a pid counts as the VM's
+//! only while its command line names the VM's sockets.
+
+mod accel;
+mod argv;
+mod launch;
+mod paths;
+mod proc;
+mod qmp;
+mod sidecar;
+mod tsc;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use accel::{ACCEL_ENV, Accel};
+pub use argv::{build as build_argv, kernel_cmdline};
+pub use paths::RunPaths;
+pub use qmp::{QmpClient, QmpError, RunStatus};
+pub use tsc::host_tsc_khz;
+
+use crate::{BackendKind, VmConfig, VmHandle, VmmBackend, VmmError};
+
+/// How long one QMP exchange may take.
+const QMP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long QEMU gets to exit after `quit` before SIGKILL.
+const QUIT_GRACE: Duration = Duration::from_secs(3);
+/// How long a SIGKILLed process gets to disappear.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+/// How long the sidecar gets after SIGTERM (and again after SIGKILL).
+const SIDECAR_GRACE: Duration = Duration::from_secs(2);
+
+/// The QEMU driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qemu {
+    /// `qemu-system-x86_64`.
+    pub binary: PathBuf,
+    /// `vhost-device-vsock`.
+    pub vhost_vsock: PathBuf,
+    pub accel: Accel,
+}
+
+impl Qemu {
+    pub fn new(binary: PathBuf, vhost_vsock: PathBuf, accel: Accel) -> Qemu {
+        Qemu {
+            binary,
+            vhost_vsock,
+            accel,
+        }
+    }
+
+    /// Both programs from `PATH` (or `qemu_bin`, a name or path, when
+    /// given), and the accelerator from [`Accel::detect`].
+    pub fn discover(qemu_bin: Option<&str>) -> Result<Qemu, VmmError> {
+        let find = |name: &str, hint: &str| {
+            banger_sys::find_program(name).ok_or_else(|| VmmError::BinaryMissing {
+                binary: name.to_owned(),
+                hint: hint.to_owned(),
+            })
+        };
+        let binary = find(
+            qemu_bin.unwrap_or("qemu-system-x86_64"),
+            "install qemu-system-x86 or set qemu_bin in config.toml",
+        )?;
+        let vhost_vsock = find(
+            "vhost-device-vsock",
+            "install it with `cargo install vhost-device-vsock` and put it in PATH",
+        )?;
+        let accel = Accel::detect(&binary)?;
+        Ok(Qemu::new(binary, vhost_vsock, accel))
+    }
+}
+
+/// What identifies a VM's QEMU among all processes: its QMP socket, spelled
+/// as it appears on QEMU's command line.
+fn qemu_identity(control_socket: &Path) -> String {
+    argv::option_value(control_socket).unwrap_or_else(|_| control_socket.display().to_string())
+}
+
+impl VmmBackend for Qemu {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Qemu
+    }
+
+    fn launch(&self, config: &VmConfig) -> Result<VmHandle, VmmError> {
+        launch::launch(self, config)
+    }
+
+    /// Presses Ctrl-Alt-Del, then the ACPI power button. banger's minimal
+    /// init powers off on Ctrl-Alt-Del and ignores the button; systemd
+    /// guests act on either (Ctrl-Alt-Del reboots them, and `-no-reboot`
+    /// makes that an exit). Both are tried; an error only if neither was
+    /// accepted.
+    fn request_shutdown(&self, handle: &VmHandle) -> Result<(), VmmError> {
+        let mut client = QmpClient::connect(&handle.control_socket, QMP_TIMEOUT)?;
+        let keys = client.send_ctrl_alt_del();
+        let button = client.system_powerdown();
+        match (keys, button) {
+            (Err(e), Err(_)) => Err(e.into()),
+            (keys, button) => {
+                for e in [keys.err(), button.err()].into_iter().flatten() {
+                    tracing::debug!(error = %e, "one shutdown request was refused");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn is_alive(&self, handle: &VmHandle) -> bool {
+        proc::reap(handle.pid);
+        proc::is_ours(handle.pid, &qemu_identity(&handle.control_socket))
+    }
+
+    fn wait_exit(&self, handle: &VmHandle, timeout: Duration) -> Result<bool, VmmError> {
+        let id = qemu_identity(&handle.control_socket);
+        Ok(proc::wait_gone(handle.pid, &id, timeout))
+    }
+
+    /// `quit` over QMP (QEMU closes its disk images cleanly), SIGKILL when
+    /// QMP does not answer or QEMU lingers; then the sidecar; then the
+    /// sockets. Safe to repeat, and after the processes are long gone.
+    fn kill(&self, handle: &VmHandle) -> Result<(), VmmError> {
+        let id = qemu_identity(&handle.control_socket);
+        if proc::is_ours(handle.pid, &id) {
+            let quit =
+                QmpClient::connect(&handle.control_socket, QMP_TIMEOUT).and_then(QmpClient::quit);
+            if let Err(e) = &quit {
+                tracing::debug!(pid = handle.pid, error = %e, "QMP quit failed; killing");
+            }
+            let gone = quit.is_ok() && proc::wait_gone(handle.pid, &id, QUIT_GRACE);
+            if !gone && !proc::kill_hard(handle.pid, &id, KILL_GRACE) {
+                return Err(VmmError::Timeout(
+                    KILL_GRACE,
+                    format!("QEMU (pid {}) to exit after SIGKILL", handle.pid),
+                ));
+            }
+        } else {
+            // Already gone; collect its exit status if it was our child.
+            proc::wait_gone(handle.pid, &id, Duration::ZERO);
+        }
+        let sidecar_id = sidecar::identity(&handle.vsock_uds);
+        for &pid in &handle.helper_pids {
+            if !proc::terminate(pid, &sidecar_id, SIDECAR_GRACE) {
+                return Err(VmmError::Timeout(
+                    SIDECAR_GRACE * 2,
+                    format!("vhost-device-vsock (pid {pid}) to exit"),
+                ));
+            }
+        }
+        launch::remove_leftovers(handle);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
