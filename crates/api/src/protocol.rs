@@ -21,9 +21,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use types::{
-    ImageBuilt, ImageInfo, KernelInfo, Operation, OperationState, Pong, Vm, VmRuntime, VmSpec,
-    Workspace,
+    ImageBuilt, ImageInfo, KernelInfo, Operation, OperationState, Pong, Vm, VmExecResult,
+    VmRuntime, VmSpec, Workspace,
 };
+
+use crate::model::ByteSize;
 
 /// Bumped on any incompatible change to the envelope or a method's shape.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -107,6 +109,41 @@ pub struct ImageBuildParams {
     pub force: bool,
 }
 
+/// `vm.create`: every field but `nat` falls back to config `[vm_defaults]`
+/// and the host-aware defaults (SPEC §6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmCreateParams {
+    /// Generated (adjective-noun) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `default_image_name` from config when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_size: Option<ByteSize>,
+    #[serde(default)]
+    pub nat: bool,
+}
+
+/// `vm.exec`: one program by argv in the guest, through the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmExecParams {
+    pub vm: String,
+    pub argv: Vec<String>,
+    /// Absolute; `/root` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Seconds before the guest kills the command; the agent's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
+}
+
 /// Test builds only: sleep, observably, so cancellation can be tested.
 #[cfg(feature = "test-methods")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +166,18 @@ pub enum Request {
     VmList(NoParams),
     #[serde(rename = "vm.show")]
     VmShow(VmRef),
+    #[serde(rename = "vm.create")]
+    VmCreate(VmCreateParams),
+    #[serde(rename = "vm.start")]
+    VmStart(VmRef),
+    #[serde(rename = "vm.stop")]
+    VmStop(VmRef),
+    #[serde(rename = "vm.kill")]
+    VmKill(VmRef),
+    #[serde(rename = "vm.delete")]
+    VmDelete(VmRef),
+    #[serde(rename = "vm.exec")]
+    VmExec(VmExecParams),
     #[serde(rename = "daemon.operations.list")]
     OperationsList(OperationsListParams),
     #[serde(rename = "kernel.list")]
@@ -164,6 +213,12 @@ impl Request {
         "ping",
         "vm.list",
         "vm.show",
+        "vm.create",
+        "vm.start",
+        "vm.stop",
+        "vm.kill",
+        "vm.delete",
+        "vm.exec",
         "daemon.operations.list",
         "kernel.list",
         "kernel.show",
@@ -185,6 +240,12 @@ impl Request {
             Request::Ping(_) => "ping",
             Request::VmList(_) => "vm.list",
             Request::VmShow(_) => "vm.show",
+            Request::VmCreate(_) => "vm.create",
+            Request::VmStart(_) => "vm.start",
+            Request::VmStop(_) => "vm.stop",
+            Request::VmKill(_) => "vm.kill",
+            Request::VmDelete(_) => "vm.delete",
+            Request::VmExec(_) => "vm.exec",
             Request::OperationsList(_) => "daemon.operations.list",
             Request::KernelList(_) => "kernel.list",
             Request::KernelShow(_) => "kernel.show",
@@ -359,6 +420,24 @@ mod tests {
             Request::Ping(NoParams {}),
             Request::VmList(NoParams {}),
             Request::VmShow(VmRef { vm: "dev".into() }),
+            Request::VmCreate(VmCreateParams {
+                name: Some("dev".into()),
+                image: Some("img".into()),
+                vcpu: Some(2),
+                memory_mib: Some(1024),
+                disk_size: Some("8G".parse().unwrap()),
+                nat: true,
+            }),
+            Request::VmStart(VmRef { vm: "dev".into() }),
+            Request::VmStop(VmRef { vm: "dev".into() }),
+            Request::VmKill(VmRef { vm: "dev".into() }),
+            Request::VmDelete(VmRef { vm: "dev".into() }),
+            Request::VmExec(VmExecParams {
+                vm: "dev".into(),
+                argv: vec!["sh".into(), "-c".into(), "exit 7".into()],
+                cwd: Some("/tmp".into()),
+                timeout_s: Some(1.5),
+            }),
             Request::OperationsList(OperationsListParams { limit: Some(3) }),
             Request::KernelList(NoParams {}),
             Request::KernelShow(NameParams { name: "k".into() }),

@@ -167,6 +167,66 @@ pub enum VmCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Create a VM and boot it until its agent answers.
+    #[command(
+        after_help = "Example: banger vm create --name dev --memory 2048 --nat\n\
+                      Then: `banger vm exec dev -- uname -a`, `banger vm stop dev`, `banger vm delete dev`."
+    )]
+    Create {
+        /// A DNS label ([a-z0-9-], 1-63 chars); generated when absent.
+        #[arg(long)]
+        name: Option<String>,
+        /// Image name (default: `default_image_name` from config).
+        #[arg(long)]
+        image: Option<String>,
+        #[arg(long)]
+        vcpu: Option<u32>,
+        /// Memory in MiB.
+        #[arg(long, value_name = "MIB")]
+        memory: Option<u64>,
+        /// Work disk size, e.g. 8G.
+        #[arg(long, value_name = "SIZE")]
+        disk_size: Option<banger_api::model::ByteSize>,
+        /// Let the guest reach beyond the host (masquerade through the host).
+        #[arg(long)]
+        nat: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Boot stopped VMs again (their disks are kept).
+    Start {
+        #[arg(required = true, value_name = "VM")]
+        vms: Vec<String>,
+    },
+    /// Power VMs off through the guest; data written before is on disk.
+    Stop {
+        #[arg(required = true, value_name = "VM")]
+        vms: Vec<String>,
+    },
+    /// Stop VMs at once, without asking the guest.
+    Kill {
+        #[arg(required = true, value_name = "VM")]
+        vms: Vec<String>,
+    },
+    /// Delete VMs (stopping them first) with their disks, address and host keys.
+    #[command(visible_alias = "rm")]
+    Delete {
+        #[arg(required = true, value_name = "VM")]
+        vms: Vec<String>,
+    },
+    /// Run a command in a VM; exits with the command's status.
+    #[command(after_help = "Example: banger vm exec dev -- sh -c 'echo hi; exit 7'")]
+    Exec {
+        vm: String,
+        /// Working directory in the guest (default /root).
+        #[arg(long)]
+        cwd: Option<String>,
+        /// Seconds before the command is killed.
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<f64>,
+        #[arg(last = true, required = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +273,46 @@ mod tests {
         assert!(
             matches!(cli.command, Command::Vm(VmCommand::Show { ref vm, json: JsonFlag { json: true } }) if vm == "dev")
         );
+    }
+
+    #[test]
+    fn parses_vm_create_and_exec() {
+        let cli = Cli::try_parse_from([
+            "banger",
+            "vm",
+            "create",
+            "--name",
+            "dev",
+            "--memory",
+            "1024",
+            "--disk-size",
+            "4G",
+            "--nat",
+        ])
+        .unwrap();
+        let Command::Vm(VmCommand::Create {
+            name,
+            memory,
+            disk_size,
+            nat,
+            vcpu,
+            ..
+        }) = cli.command
+        else {
+            panic!("not create");
+        };
+        assert_eq!(name.as_deref(), Some("dev"));
+        assert_eq!((memory, vcpu, nat), (Some(1024), None, true));
+        assert_eq!(disk_size.unwrap().to_string(), "4G");
+        let cli = Cli::try_parse_from(["banger", "vm", "exec", "dev", "--", "sh", "-c", "exit 7"])
+            .unwrap();
+        let Command::Vm(VmCommand::Exec { vm, cmd, .. }) = cli.command else {
+            panic!("not exec");
+        };
+        assert_eq!(vm, "dev");
+        assert_eq!(cmd, ["sh", "-c", "exit 7"]);
+        assert!(Cli::try_parse_from(["banger", "vm", "exec", "dev"]).is_err());
+        assert!(Cli::try_parse_from(["banger", "vm", "stop"]).is_err());
     }
 
     #[test]

@@ -25,6 +25,12 @@ pub enum CliError {
     NoHome,
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
+    /// The guest command's own exit status (`vm exec`); nothing to print.
+    #[error("the guest command exited with status {0}")]
+    GuestExit(u8),
+    /// Some of several VMs failed; each was reported as it happened.
+    #[error("{failed} of {total} VMs failed")]
+    Some { failed: usize, total: usize },
     /// Checks ran and reported failures; the report itself is the message.
     #[error("doctor found {0} failing check(s)")]
     DoctorFailed(usize),
@@ -38,6 +44,7 @@ impl CliError {
             {
                 2
             }
+            CliError::GuestExit(status) => *status,
             _ => 1,
         }
     }

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use banger_api::protocol::{
     ImageBuildParams, ImageBuilt, ImageInfo, ImageRegisterParams, ImageVariant, KernelImportParams,
-    KernelInfo, NameParams, NoParams, Operation, OperationsListParams, Pong, Request, Vm, VmRef,
+    KernelInfo, NameParams, NoParams, Operation, OperationsListParams, Pong, Request, Vm,
+    VmCreateParams, VmExecParams, VmExecResult, VmRef,
 };
 use banger_config::{PathEnv, Paths};
 use clap::{CommandFactory, Parser};
@@ -26,6 +27,7 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::DoctorFailed(_)) => ExitCode::FAILURE,
+        Err(CliError::GuestExit(status)) => ExitCode::from(status),
         Err(e) => {
             eprintln!("banger: {}", banger_api::error_chain(&e));
             ExitCode::from(e.exit_code())
@@ -85,6 +87,48 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 print(&render::vm_detail(&vm))
             }
         }
+        Command::Vm(VmCommand::Create {
+            name,
+            image,
+            vcpu,
+            memory,
+            disk_size,
+            nat,
+            json,
+        }) => vm_create(
+            VmCreateParams {
+                name,
+                image,
+                vcpu,
+                memory_mib: memory,
+                disk_size,
+                nat,
+            },
+            json,
+        ),
+        Command::Vm(VmCommand::Start { vms }) => {
+            vm_each(vms, "started", |vm| Request::VmStart(VmRef { vm }))
+        }
+        Command::Vm(VmCommand::Stop { vms }) => {
+            vm_each(vms, "stopped", |vm| Request::VmStop(VmRef { vm }))
+        }
+        Command::Vm(VmCommand::Kill { vms }) => {
+            vm_each(vms, "killed", |vm| Request::VmKill(VmRef { vm }))
+        }
+        Command::Vm(VmCommand::Delete { vms }) => {
+            vm_each(vms, "deleted", |vm| Request::VmDelete(VmRef { vm }))
+        }
+        Command::Vm(VmCommand::Exec {
+            vm,
+            cwd,
+            timeout,
+            cmd,
+        }) => vm_exec(VmExecParams {
+            vm,
+            argv: cmd,
+            cwd,
+            timeout_s: timeout,
+        }),
         Command::SshConfig { install, uninstall } => ssh_config(install, uninstall),
         Command::Kernel(cmd) => kernel(cmd),
         Command::Image(cmd) => image(cmd),
@@ -326,6 +370,82 @@ fn absolute(path: &std::path::Path) -> Result<String, CliError> {
 fn client() -> Result<Client, CliError> {
     let paths = Paths::resolve(&PathEnv::from_process())?;
     Ok(Client::connect_or_start(&paths)?)
+}
+
+/// Prints the resolved spec first (as the daemon will resolve it, from the
+/// same config and host), then the daemon's stages, then the VM.
+fn vm_create(params: VmCreateParams, json: JsonFlag) -> Result<(), CliError> {
+    let paths = Paths::resolve(&PathEnv::from_process())?;
+    if let Ok(config) = banger_config::Config::load(&paths.config_file) {
+        let d = banger_config::resolve_vm_defaults(&config, &banger_config::HostFacts::detect());
+        eprintln!(
+            "spec: {} vcpu | {} MiB | {} disk",
+            params.vcpu.unwrap_or(d.vcpu.value),
+            params.memory_mib.unwrap_or(d.memory_mib.value),
+            params.disk_size.unwrap_or(d.disk_size.value)
+        );
+    }
+    let started = std::time::Instant::now();
+    let vm: Vm = Client::connect_or_start(&paths)?.call(Request::VmCreate(params))?;
+    if json.json {
+        return print_json(&vm);
+    }
+    eprintln!(
+        "created {} in {:.1} s",
+        vm.name,
+        started.elapsed().as_secs_f64()
+    );
+    print(&render::vm_detail(&vm))
+}
+
+/// One request per VM, in the order given; each outcome is reported as it
+/// comes, and the command fails if any did.
+fn vm_each(
+    vms: Vec<String>,
+    done: &str,
+    request: impl Fn(String) -> Request,
+) -> Result<(), CliError> {
+    let client = client()?;
+    let total = vms.len();
+    let mut failed = 0;
+    for reference in vms {
+        match client.call::<Vm>(request(reference.clone())) {
+            Ok(vm) => print(&format!("{done} {} ({})\n", vm.name, vm.state))?,
+            Err(e) if total == 1 => return Err(e.into()),
+            Err(e) => {
+                failed += 1;
+                eprintln!("banger: {reference}: {}", banger_api::error_chain(&e));
+            }
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        failed => Err(CliError::Some { failed, total }),
+    }
+}
+
+/// Prints the guest command's output and passes its status through:
+/// the exit code, or 128 + the signal that killed it.
+fn vm_exec(params: VmExecParams) -> Result<(), CliError> {
+    let result: VmExecResult = client()?.call(Request::VmExec(params))?;
+    std::io::stdout()
+        .write_all(result.stdout.as_bytes())
+        .and_then(|()| std::io::stdout().flush())
+        .map_err(CliError::Stdout)?;
+    let _ = std::io::stderr().write_all(result.stderr.as_bytes());
+    if result.timed_out {
+        eprintln!("banger: the command timed out in the guest and was killed");
+    }
+    let status = match (result.status, result.signal) {
+        (Some(code), _) => code.clamp(0, 255) as u8,
+        (None, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
+        (None, None) => 1,
+    };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(CliError::GuestExit(status))
+    }
 }
 
 fn vm_list(flag: JsonFlag) -> Result<(), CliError> {

@@ -11,6 +11,7 @@ use banger_store::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::store_handle::StoreHandle;
+use crate::vm::Machinery;
 
 /// Everything the composition root decides before the daemon starts.
 pub struct DaemonOptions {
@@ -49,6 +50,9 @@ pub struct Daemon {
     pub dns: DnsRecords,
     /// Where the DNS server listens, once it is up.
     pub dns_addr: Option<SocketAddr>,
+    /// VM lifecycle state: host operations, the VMM driver, the tap pool
+    /// and per-VM locks.
+    pub(crate) vms: Machinery,
 }
 
 impl Daemon {
@@ -87,6 +91,7 @@ impl Daemon {
             owner_uid: opts.owner_uid,
             dns,
             dns_addr: None,
+            vms: Machinery::new(CancellationToken::new()),
         })
     }
 
@@ -119,6 +124,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), StartupError> {
     runtime.block_on(async {
         let mut daemon = Daemon::open(opts)?;
         let shutdown = CancellationToken::new();
+        daemon.vms = Machinery::new(shutdown.child_token());
         tokio::spawn(stop_on_signal(shutdown.clone()));
         daemon.start_dns(shutdown.child_token()).await;
         crate::server::serve(daemon, shutdown).await

@@ -15,6 +15,23 @@ pub enum DaemonError {
     Kernel(#[from] banger_image::kernel::KernelError),
     #[error(transparent)]
     Agent(#[from] crate::agent_bin::AgentBinError),
+    #[error(transparent)]
+    Vmm(#[from] banger_vmm::VmmError),
+    #[error(transparent)]
+    Host(#[from] banger_host::HostError),
+    #[error(transparent)]
+    Disk(#[from] banger_image::DiskError),
+    #[error(transparent)]
+    Ssh(#[from] banger_net::ssh::SshError),
+    #[error("the guest agent did not answer as expected")]
+    AgentCall(#[from] banger_agent::client::ClientError),
+    /// A stage of a VM operation failed; the code is the cause's.
+    #[error("{stage} failed")]
+    Stage {
+        stage: String,
+        #[source]
+        source: Box<DaemonError>,
+    },
     #[error("cancelled: the client went away or the daemon is shutting down")]
     Cancelled,
     #[error("internal error: {0}; see the daemon log")]
@@ -30,7 +47,13 @@ impl DaemonError {
             DaemonError::Store(StoreError::VmNameTaken { .. }) => ErrorCode::AlreadyExists,
             DaemonError::Image(e) => image_code(e),
             DaemonError::Kernel(e) => kernel_code(e),
+            DaemonError::Stage { source, .. } => source.code(),
             DaemonError::Store(_)
+            | DaemonError::Vmm(_)
+            | DaemonError::Host(_)
+            | DaemonError::Disk(_)
+            | DaemonError::Ssh(_)
+            | DaemonError::AgentCall(_)
             | DaemonError::Agent(_)
             | DaemonError::Cancelled
             | DaemonError::Internal(_) => ErrorCode::OperationFailed,
@@ -38,6 +61,22 @@ impl DaemonError {
     }
 
     /// The message sent to the client: the whole cause chain, once.
+    /// Names the stage a failure happened in; cancellation stays itself.
+    pub fn in_stage(self, stage: &str) -> DaemonError {
+        match self {
+            DaemonError::Cancelled | DaemonError::Stage { .. } => self,
+            e => DaemonError::Stage {
+                stage: stage.to_owned(),
+                source: Box::new(e),
+            },
+        }
+    }
+
+    /// A failure explained by a message, with a protocol code.
+    pub fn failed(code: ErrorCode, message: impl Into<String>) -> DaemonError {
+        DaemonError::Protocol(ProtocolError::new(code, message))
+    }
+
     pub fn to_protocol(&self) -> ProtocolError {
         ProtocolError::new(self.code(), banger_api::error_chain(self))
     }

@@ -16,6 +16,7 @@ mod logging;
 mod ops;
 mod server;
 mod store_handle;
+mod vm;
 
 pub use daemon::{Daemon, DaemonOptions, StartupError, run};
 pub use error::DaemonError;

@@ -2,10 +2,6 @@
 //! store when they start, move through named stages, and end as succeeded,
 //! failed or cancelled. `daemon.operations.list` reads it back.
 
-// Until the first real long operations (vm.create, image.pull) land, only the
-// test-only `debug.sleep` uses the registry.
-#![cfg_attr(not(feature = "test-methods"), allow(dead_code))]
-
 use banger_api::protocol::{Operation, OperationState};
 
 use crate::dispatch::RequestCtx;

@@ -205,6 +205,10 @@ mod tests {
             ip: Some(Ipv4Addr::new(172, 16, 0, 2)),
             vsock_cid: Some(3),
             tap: Some("fctap0".into()),
+            root_disk: Some(
+                serde_json::json!({"strategy": "qcow2-overlay", "path": "/v/root.qcow2"}),
+            ),
+            kernel: Some("debian-cloud-amd64".into()),
         };
         store.set_vm_runtime(&v.id, &runtime).unwrap();
         assert_eq!(store.find_vm("cid").unwrap().runtime, runtime);

@@ -39,6 +39,25 @@ pub struct VmRuntime {
     pub vsock_cid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tap: Option<String>,
+    /// The copy-on-write root disk as `banger_image::cow::RootDisk` stores
+    /// itself (strategy, path, snapshot), so teardown needs nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_disk: Option<serde_json::Value>,
+    /// The kernel the VM boots (a kernel store name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+}
+
+/// What `vm.exec` ran into in the guest. The CLI exits with `status`, or
+/// 128 + `signal`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmExecResult {
+    pub status: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub duration_s: f64,
 }
 
 /// A repository prepared inside the VM.

@@ -12,11 +12,9 @@ use crate::error::DaemonError;
 /// Per-request context.
 pub struct RequestCtx {
     /// Names the request's tracked operation, if it starts one.
-    #[cfg_attr(not(feature = "test-methods"), allow(dead_code))]
     pub op_id: String,
     /// Stage lines for the client, sent ahead of the final answer (through
     /// [`crate::ops::OpTracker::stage`]).
-    #[cfg_attr(not(feature = "test-methods"), allow(dead_code))]
     pub progress: tokio::sync::mpsc::UnboundedSender<String>,
     /// Fires when the client hangs up. Handlers doing long work select on it
     /// and unwind what they have done before returning [`DaemonError::Cancelled`].
@@ -26,8 +24,6 @@ pub struct RequestCtx {
 /// Finished operations listed by `daemon.operations.list` unless asked otherwise.
 const DEFAULT_FINISHED_OPS: u32 = 20;
 
-// Only the test methods need the context so far; real long operations will.
-#[cfg_attr(not(feature = "test-methods"), allow(unused_variables))]
 pub async fn dispatch(
     daemon: &Daemon,
     ctx: &RequestCtx,
@@ -45,6 +41,12 @@ pub async fn dispatch(
         Request::VmShow(params) => {
             to_value(daemon.store.call(move |s| s.find_vm(&params.vm)).await?)
         }
+        Request::VmCreate(p) => to_value(crate::vm::create(daemon, ctx, p).await?),
+        Request::VmStart(p) => to_value(crate::vm::start(daemon, ctx, p).await?),
+        Request::VmStop(p) => to_value(crate::vm::stop(daemon, ctx, p).await?),
+        Request::VmKill(p) => to_value(crate::vm::kill(daemon, ctx, p).await?),
+        Request::VmDelete(p) => to_value(crate::vm::delete(daemon, ctx, p).await?),
+        Request::VmExec(p) => to_value(crate::vm::exec(daemon, p).await?),
         Request::OperationsList(params) => {
             let limit = params.limit.unwrap_or(DEFAULT_FINISHED_OPS) as usize;
             to_value(daemon.store.call(move |s| s.list_operations(limit)).await?)
@@ -70,7 +72,7 @@ fn to_value<T: serde::Serialize>(value: T) -> Result<Value, DaemonError> {
         .map_err(|e| DaemonError::Internal(format!("cannot encode result: {e}")))
 }
 
-mod blocking;
+pub(crate) mod blocking;
 #[cfg(feature = "test-methods")]
 mod debug;
 mod images;

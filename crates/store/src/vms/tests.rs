@@ -23,6 +23,8 @@ fn vms_round_trip_and_list_by_creation_then_name() {
         ip: Some(Ipv4Addr::new(172, 30, 0, 2)),
         vsock_cid: Some(3),
         tap: Some("bg-tap0".to_owned()),
+        root_disk: Some(serde_json::json!({"strategy": "reflink", "path": "/v/root.ext4"})),
+        kernel: Some("k".to_owned()),
     };
     full.workspace = Some(Workspace {
         guest_path: "/root/repo".to_owned(),

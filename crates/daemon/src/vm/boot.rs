@@ -1,0 +1,229 @@
+//! The launch half shared by create and start: tap, NAT, QEMU, agent
+//! health, identity, DNS, `running`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use banger_agent::client::AgentClient;
+use banger_agent::protocol::{AGENT_PORT, IdentityRequest};
+use banger_api::model::VmAction;
+use banger_api::protocol::{ErrorCode, Vm};
+use banger_image::kernel::KernelStore;
+use banger_vmm::qemu::Qemu;
+use banger_vmm::{DiskFormat, DiskSpec, VmConfig, VmHandle, VmmBackend};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Handles, WORK_DISK_FILE, bridge_name, check_cancel, guest_mac, root_disk_of, save_runtime,
+    transition, write_handles,
+};
+use crate::daemon::Daemon;
+use crate::dispatch::blocking::run;
+use crate::error::DaemonError;
+use crate::ops::OpTracker;
+
+/// Boot to agent health under TCG is ~9 s on an idle host; a loaded one
+/// (several boots, a build) can take many times that.
+const AGENT_DEADLINE: Duration = Duration::from_secs(120);
+/// One connect-and-ask attempt.
+const AGENT_ATTEMPT: Duration = Duration::from_secs(2);
+const AGENT_RETRY: Duration = Duration::from_millis(250);
+/// Console lines quoted when a boot fails.
+const CONSOLE_TAIL_LINES: usize = 15;
+
+/// Starts `vm` (recorded `created`, `stopped` or `error`, with its disks in
+/// place) and returns it `running`. On failure the caller unwinds.
+pub(super) async fn boot(
+    daemon: &Daemon,
+    op: &mut OpTracker,
+    cancel: &CancellationToken,
+    vm: Vm,
+    identity: Option<IdentityRequest>,
+) -> Result<Vm, DaemonError> {
+    let mut vm = transition(daemon, &vm.id, VmAction::Start, None)
+        .await?
+        .expect("start keeps the record");
+    let qemu = daemon.vms.qemu(daemon).await?;
+    let ip = vm
+        .runtime
+        .ip
+        .ok_or_else(|| DaemonError::Internal("the VM has no address on record".into()))?;
+
+    let stage = "network: tap on the bridge";
+    op.stage(stage).await?;
+    let tap = async {
+        let pool = daemon.vms.taps(daemon).await?;
+        Ok::<_, DaemonError>(pool.take().await?)
+    }
+    .await
+    .map_err(|e| e.in_stage(stage))?;
+    vm.runtime.tap = Some(tap.as_str().to_owned());
+    save_runtime(daemon, &vm.id, &vm.runtime).await?;
+    if vm.spec.nat {
+        let stage = "network: NAT";
+        op.stage(stage).await?;
+        let host = daemon.vms.host()?;
+        let bridge = bridge_name(daemon)?;
+        run(move || host.add_nat(ip, &bridge))
+            .await?
+            .map_err(|e| DaemonError::from(e).in_stage(stage))?;
+    }
+    check_cancel(cancel)?;
+
+    let stage = format!("launching QEMU ({})", qemu.accel.as_str());
+    op.stage(&stage).await?;
+    let config = vm_config(daemon, &vm, tap.as_str())?;
+    let q = qemu.clone();
+    let handle = run(move || q.launch(&config))
+        .await?
+        .map_err(|e| DaemonError::from(e).in_stage(&stage))?;
+    let vm_dir = daemon.paths.vm_dir(&vm.id);
+    write_handles(
+        &vm_dir,
+        &Handles {
+            handle: handle.clone(),
+            tap: vm.runtime.tap.clone(),
+        },
+    )?;
+
+    let stage = "waiting for the guest agent";
+    op.stage(stage).await?;
+    let (q, h, c) = (qemu.clone(), handle.clone(), cancel.clone());
+    let health = run(move || wait_for_agent(&q, &h, &c))
+        .await?
+        .map_err(|e| e.in_stage(stage))?;
+    tracing::info!(vm = %vm.name, agent = %health.agent, uptime_s = health.uptime_s, "agent answers");
+
+    if let Some(identity) = identity {
+        let stage = "identity: hostname, authorized key, host key";
+        op.stage(stage).await?;
+        let uds = handle.vsock_uds.clone();
+        run(move || {
+            AgentClient::connect_hybrid(&uds, AGENT_PORT, Duration::from_secs(10))
+                .and_then(|c| c.identity(identity))
+        })
+        .await?
+        .map_err(|e| DaemonError::from(e).in_stage(stage))?;
+    }
+
+    daemon.dns.set(&vm.name, ip);
+    let vm = transition(daemon, &vm.id, VmAction::Booted, None)
+        .await?
+        .expect("booted keeps the record");
+    op.stage("running").await?;
+    Ok(vm)
+}
+
+/// The kernel arguments the guest's init reads (`banger.*`, see the
+/// agent's boot_config).
+fn kernel_args(daemon: &Daemon, ip: std::net::Ipv4Addr, init: Option<&str>) -> String {
+    let c = &daemon.config;
+    let mut args = format!(
+        "banger.root=/dev/vda banger.ip={ip}/{} banger.gw={} banger.dns={}",
+        c.cidr_prefix(),
+        c.bridge_ip(),
+        c.default_dns()
+    );
+    if let Some(init) = init {
+        args.push_str(&format!(" banger.init={init}"));
+    }
+    args
+}
+
+fn vm_config(daemon: &Daemon, vm: &Vm, tap: &str) -> Result<VmConfig, DaemonError> {
+    let ip = vm
+        .runtime
+        .ip
+        .ok_or_else(|| DaemonError::Internal("the VM has no address on record".into()))?;
+    let cid = vm
+        .runtime
+        .vsock_cid
+        .ok_or_else(|| DaemonError::Internal("the VM has no vsock CID on record".into()))?;
+    let kernel_name = vm
+        .runtime
+        .kernel
+        .clone()
+        .unwrap_or_else(|| daemon.config.default_kernel_name().to_owned());
+    let kernel = KernelStore::new(&daemon.paths.kernels_dir).paths(&kernel_name)?;
+    let root = root_disk_of(&vm.runtime)?
+        .ok_or_else(|| DaemonError::Internal("the VM has no root disk on record".into()))?;
+    let vm_dir = daemon.paths.vm_dir(&vm.id);
+    let init = banger_image::images::ImageStore::new(&daemon.paths.images_dir)
+        .show(&vm.image)
+        .ok()
+        .and_then(|m| m.init);
+    Ok(VmConfig {
+        id: vm.id.clone(),
+        vcpu: vm.spec.vcpu,
+        memory_mib: vm.spec.memory_mib,
+        kernel: kernel.bzimage,
+        initrd: kernel.initrd.exists().then_some(kernel.initrd),
+        kernel_args: kernel_args(daemon, ip, init.as_deref()),
+        root_disk: DiskSpec {
+            path: root.path,
+            format: match root.format {
+                banger_image::cow::DiskFormat::Raw => DiskFormat::Raw,
+                banger_image::cow::DiskFormat::Qcow2 => DiskFormat::Qcow2,
+            },
+            read_only: false,
+        },
+        work_disk: Some(DiskSpec {
+            path: vm_dir.join(WORK_DISK_FILE),
+            format: DiskFormat::Raw,
+            read_only: false,
+        }),
+        tap: Some(tap.to_owned()),
+        mac: Some(guest_mac(ip)),
+        vsock_cid: cid,
+        run_dir: vm_dir,
+    })
+}
+
+/// Polls the agent's health until it answers, the VMM dies, the client
+/// goes away, or [`AGENT_DEADLINE`] passes.
+fn wait_for_agent(
+    qemu: &Arc<Qemu>,
+    handle: &VmHandle,
+    cancel: &CancellationToken,
+) -> Result<banger_agent::protocol::HealthResult, DaemonError> {
+    let started = Instant::now();
+    loop {
+        check_cancel(cancel)?;
+        match AgentClient::connect_hybrid(&handle.vsock_uds, AGENT_PORT, AGENT_ATTEMPT)
+            .and_then(|c| c.health())
+        {
+            Ok(h) => return Ok(h),
+            Err(e) if !e.is_retryable() => return Err(e.into()),
+            Err(e) => {
+                if !qemu.is_alive(handle) {
+                    return Err(DaemonError::failed(
+                        ErrorCode::OperationFailed,
+                        format!(
+                            "QEMU exited while the guest booted; console ({}):\n{}",
+                            handle.console_log.display(),
+                            console_tail(handle)
+                        ),
+                    ));
+                }
+                if started.elapsed() > AGENT_DEADLINE {
+                    return Err(DaemonError::failed(
+                        ErrorCode::OperationFailed,
+                        format!(
+                            "no answer from the guest agent within {AGENT_DEADLINE:?} ({e}); \
+                             console ({}):\n{}",
+                            handle.console_log.display(),
+                            console_tail(handle)
+                        ),
+                    ));
+                }
+                std::thread::sleep(AGENT_RETRY);
+            }
+        }
+    }
+}
+
+fn console_tail(handle: &VmHandle) -> String {
+    let text = std::fs::read_to_string(&handle.console_log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(CONSOLE_TAIL_LINES)..].join("\n")
+}

@@ -1,0 +1,281 @@
+//! `vm.create`: one tracked operation, a stage per step; any failure
+//! unwinds what was made and records `error` with the reason.
+
+use std::os::unix::fs::DirBuilderExt;
+
+use banger_agent::protocol::{HostKey as AgentHostKey, IdentityRequest};
+use banger_api::model::{ByteSize, VmAction, VmName, VmState, generate_name};
+use banger_api::protocol::{ErrorCode, Vm, VmCreateParams, VmRuntime, VmSpec};
+use banger_config::{HostFacts, resolve_vm_defaults};
+use banger_host::{DmName, ManagedRoots};
+use banger_image::cow::{Backend, CowSupport, choose, provision_root_disk};
+use banger_image::images::{ImageError, ImageManifest, ImageStore};
+use banger_image::kernel::{KernelError, KernelStore};
+use banger_net::ssh::{SshPaths, ensure_user_key, generate_host_key, pin_host};
+use banger_net::subnet::GuestSubnet;
+
+use super::boot::boot;
+use super::teardown::unwind_create;
+use super::{WORK_DISK_FILE, check_cancel, find, save_runtime, transition};
+use crate::daemon::Daemon;
+use crate::dispatch::RequestCtx;
+use crate::dispatch::blocking::run;
+use crate::error::DaemonError;
+use crate::ops::OpTracker;
+
+/// The smallest memory a Debian guest boots in.
+const MIN_MEMORY_MIB: u64 = 128;
+
+pub async fn create(
+    daemon: &Daemon,
+    ctx: &RequestCtx,
+    p: VmCreateParams,
+) -> Result<Vm, DaemonError> {
+    daemon.vms.host()?;
+    let spec = resolve_spec(daemon, &p)?;
+    let image_name = p
+        .image
+        .clone()
+        .unwrap_or_else(|| daemon.config.default_image_name().to_owned());
+    let manifest = find_image(daemon, &image_name).await?;
+    let kernel = manifest
+        .kernel_ref
+        .clone()
+        .unwrap_or_else(|| daemon.config.default_kernel_name().to_owned());
+    find_kernel(daemon, &kernel).await?;
+    daemon.vms.qemu(daemon).await?;
+
+    // Name, id, CID and the record are chosen under one lock, so two
+    // concurrent creates never pick the same.
+    let alloc = daemon.vms.alloc.lock().await;
+    let name = match &p.name {
+        Some(n) => {
+            let name = VmName::new(n.as_str()).map_err(|e| {
+                DaemonError::failed(ErrorCode::BadRequest, format!("invalid VM name: {e}"))
+            })?;
+            let n = name.clone();
+            if daemon.store.call(move |s| s.vm_name_taken(&n)).await? {
+                return Err(banger_store::StoreError::VmNameTaken {
+                    name: name.to_string(),
+                }
+                .into());
+            }
+            name
+        }
+        None => {
+            daemon
+                .store
+                .call(|s| Ok(generate_name(|n| s.vm_name_taken(n).unwrap_or(true))))
+                .await?
+        }
+    };
+    let mut op = OpTracker::begin(&daemon.store, ctx, "vm.create", Some(name.to_string())).await?;
+    op.stage(&format!("image {image_name}, kernel {kernel}"))
+        .await?;
+    let id = format!("{:016x}", fastrand::u64(..));
+    let _vm_lock = daemon.vms.lock(&id).await;
+    let recorded = record(daemon, &id, &name, &image_name, &kernel, spec).await;
+    drop(alloc);
+    let vm = match recorded {
+        Ok(vm) => vm,
+        Err(e) => return op.finish(Err(e)).await,
+    };
+
+    let result = provision(daemon, &mut op, ctx, vm.clone(), &manifest).await;
+    let result = match result {
+        Ok(vm) => Ok(vm),
+        Err(e) => {
+            let reason = banger_api::error_chain(&e);
+            tracing::warn!(vm = %vm.name, error = %reason, "create failed; unwinding");
+            let current = find(daemon, &vm.id).await.unwrap_or(vm.clone());
+            if let Err(u) = unwind_create(daemon, &current).await {
+                tracing::error!(vm = %vm.name, error = %banger_api::error_chain(&u), "unwinding a failed create");
+            }
+            if let Err(t) = transition(daemon, &vm.id, VmAction::Fail, Some(reason)).await {
+                tracing::error!(vm = %vm.name, error = %banger_api::error_chain(&t), "recording the failure");
+            }
+            Err(e)
+        }
+    };
+    op.finish(result).await
+}
+
+fn resolve_spec(daemon: &Daemon, p: &VmCreateParams) -> Result<VmSpec, DaemonError> {
+    let defaults = resolve_vm_defaults(&daemon.config, &HostFacts::detect());
+    let spec = VmSpec {
+        vcpu: p.vcpu.unwrap_or(defaults.vcpu.value),
+        memory_mib: p.memory_mib.unwrap_or(defaults.memory_mib.value),
+        disk_size: p.disk_size.unwrap_or(defaults.disk_size.value),
+        nat: p.nat,
+    };
+    let bad = |m: String| Err(DaemonError::failed(ErrorCode::BadRequest, m));
+    if spec.vcpu == 0 {
+        return bad("--vcpu must be at least 1".into());
+    }
+    if spec.memory_mib < MIN_MEMORY_MIB {
+        return bad(format!("--memory must be at least {MIN_MEMORY_MIB} MiB"));
+    }
+    if spec.disk_size < ByteSize::from_mib(64).expect("64 MiB is a size") {
+        return bad("--disk-size must be at least 64M".into());
+    }
+    Ok(spec)
+}
+
+async fn find_image(daemon: &Daemon, name: &str) -> Result<ImageManifest, DaemonError> {
+    let store = ImageStore::new(&daemon.paths.images_dir);
+    let n = name.to_owned();
+    match run(move || store.show(&n)).await? {
+        Ok(m) => Ok(m),
+        Err(ImageError::NotFound { .. }) => Err(DaemonError::failed(
+            ErrorCode::NotFound,
+            format!(
+                "image {name} not found; build one with `banger image build --variant minimal` \
+                 (fast boots) or `sudo banger image build` (full), or pass --image"
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn find_kernel(daemon: &Daemon, name: &str) -> Result<(), DaemonError> {
+    let store = KernelStore::new(&daemon.paths.kernels_dir);
+    let n = name.to_owned();
+    match run(move || store.show(&n)).await? {
+        Ok(_) => Ok(()),
+        Err(KernelError::NotFound { .. }) => Err(DaemonError::failed(
+            ErrorCode::NotFound,
+            format!("kernel {name} not found; fetch it with `banger kernel pull {name}`"),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The VM directory, vsock CID, the record (`created`) and the IP lease.
+async fn record(
+    daemon: &Daemon,
+    id: &str,
+    name: &VmName,
+    image: &str,
+    kernel: &str,
+    spec: VmSpec,
+) -> Result<Vm, DaemonError> {
+    let vm_dir = daemon.paths.vm_dir(id);
+    std::fs::create_dir_all(&daemon.paths.vms_dir)
+        .and_then(|()| std::fs::DirBuilder::new().mode(0o700).create(&vm_dir))
+        .map_err(|e| DaemonError::Internal(format!("cannot create {}: {e}", vm_dir.display())))?;
+    let subnet = GuestSubnet::new(daemon.config.bridge_ip(), daemon.config.cidr_prefix())
+        .map_err(|e| DaemonError::failed(ErrorCode::OperationFailed, e.to_string()))?;
+    let now = banger_store::now_rfc3339();
+    let vm = Vm {
+        id: id.to_owned(),
+        name: name.clone(),
+        image: image.to_owned(),
+        state: VmState::Created,
+        spec,
+        runtime: VmRuntime {
+            kernel: Some(kernel.to_owned()),
+            ..VmRuntime::default()
+        },
+        workspace: None,
+        created_at: now.clone(),
+        updated_at: now,
+        last_error: None,
+    };
+    let mut v = vm.clone();
+    let inserted = daemon
+        .store
+        .call(move |s| {
+            v.runtime.vsock_cid = Some(s.free_vsock_cid()?);
+            s.insert_vm(&v)?;
+            match s.lease_ip(&v.id, subnet.guest_addresses()) {
+                Ok(ip) => v.runtime.ip = Some(ip),
+                Err(e) => {
+                    // Nothing else exists yet: the record goes again.
+                    let _ = s.transition_vm(&v.id, VmAction::Delete, None);
+                    return Err(e);
+                }
+            }
+            s.set_vm_runtime(&v.id, &v.runtime)?;
+            Ok(v)
+        })
+        .await;
+    if inserted.is_err() {
+        let _ = std::fs::remove_dir(&vm_dir);
+    }
+    inserted
+}
+
+/// Disks, keys and the boot. Each step records what it made before the next.
+async fn provision(
+    daemon: &Daemon,
+    op: &mut OpTracker,
+    ctx: &RequestCtx,
+    mut vm: Vm,
+    image: &ImageManifest,
+) -> Result<Vm, DaemonError> {
+    let host = daemon.vms.host()?;
+    let vm_dir = daemon.paths.vm_dir(&vm.id);
+
+    let images_dir = daemon.paths.images_dir.clone();
+    let strategy = run(move || choose(&CowSupport::detect(&images_dir), Backend::Qemu)).await?;
+    let stage = format!("root disk ({strategy})");
+    op.stage(&stage).await?;
+    let roots = ManagedRoots::new([
+        daemon.paths.vms_dir.clone(),
+        daemon.paths.images_dir.clone(),
+    ])
+    .map_err(|e| DaemonError::from(banger_host::HostError::from(e)))?;
+    let dm_name = DmName::new(format!("banger-{}", vm.id))
+        .map_err(|e| DaemonError::from(banger_host::HostError::from(e)))?;
+    let (base, dir, h) = (image.rootfs.clone(), vm_dir.clone(), host.clone());
+    let disk =
+        run(move || provision_root_disk(strategy, &base, &dir, h.as_ref(), &roots, &dm_name))
+            .await?
+            .map_err(|e| DaemonError::from(e).in_stage(&stage))?;
+    vm.runtime.root_disk = Some(serde_json::to_value(&disk).expect("root disks serialise"));
+    save_runtime(daemon, &vm.id, &vm.runtime).await?;
+    check_cancel(&ctx.cancel)?;
+
+    let stage = format!("work disk ({})", vm.spec.disk_size);
+    op.stage(&stage).await?;
+    let store = ImageStore::new(&daemon.paths.images_dir);
+    let (image_name, path, size) = (
+        image.name.to_string(),
+        vm_dir.join(WORK_DISK_FILE),
+        vm.spec.disk_size,
+    );
+    run(move || {
+        let seed = store.root_seed(&image_name)?;
+        banger_image::create_work_disk(&path, size, seed.as_deref()).map_err(DaemonError::from)
+    })
+    .await?
+    .map_err(|e| e.in_stage(&stage))?;
+    check_cancel(&ctx.cancel)?;
+
+    let stage = "ssh keys: host key pinned before the first connection";
+    op.stage(stage).await?;
+    let ssh = SshPaths::new(&daemon.paths);
+    let ssh = match daemon.config.ssh_key_path() {
+        Some(key) => ssh.with_user_key(key),
+        None => ssh,
+    };
+    let (name, ip, dir) = (vm.name.clone(), vm.runtime.ip, vm_dir.clone());
+    let identity = run(move || {
+        let user = ensure_user_key(&ssh)?;
+        let host_key = generate_host_key(&dir)?;
+        pin_host(&ssh, &name, ip, &host_key.public)?;
+        Ok::<_, DaemonError>(IdentityRequest {
+            hostname: Some(name.to_string()),
+            authorized_keys: Some(format!("{user}\n")),
+            host_key: Some(AgentHostKey {
+                private: host_key.private,
+                public: host_key.public,
+            }),
+        })
+    })
+    .await?
+    .map_err(|e| e.in_stage(stage))?;
+    check_cancel(&ctx.cancel)?;
+
+    boot(daemon, op, &ctx.cancel, vm, Some(identity)).await
+}

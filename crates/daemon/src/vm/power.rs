@@ -1,0 +1,170 @@
+//! `vm.start`, `vm.stop`, `vm.kill`, `vm.delete` and `vm.exec`.
+
+use std::time::Duration;
+
+use banger_agent::client::AgentClient;
+use banger_agent::protocol::{AGENT_PORT, ExecRequest};
+use banger_api::model::{VmAction, VmState};
+use banger_api::protocol::{ErrorCode, Vm, VmExecParams, VmExecResult, VmRef};
+
+use super::boot::boot;
+use super::teardown::{dispose, halt, stop_guest};
+use super::{find, read_handles, transition};
+use crate::daemon::Daemon;
+use crate::dispatch::RequestCtx;
+use crate::dispatch::blocking::run;
+use crate::error::DaemonError;
+use crate::ops::OpTracker;
+
+/// Looks the VM up, takes its lock, and reads it again under the lock.
+async fn locked(
+    daemon: &Daemon,
+    reference: &str,
+) -> Result<(Vm, tokio::sync::OwnedMutexGuard<()>), DaemonError> {
+    let vm = find(daemon, reference).await?;
+    let guard = daemon.vms.lock(&vm.id).await;
+    let vm = find(daemon, &vm.id).await?;
+    Ok((vm, guard))
+}
+
+pub async fn start(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, DaemonError> {
+    daemon.vms.host()?;
+    let (vm, _guard) = locked(daemon, &r.vm).await?;
+    // Refused before any work when the state does not allow it.
+    vm.state.apply(VmAction::Start).map_err(|source| {
+        banger_store::StoreError::IllegalTransition {
+            name: vm.name.to_string(),
+            source,
+        }
+    })?;
+    let mut op =
+        OpTracker::begin(&daemon.store, ctx, "vm.start", Some(vm.name.to_string())).await?;
+    let result = match boot(daemon, &mut op, &ctx.cancel, vm.clone(), None).await {
+        Ok(vm) => Ok(vm),
+        Err(e) => {
+            let reason = banger_api::error_chain(&e);
+            tracing::warn!(vm = %vm.name, error = %reason, "start failed; stopping what was started");
+            let current = find(daemon, &vm.id).await.unwrap_or(vm.clone());
+            if let Err(h) = halt(daemon, &current).await {
+                tracing::error!(error = %banger_api::error_chain(&h), "cleaning up a failed start");
+            }
+            if let Err(t) = transition(daemon, &vm.id, VmAction::Fail, Some(reason)).await {
+                tracing::error!(error = %banger_api::error_chain(&t), "recording the failure");
+            }
+            Err(e)
+        }
+    };
+    op.finish(result).await
+}
+
+pub async fn stop(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, DaemonError> {
+    let (vm, _guard) = locked(daemon, &r.vm).await?;
+    let op = OpTracker::begin(&daemon.store, ctx, "vm.stop", Some(vm.name.to_string())).await?;
+    let result = stop_locked(daemon, vm).await;
+    op.finish(result).await
+}
+
+async fn stop_locked(daemon: &Daemon, vm: Vm) -> Result<Vm, DaemonError> {
+    let vm = transition(daemon, &vm.id, VmAction::Stop, None)
+        .await?
+        .expect("stop keeps the record");
+    if let Err(e) = stop_guest(daemon, &vm).await {
+        let reason = banger_api::error_chain(&e);
+        let _ = transition(daemon, &vm.id, VmAction::Fail, Some(reason)).await;
+        return Err(e);
+    }
+    Ok(transition(daemon, &vm.id, VmAction::Halted, None)
+        .await?
+        .expect("halted keeps the record"))
+}
+
+pub async fn kill(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, DaemonError> {
+    let (vm, _guard) = locked(daemon, &r.vm).await?;
+    let op = OpTracker::begin(&daemon.store, ctx, "vm.kill", Some(vm.name.to_string())).await?;
+    let result = kill_locked(daemon, vm).await;
+    op.finish(result).await
+}
+
+async fn kill_locked(daemon: &Daemon, vm: Vm) -> Result<Vm, DaemonError> {
+    let vm = transition(daemon, &vm.id, VmAction::Kill, None)
+        .await?
+        .expect("kill keeps the record");
+    halt(daemon, &vm).await?;
+    Ok(vm)
+}
+
+/// Stops the VM if it runs, removes everything it owns, then its record.
+pub async fn delete(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, DaemonError> {
+    let (vm, _guard) = locked(daemon, &r.vm).await?;
+    let id = vm.id.clone();
+    let mut op =
+        OpTracker::begin(&daemon.store, ctx, "vm.delete", Some(vm.name.to_string())).await?;
+    let result = async {
+        let vm = match vm.state {
+            VmState::Running => {
+                op.stage("stopping").await?;
+                stop_locked(daemon, vm).await?
+            }
+            VmState::Starting | VmState::Stopping => {
+                op.stage("killing").await?;
+                kill_locked(daemon, vm).await?
+            }
+            VmState::Created | VmState::Stopped | VmState::Error => vm,
+        };
+        // The VM may have ended in `error` above; delete is still allowed.
+        let vm = find(daemon, &vm.id).await?;
+        op.stage("removing disks, keys, address and record").await?;
+        halt(daemon, &vm).await?;
+        dispose(daemon, &vm).await?;
+        transition(daemon, &vm.id, VmAction::Delete, None).await?;
+        Ok(vm)
+    }
+    .await;
+    if result.is_ok() {
+        daemon.vms.forget_lock(&id);
+    }
+    op.finish(result).await
+}
+
+/// Runs one command in the guest through the agent.
+pub async fn exec(daemon: &Daemon, p: VmExecParams) -> Result<VmExecResult, DaemonError> {
+    if p.argv.is_empty() {
+        return Err(DaemonError::failed(
+            ErrorCode::BadRequest,
+            "no command given: use `banger vm exec VM -- CMD...`",
+        ));
+    }
+    let vm = find(daemon, &p.vm).await?;
+    if vm.state != VmState::Running {
+        return Err(DaemonError::failed(
+            ErrorCode::OperationFailed,
+            format!(
+                "VM {} is {}; start it first with `banger vm start {}`",
+                vm.name, vm.state, vm.name
+            ),
+        ));
+    }
+    let handles = read_handles(&daemon.paths.vm_dir(&vm.id)).ok_or_else(|| {
+        DaemonError::failed(
+            ErrorCode::OperationFailed,
+            format!("VM {} has no running VMM on record", vm.name),
+        )
+    })?;
+    let mut request = ExecRequest::new(p.argv);
+    request.cwd = Some(p.cwd.unwrap_or_else(|| "/root".into()));
+    request.timeout_s = p.timeout_s;
+    let uds = handles.handle.vsock_uds;
+    let result = run(move || {
+        AgentClient::connect_hybrid(&uds, AGENT_PORT, Duration::from_secs(10))
+            .and_then(|c| c.exec(request))
+    })
+    .await??;
+    Ok(VmExecResult {
+        status: result.status,
+        signal: result.signal,
+        timed_out: result.timed_out,
+        stdout: result.stdout,
+        stderr: result.stderr,
+        duration_s: result.duration_s,
+    })
+}

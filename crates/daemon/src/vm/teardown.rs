@@ -1,0 +1,190 @@
+//! Taking a VM apart, from its durable record alone. Every step is
+//! idempotent (what is already gone counts as removed) and every step runs
+//! even when an earlier one failed; the first failure is returned.
+
+use std::time::Duration;
+
+use banger_api::model::VmName;
+use banger_api::protocol::Vm;
+use banger_net::ssh::{SshPaths, unpin_host};
+use banger_vmm::VmmBackend;
+
+use super::{Machinery, bridge_name, read_handles, root_disk_of, save_runtime};
+use crate::daemon::Daemon;
+use crate::dispatch::blocking::run;
+use crate::error::DaemonError;
+
+/// How long a guest gets to power off before its VMM is stopped.
+pub(super) const POWEROFF_WAIT: Duration = Duration::from_secs(10);
+
+/// Keeps the first error while every step still runs.
+#[derive(Default)]
+struct Errors(Option<DaemonError>);
+
+impl Errors {
+    fn note(&mut self, what: &str, result: Result<(), DaemonError>) {
+        if let Err(e) = result {
+            tracing::warn!(step = what, error = %banger_api::error_chain(&e), "teardown step failed");
+            self.0.get_or_insert(e.in_stage(what));
+        }
+    }
+
+    fn into_result(self) -> Result<(), DaemonError> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// Asks the guest to power off (agent `poweroff`, else the VMM's shutdown
+/// request), waits up to [`POWEROFF_WAIT`], then kills the VMM: always, as
+/// that also reaps the vhost-device-vsock sidecar. Then [`halt`].
+pub(super) async fn stop_guest(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
+    let vm_dir = daemon.paths.vm_dir(&vm.id);
+    if let Some(handles) = read_handles(&vm_dir) {
+        let qemu = daemon.vms.qemu_for_teardown(daemon).await;
+        let handle = handles.handle.clone();
+        run(move || {
+            let asked = banger_agent::client::AgentClient::connect_hybrid(
+                &handle.vsock_uds,
+                banger_agent::protocol::AGENT_PORT,
+                Duration::from_secs(3),
+            )
+            .and_then(|c| c.poweroff());
+            if let Err(e) = asked {
+                tracing::info!(error = %e, "the agent did not take the poweroff; asking the VMM");
+                if let Err(e) = qemu.request_shutdown(&handle) {
+                    tracing::warn!(error = %e, "the VMM refused the shutdown request");
+                }
+            }
+            match qemu.wait_exit(&handle, POWEROFF_WAIT) {
+                Ok(true) => tracing::info!("guest powered off"),
+                Ok(false) => tracing::warn!("guest still running after {POWEROFF_WAIT:?}; killing"),
+                Err(e) => tracing::warn!(error = %e, "waiting for the VMM"),
+            }
+        })
+        .await?;
+    }
+    halt(daemon, vm).await
+}
+
+/// Stops the VMM and its sidecar if they still run, and gives back what a
+/// running VM holds: its tap, NAT rules, DNS record, `handles.json`.
+pub(super) async fn halt(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
+    let machinery: &Machinery = &daemon.vms;
+    let vm_dir = daemon.paths.vm_dir(&vm.id);
+    let mut errors = Errors::default();
+    let handles = read_handles(&vm_dir);
+    if let Some(h) = &handles {
+        let qemu = machinery.qemu_for_teardown(daemon).await;
+        let handle = h.handle.clone();
+        let killed = run(move || qemu.kill(&handle))
+            .await
+            .and_then(|r| r.map_err(DaemonError::from));
+        errors.note("stopping the VMM", killed);
+    }
+    daemon.dns.remove(&vm.name);
+    if let (true, Some(ip), Some(host)) = (vm.spec.nat, vm.runtime.ip, machinery.host.clone()) {
+        let removed = match bridge_name(daemon) {
+            Ok(bridge) => run(move || host.remove_nat(ip, &bridge))
+                .await
+                .and_then(|r| r.map_err(DaemonError::from)),
+            Err(e) => Err(e),
+        };
+        errors.note("removing NAT", removed);
+    }
+    let tap = vm
+        .runtime
+        .tap
+        .clone()
+        .or_else(|| handles.as_ref().and_then(|h| h.tap.clone()));
+    if let Some(tap) = tap {
+        let released = match (machinery.host(), banger_host::TapName::new(tap)) {
+            (Ok(host), Ok(tap)) => run(move || host.delete_tap(&tap))
+                .await
+                .and_then(|r| r.map_err(DaemonError::from)),
+            (Err(e), _) => Err(e),
+            (_, Err(e)) => Err(banger_host::HostError::from(e).into()),
+        };
+        errors.note("releasing the tap", released);
+        if errors.0.is_none() {
+            let mut runtime = vm.runtime.clone();
+            runtime.tap = None;
+            errors.note(
+                "recording the tap's release",
+                save_runtime(daemon, &vm.id, &runtime).await,
+            );
+        }
+    }
+    if errors.0.is_none() {
+        let path = super::handles_path(&vm_dir);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => errors.note(
+                "removing handles.json",
+                Err(DaemonError::Internal(format!(
+                    "cannot remove {}: {e}",
+                    path.display()
+                ))),
+            ),
+            _ => {}
+        }
+    }
+    errors.into_result()
+}
+
+/// Removes what a VM owns besides its running parts: the root disk, the VM
+/// directory (work disk, logs, sockets), its known_hosts pins and its IP
+/// lease. The record itself stays (the caller deletes it or marks it failed).
+pub(super) async fn dispose(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
+    let mut errors = Errors::default();
+    match root_disk_of(&vm.runtime) {
+        Ok(Some(disk)) => {
+            let removed = match daemon.vms.host.clone() {
+                Some(host) => run(move || banger_image::teardown_root_disk(&disk, host.as_ref()))
+                    .await
+                    .and_then(|r| r.map_err(DaemonError::from)),
+                // Only a device-mapper snapshot needs the host; files go
+                // with the VM directory below.
+                None if disk.strategy == banger_image::CowStrategy::DmSnapshot => {
+                    daemon.vms.host().map(|_| ())
+                }
+                None => Ok(()),
+            };
+            errors.note("removing the root disk", removed);
+        }
+        Ok(None) => {}
+        Err(e) => errors.note("reading the root disk record", Err(e)),
+    }
+    let ssh = SshPaths::new(&daemon.paths);
+    let name: VmName = vm.name.clone();
+    let unpinned = run(move || unpin_host(&ssh, &name))
+        .await
+        .and_then(|r| r.map_err(DaemonError::from));
+    errors.note("removing the known_hosts pins", unpinned);
+    let vm_dir = daemon.paths.vm_dir(&vm.id);
+    let removed = run(move || match std::fs::remove_dir_all(&vm_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DaemonError::Internal(format!(
+            "cannot remove {}: {e}",
+            vm_dir.display()
+        ))),
+        _ => Ok(()),
+    })
+    .await
+    .and_then(|r| r);
+    errors.note("removing the VM directory", removed);
+    let id = vm.id.clone();
+    let released = daemon
+        .store
+        .call(move |s| s.release_ip(&id))
+        .await
+        .map(|_| ());
+    errors.note("releasing the IP lease", released);
+    errors.into_result()
+}
+
+/// After a failed create: everything goes, the record stays, emptied of
+/// what it no longer holds, so `vm show` explains and `vm delete` removes it.
+pub(super) async fn unwind_create(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
+    let halted = halt(daemon, vm).await;
+    let disposed = dispose(daemon, vm).await;
+    let cleared = save_runtime(daemon, &vm.id, &Default::default()).await;
+    halted.and(disposed).and(cleared)
+}
