@@ -94,7 +94,7 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if self.daemon.is_some() {
-            let _ = self.banger(&["vm", "delete", VM]);
+            let _ = self.banger(&["vm", "delete", VM, "e2e-run"]);
             self.home.stop_daemon();
         }
         if let Some(mut d) = self.daemon.take() {
@@ -245,6 +245,35 @@ fn vm_create_exec_dns_stop_start_delete() {
     let out = exec(&g, "ip -o -4 addr show eth0");
     assert!(stdout(&out).contains(&format!("{ip}/")), "{}", stdout(&out));
 
+    // ssh with banger's key and the host key pinned at create (sshd may still
+    // be starting: the minimal init supervises it). From inside the
+    // namespace, where the guest's address is reachable.
+    let ssh = || {
+        let mut cmd = g.home.command("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            g.ns.name(),
+            common::BANGER,
+            "vm",
+            "ssh",
+            VM,
+            "--",
+        ])
+        .args(["cat", "/etc/hostname"]);
+        run_bounded(cmd, Duration::from_secs(30))
+    };
+    let t = Instant::now();
+    let out = loop {
+        let out = ssh();
+        if out.status.success() || t.elapsed() > Duration::from_secs(90) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_success(&out);
+    assert_eq!(stdout(&out), format!("{VM}\n"), "ssh reached the guest");
+
     // Stop and start: the work disk (/root) keeps what was written.
     assert_success(&exec(&g, "echo kept > /root/marker && sync"));
     let t = Instant::now();
@@ -304,4 +333,31 @@ fn vm_create_exec_dns_stop_start_delete() {
         .unwrap();
     assert_eq!(leases, 0, "the address is released");
     println!("create took {create_s:.1} s");
+
+    // `vm run --rm -- CMD` passes the command's status through and leaves
+    // no VM behind.
+    let t = Instant::now();
+    let out = g.banger(&[
+        "vm", "run", "--rm", "--name", "e2e-run", "--image", IMAGE, "--memory", "512", "--", "sh",
+        "-c", "exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    println!(
+        "vm run --rm -- sh -c 'exit 7': {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        g.banger(&["vm", "show", "e2e-run"]).status.code(),
+        Some(1),
+        "deleted"
+    );
+    let out = g.banger(&[
+        "vm", "run", "--rm", "--name", "e2e-run", "--image", IMAGE, "--memory", "512", "--", "true",
+    ]);
+    assert_success(&out);
+    assert_eq!(
+        g.banger(&["vm", "list", "--json"]).stdout,
+        b"[]\n",
+        "nothing left"
+    );
 }

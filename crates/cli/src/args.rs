@@ -216,6 +216,40 @@ pub enum VmCommand {
     },
     /// Run a command in a VM; exits with the command's status.
     #[command(after_help = "Example: banger vm exec dev -- sh -c 'echo hi; exit 7'")]
+    /// Open a shell in a VM (or run ssh ARGS) with banger's key and the pinned host key.
+    #[command(after_help = "Example: banger vm ssh dev -- uname -a")]
+    Ssh {
+        vm: String,
+        /// Passed to ssh after the host (a remote command, for example).
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
+    /// Create a VM and open a shell in it, or run CMD in it and exit with its status.
+    #[command(
+        after_help = "Examples:\n  banger vm run --rm -- make test\n  banger vm run --name scratch"
+    )]
+    Run {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        image: Option<String>,
+        #[arg(long)]
+        vcpu: Option<u32>,
+        /// Memory in MiB.
+        #[arg(long, value_name = "MIB")]
+        memory: Option<u64>,
+        /// Work disk size, e.g. 8G.
+        #[arg(long, value_name = "SIZE")]
+        disk_size: Option<banger_api::model::ByteSize>,
+        #[arg(long)]
+        nat: bool,
+        /// Delete the VM when the command or session ends (not if it never became reachable).
+        #[arg(long)]
+        rm: bool,
+        /// The command to run in /root; without one, an interactive ssh session.
+        #[arg(last = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
     Exec {
         vm: String,
         /// Working directory in the guest (default /root).

@@ -21,6 +21,10 @@ pub enum CliError {
     },
     #[error(transparent)]
     Ssh(#[from] banger_net::ssh::SshError),
+    #[error("{vm} has no address: is it running? (`banger vm start {vm}`)")]
+    NotRunning { vm: String },
+    #[error(transparent)]
+    Process(banger_sys::ProcessError),
     #[error("HOME is not set: cannot find ~/.ssh/config")]
     NoHome,
     #[error("cannot write to stdout")]

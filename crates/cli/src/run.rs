@@ -129,6 +129,28 @@ fn run(cli: Cli) -> Result<(), CliError> {
             cwd,
             timeout_s: timeout,
         }),
+        Command::Vm(VmCommand::Ssh { vm, args }) => vm_ssh(&vm, &args),
+        Command::Vm(VmCommand::Run {
+            name,
+            image,
+            vcpu,
+            memory,
+            disk_size,
+            nat,
+            rm,
+            cmd,
+        }) => vm_run(
+            VmCreateParams {
+                name,
+                image,
+                vcpu,
+                memory_mib: memory,
+                disk_size,
+                nat,
+            },
+            rm,
+            cmd,
+        ),
         Command::SshConfig { install, uninstall } => ssh_config(install, uninstall),
         Command::Kernel(cmd) => kernel(cmd),
         Command::Image(cmd) => image(cmd),
@@ -374,8 +396,9 @@ fn client() -> Result<Client, CliError> {
 
 /// Prints the resolved spec first (as the daemon will resolve it, from the
 /// same config and host), then the daemon's stages, then the VM.
-fn vm_create(params: VmCreateParams, json: JsonFlag) -> Result<(), CliError> {
-    let paths = Paths::resolve(&PathEnv::from_process())?;
+/// The one-line resolved spec (SPEC §3), from the same config and host
+/// facts the daemon resolves with.
+fn print_spec(paths: &Paths, params: &VmCreateParams) {
     if let Ok(config) = banger_config::Config::load(&paths.config_file) {
         let d = banger_config::resolve_vm_defaults(&config, &banger_config::HostFacts::detect());
         eprintln!(
@@ -385,6 +408,11 @@ fn vm_create(params: VmCreateParams, json: JsonFlag) -> Result<(), CliError> {
             params.disk_size.unwrap_or(d.disk_size.value)
         );
     }
+}
+
+fn vm_create(params: VmCreateParams, json: JsonFlag) -> Result<(), CliError> {
+    let paths = Paths::resolve(&PathEnv::from_process())?;
+    print_spec(&paths, &params);
     let started = std::time::Instant::now();
     let vm: Vm = Client::connect_or_start(&paths)?.call(Request::VmCreate(params))?;
     if json.json {
@@ -396,6 +424,86 @@ fn vm_create(params: VmCreateParams, json: JsonFlag) -> Result<(), CliError> {
         started.elapsed().as_secs_f64()
     );
     print(&render::vm_detail(&vm))
+}
+
+/// `vm run`: create, then run the command through the agent (its status
+/// becomes ours) or open an ssh session; with `--rm`, delete afterwards.
+fn vm_run(params: VmCreateParams, rm: bool, cmd: Vec<String>) -> Result<(), CliError> {
+    let paths = Paths::resolve(&PathEnv::from_process())?;
+    print_spec(&paths, &params);
+    let client = Client::connect_or_start(&paths)?;
+    // A VM that never became reachable is kept even with --rm, so its logs
+    // can be read: the daemon records it as `error`.
+    let vm: Vm = client.call(Request::VmCreate(params))?;
+    let name = vm.name.to_string();
+    let outcome = if cmd.is_empty() {
+        vm_ssh(&name, &[])
+    } else {
+        vm_exec(VmExecParams {
+            vm: name.clone(),
+            argv: cmd,
+            cwd: None,
+            timeout_s: None,
+        })
+    };
+    if rm {
+        if let Err(e) = client.call::<Vm>(Request::VmDelete(VmRef { vm: name.clone() })) {
+            eprintln!(
+                "banger: could not delete {name}: {}",
+                banger_api::error_chain(&e)
+            );
+        }
+    } else {
+        eprintln!(
+            "banger: {name} is still running; stop it with `banger vm stop {name}`, remove it with `banger vm delete {name}`"
+        );
+    }
+    outcome
+}
+
+/// Hands the terminal to the system ssh client with banger's config, key
+/// and pinned host key; ssh's status becomes ours. A host-key mismatch is
+/// explained rather than left to ssh's wording.
+fn vm_ssh(reference: &str, args: &[String]) -> Result<(), CliError> {
+    use banger_net::ssh;
+    let paths = Paths::resolve(&PathEnv::from_process())?;
+    let vm: Vm = client()?.call(Request::VmShow(VmRef {
+        vm: reference.to_owned(),
+    }))?;
+    let ip = vm.runtime.ip.ok_or_else(|| CliError::NotRunning {
+        vm: vm.name.to_string(),
+    })?;
+    let ssh_paths = ssh::SshPaths::new(&paths);
+    ssh::write_ssh_config(&ssh_paths)?;
+    // The IP is pinned too, so reaching the guest by address keeps the
+    // host-key check even where `.vm` names do not resolve.
+    let host = format!("{}.{}", vm.name, ssh::VM_DOMAIN);
+    let cmd = |extra: &[&str]| {
+        banger_sys::Cmd::new("ssh")
+            .arg("-F")
+            .arg(&ssh_paths.config_file)
+            .args(["-o", &format!("HostName={ip}")])
+            .args(extra)
+            .arg(&host)
+    };
+    let status = cmd(&[])
+        .args(args)
+        .run_interactive()
+        .map_err(CliError::Process)?;
+    if status == 255 {
+        // ssh's own failure: ask once more, quietly, to see why.
+        if let Err(banger_sys::ProcessError::Failed { stderr, .. }) =
+            cmd(&["-o", "BatchMode=yes"]).arg("true").run()
+        {
+            if let Some(why) = ssh::explain_ssh_failure(&stderr, &vm.name) {
+                eprintln!("banger: {why}");
+            }
+        }
+    }
+    match status {
+        0 => Ok(()),
+        code => Err(CliError::GuestExit(code.clamp(1, 255) as u8)),
+    }
 }
 
 /// One request per VM, in the order given; each outcome is reported as it

@@ -168,6 +168,18 @@ impl Cmd {
         })
     }
 
+    /// Runs with this process's terminal (stdin, stdout, stderr inherited),
+    /// for programs the user drives, like `ssh`. Returns the exit code, or
+    /// 128 + the signal that killed it, as a shell would.
+    pub fn run_interactive(&self) -> Result<i32, ProcessError> {
+        use std::os::unix::process::ExitStatusExt;
+        tracing::debug!(argv = %self.argv(), "running interactively");
+        let status = self.command().status().map_err(|e| self.spawn_error(e))?;
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    }
+
     /// Starts the program in its own session, detached from this terminal,
     /// with stdout and stderr appended to `log`. Returns its pid.
     pub fn spawn_detached(&self, log: &Path) -> Result<u32, ProcessError> {
@@ -270,6 +282,28 @@ mod tests {
     fn missing_program_is_not_found() {
         let err = Cmd::new("banger-no-such-program").run().unwrap_err();
         assert!(matches!(err, ProcessError::NotFound { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn interactive_runs_pass_the_status_through() {
+        assert_eq!(
+            Cmd::new("sh")
+                .args(["-c", "exit 7"])
+                .run_interactive()
+                .unwrap(),
+            7
+        );
+        assert_eq!(
+            Cmd::new("sh")
+                .args(["-c", "kill -9 $$"])
+                .run_interactive()
+                .unwrap(),
+            137
+        );
+        assert!(matches!(
+            Cmd::new("banger-no-such-program").run_interactive(),
+            Err(ProcessError::NotFound { .. })
+        ));
     }
 
     #[test]
