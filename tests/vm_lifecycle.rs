@@ -68,7 +68,7 @@ fn missing_prerequisite() -> Option<String> {
 struct Guard {
     home: Home,
     ns: banger_sys::netns::Netns,
-    daemon: Option<Child>,
+    daemon: std::cell::RefCell<Option<Child>>,
 }
 
 impl Guard {
@@ -93,11 +93,11 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if self.daemon.is_some() {
+        if self.daemon.borrow().is_some() {
             let _ = self.banger(&["vm", "delete", VM, "e2e-run"]);
             self.home.stop_daemon();
         }
-        if let Some(mut d) = self.daemon.take() {
+        if let Some(mut d) = self.daemon.borrow_mut().take() {
             let _ = d.kill();
             let _ = d.wait();
         }
@@ -173,7 +173,7 @@ fn vm_create_exec_dns_stop_start_delete() {
     let g = Guard {
         home,
         ns,
-        daemon: Some(daemon),
+        daemon: std::cell::RefCell::new(Some(daemon)),
     };
     assert!(
         common::wait_until(Duration::from_secs(20), || g.home.socket().exists()
@@ -302,6 +302,52 @@ fn vm_create_exec_dns_stop_start_delete() {
     let out = exec(&g, "cat /root/marker");
     assert_success(&out);
     assert_eq!(stdout(&out), "kept\n");
+
+    // `kill -9` of bangerd: the VM keeps running, and the next daemon
+    // adopts it (SPEC §6 reconcile) instead of killing it.
+    let mut old = g.daemon.borrow_mut().take().unwrap();
+    old.kill().unwrap();
+    old.wait().unwrap();
+    let log = std::fs::File::options()
+        .append(true)
+        .open(g.home.path().join("state/bangerd-e2e.log"))
+        .unwrap();
+    let mut cmd = g.home.command("ip");
+    cmd.args(["netns", "exec", g.ns.name(), common::BANGERD])
+        .stdout(Stdio::null())
+        .stderr(log);
+    *g.daemon.borrow_mut() = Some(cmd.spawn().expect("restart bangerd"));
+    // A raw connect, not the CLI: the CLI would start a daemon of its own
+    // (outside the namespace) while the stale socket refuses connections.
+    assert!(
+        common::wait_until(Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(g.home.socket()).is_ok()
+        }),
+        "bangerd did not come back"
+    );
+    assert_eq!(g.vm()["state"], "running", "adopted, not stopped");
+    let out = exec(&g, "cat /root/marker");
+    assert_success(&out);
+    assert_eq!(stdout(&out), "kept\n", "the adopted VM still answers");
+    // The new daemon's DNS server has a port of its own (tests use port 0).
+    let pong: serde_json::Value =
+        serde_json::from_slice(&g.banger(&["daemon", "ping", "--json"]).stdout).unwrap();
+    let dns = pong["dns"]
+        .as_str()
+        .expect("the DNS server is up")
+        .to_owned();
+    let (dns_ip, dns_port) = dns.rsplit_once(':').unwrap();
+    let answer = stdout(&g.in_ns(&[
+        "dig",
+        &format!("@{dns_ip}"),
+        "-p",
+        dns_port,
+        &format!("{VM}.vm"),
+        "+short",
+        "+time=2",
+        "+tries=2",
+    ]));
+    assert_eq!(answer.trim(), ip, "its name is served again");
 
     // Kill, then delete: nothing is left.
     assert_success(&g.banger(&["vm", "kill", VM]));

@@ -127,6 +127,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), StartupError> {
         daemon.vms = Machinery::new(shutdown.child_token());
         tokio::spawn(stop_on_signal(shutdown.clone()));
         daemon.start_dns(shutdown.child_token()).await;
+        crate::vm::reconcile(&daemon).await;
         crate::server::serve(daemon, shutdown).await
     })
 }

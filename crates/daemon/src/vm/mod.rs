@@ -11,6 +11,7 @@
 mod boot;
 mod create;
 mod power;
+mod reconcile;
 mod teardown;
 
 use std::collections::HashMap;
@@ -35,6 +36,7 @@ use crate::error::DaemonError;
 
 pub use create::create;
 pub use power::{delete, exec, kill, start, stop};
+pub use reconcile::reconcile;
 
 /// The transient file naming the processes of a running VM.
 const HANDLES_FILE: &str = "handles.json";

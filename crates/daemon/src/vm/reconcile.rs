@@ -1,0 +1,56 @@
+//! Reconcile at daemon start (SPEC §6): a daemon restart (crash, update,
+//! `kill -9`) must not kill VMs. Each VM recorded with a VMM is looked up
+//! from its `handles.json`: a live VMM is adopted (its `.vm` name served
+//! again); a dead one is cleaned up from the durable record and the VM
+//! marked stopped.
+
+use banger_api::model::{VmAction, VmState};
+use banger_api::protocol::Vm;
+use banger_vmm::VmmBackend;
+use tracing::Instrument;
+
+use super::teardown::halt;
+use super::{read_handles, transition};
+use crate::daemon::Daemon;
+
+pub async fn reconcile(daemon: &Daemon) {
+    let vms = match daemon.store.call(|s| s.list_vms()).await {
+        Ok(vms) => vms,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list VMs to reconcile");
+            return;
+        }
+    };
+    for vm in vms.into_iter().filter(|vm| vm.state.may_have_vmm()) {
+        let span = tracing::info_span!("reconcile", vm = %vm.name, id = %vm.id);
+        reconcile_one(daemon, vm).instrument(span).await;
+    }
+}
+
+async fn reconcile_one(daemon: &Daemon, vm: Vm) {
+    let handles = read_handles(&daemon.paths.vm_dir(&vm.id));
+    let alive = match &handles {
+        Some(h) => daemon
+            .vms
+            .qemu_for_teardown(daemon)
+            .await
+            .is_alive(&h.handle),
+        None => false,
+    };
+    // Only a VM that had finished booting is adopted: one caught half-way
+    // through a start lost the request that was driving it.
+    if alive && vm.state == VmState::Running {
+        if let Some(ip) = vm.runtime.ip {
+            daemon.dns.set(&vm.name, ip);
+        }
+        tracing::info!("adopted: its VMM is still running");
+        return;
+    }
+    tracing::info!(state = %vm.state, alive, "cleaning up: the VM's run ended with the previous daemon");
+    if let Err(e) = halt(daemon, &vm).await {
+        tracing::warn!(error = %banger_api::error_chain(&e), "cleanup incomplete; `banger vm kill` retries it");
+    }
+    if let Err(e) = transition(daemon, &vm.id, VmAction::Halted, None).await {
+        tracing::warn!(error = %banger_api::error_chain(&e), "cannot record the VM as stopped");
+    }
+}
