@@ -174,7 +174,10 @@ fn another_local_user_cannot_use_the_daemon() {
 }
 
 #[test]
-fn dns_names_of_running_vms_are_rebuilt_at_start() {
+/// A VM recorded as running whose VMM is gone (no handles, no process) is
+/// reconciled at start: cleaned up, marked stopped, and given no name. (A
+/// VM whose VMM survived is adopted with its name: tests/vm_lifecycle.rs.)
+fn dead_vms_are_stopped_and_unnamed_at_start() {
     let home = Home::new();
     common::assert_success(&home.bangerd(&["--migrate"]));
     common::insert_vm(&home.db(), "aaaa000000000000", "web", "running");
@@ -202,9 +205,14 @@ fn dns_names_of_running_vms_are_rebuilt_at_start() {
     };
     let web = dig("web.vm");
     assert!(
-        web.contains("status: NOERROR") && web.contains("172.16.0.2"),
-        "{web}"
+        web.contains("status: NXDOMAIN"),
+        "a dead VM has no name: {web}"
     );
+    let out = home.banger(&["vm", "show", "web", "--json"]);
+    common::assert_success(&out);
+    let vm: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(vm["state"], "stopped", "reconciled: {vm}");
+    assert!(home.log().contains("cleaning up"), "{}", home.log());
     let idle = dig("idle.vm");
     assert!(
         idle.contains("status: NXDOMAIN"),
