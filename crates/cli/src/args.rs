@@ -173,23 +173,8 @@ pub enum VmCommand {
                       Then: `banger vm exec dev -- uname -a`, `banger vm stop dev`, `banger vm delete dev`."
     )]
     Create {
-        /// A DNS label ([a-z0-9-], 1-63 chars); generated when absent.
-        #[arg(long)]
-        name: Option<String>,
-        /// Image name (default: `default_image_name` from config).
-        #[arg(long)]
-        image: Option<String>,
-        #[arg(long)]
-        vcpu: Option<u32>,
-        /// Memory in MiB.
-        #[arg(long, value_name = "MIB")]
-        memory: Option<u64>,
-        /// Work disk size, e.g. 8G.
-        #[arg(long, value_name = "SIZE")]
-        disk_size: Option<banger_api::model::ByteSize>,
-        /// Let the guest reach beyond the host (masquerade through the host).
-        #[arg(long)]
-        nat: bool,
+        #[command(flatten)]
+        spec: VmSpecArgs,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -214,8 +199,6 @@ pub enum VmCommand {
         #[arg(required = true, value_name = "VM")]
         vms: Vec<String>,
     },
-    /// Run a command in a VM; exits with the command's status.
-    #[command(after_help = "Example: banger vm exec dev -- sh -c 'echo hi; exit 7'")]
     /// Open a shell in a VM (or run ssh ARGS) with banger's key and the pinned host key.
     #[command(after_help = "Example: banger vm ssh dev -- uname -a")]
     Ssh {
@@ -229,20 +212,8 @@ pub enum VmCommand {
         after_help = "Examples:\n  banger vm run --rm -- make test\n  banger vm run --name scratch"
     )]
     Run {
-        #[arg(long)]
-        name: Option<String>,
-        #[arg(long)]
-        image: Option<String>,
-        #[arg(long)]
-        vcpu: Option<u32>,
-        /// Memory in MiB.
-        #[arg(long, value_name = "MIB")]
-        memory: Option<u64>,
-        /// Work disk size, e.g. 8G.
-        #[arg(long, value_name = "SIZE")]
-        disk_size: Option<banger_api::model::ByteSize>,
-        #[arg(long)]
-        nat: bool,
+        #[command(flatten)]
+        spec: VmSpecArgs,
         /// Delete the VM when the command or session ends (not if it never became reachable).
         #[arg(long)]
         rm: bool,
@@ -250,6 +221,8 @@ pub enum VmCommand {
         #[arg(last = true, value_name = "CMD")]
         cmd: Vec<String>,
     },
+    /// Run a command in a VM; exits with the command's status.
+    #[command(after_help = "Example: banger vm exec dev -- sh -c 'echo hi; exit 7'")]
     Exec {
         vm: String,
         /// Working directory in the guest (default /root).
@@ -275,6 +248,41 @@ pub enum DaemonCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+}
+
+/// What a new VM should be: shared by `vm create` and `vm run`.
+#[derive(Debug, Clone, Args)]
+pub struct VmSpecArgs {
+    /// A DNS label ([a-z0-9-], 1-63 chars); generated when absent.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Image name (default: `default_image_name` from config).
+    #[arg(long)]
+    pub image: Option<String>,
+    #[arg(long)]
+    pub vcpu: Option<u32>,
+    /// Memory in MiB.
+    #[arg(long, value_name = "MIB")]
+    pub memory: Option<u64>,
+    /// Work disk size, e.g. 8G.
+    #[arg(long, value_name = "SIZE")]
+    pub disk_size: Option<banger_api::model::ByteSize>,
+    /// Let the guest reach beyond the host (masquerade through the host).
+    #[arg(long)]
+    pub nat: bool,
+}
+
+impl VmSpecArgs {
+    pub fn into_params(self) -> banger_api::protocol::VmCreateParams {
+        banger_api::protocol::VmCreateParams {
+            name: self.name,
+            image: self.image,
+            vcpu: self.vcpu,
+            memory_mib: self.memory,
+            disk_size: self.disk_size,
+            nat: self.nat,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Args)]
@@ -324,17 +332,17 @@ mod tests {
             "--nat",
         ])
         .unwrap();
-        let Command::Vm(VmCommand::Create {
+        let Command::Vm(VmCommand::Create { spec, .. }) = cli.command else {
+            panic!("not create");
+        };
+        let VmSpecArgs {
             name,
             memory,
             disk_size,
             nat,
             vcpu,
             ..
-        }) = cli.command
-        else {
-            panic!("not create");
-        };
+        } = spec;
         assert_eq!(name.as_deref(), Some("dev"));
         assert_eq!((memory, vcpu, nat), (Some(1024), None, true));
         assert_eq!(disk_size.unwrap().to_string(), "4G");
@@ -347,6 +355,13 @@ mod tests {
         assert_eq!(cmd, ["sh", "-c", "exit 7"]);
         assert!(Cli::try_parse_from(["banger", "vm", "exec", "dev"]).is_err());
         assert!(Cli::try_parse_from(["banger", "vm", "stop"]).is_err());
+        let cli =
+            Cli::try_parse_from(["banger", "vm", "run", "--rm", "--image", "i", "--", "true"])
+                .unwrap();
+        let Command::Vm(VmCommand::Run { spec, rm, cmd }) = cli.command else {
+            panic!("not run");
+        };
+        assert!(rm && cmd == ["true"] && spec.image.as_deref() == Some("i"));
     }
 
     #[test]

@@ -87,25 +87,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 print(&render::vm_detail(&vm))
             }
         }
-        Command::Vm(VmCommand::Create {
-            name,
-            image,
-            vcpu,
-            memory,
-            disk_size,
-            nat,
-            json,
-        }) => vm_create(
-            VmCreateParams {
-                name,
-                image,
-                vcpu,
-                memory_mib: memory,
-                disk_size,
-                nat,
-            },
-            json,
-        ),
+        Command::Vm(VmCommand::Create { spec, json }) => vm_create(spec.into_params(), json),
         Command::Vm(VmCommand::Start { vms }) => {
             vm_each(vms, "started", |vm| Request::VmStart(VmRef { vm }))
         }
@@ -130,27 +112,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             timeout_s: timeout,
         }),
         Command::Vm(VmCommand::Ssh { vm, args }) => vm_ssh(&vm, &args),
-        Command::Vm(VmCommand::Run {
-            name,
-            image,
-            vcpu,
-            memory,
-            disk_size,
-            nat,
-            rm,
-            cmd,
-        }) => vm_run(
-            VmCreateParams {
-                name,
-                image,
-                vcpu,
-                memory_mib: memory,
-                disk_size,
-                nat,
-            },
-            rm,
-            cmd,
-        ),
+        Command::Vm(VmCommand::Run { spec, rm, cmd }) => vm_run(spec.into_params(), rm, cmd),
         Command::SshConfig { install, uninstall } => ssh_config(install, uninstall),
         Command::Kernel(cmd) => kernel(cmd),
         Command::Image(cmd) => image(cmd),
