@@ -81,11 +81,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Vm(VmCommand::List(flag)) | Command::Ps(flag) => vm_list(flag),
         Command::Vm(VmCommand::Show { vm, json }) => {
             let vm: Vm = client()?.call(Request::VmShow(VmRef { vm }))?;
-            if json.json {
-                print_json(&vm)
-            } else {
-                print(&render::vm_detail(&vm))
-            }
+            show(&vm, json, render::vm_detail)
         }
         Command::Vm(VmCommand::Create { spec, json }) => vm_create(spec.into_params(), json),
         Command::Vm(VmCommand::Start { vms }) => {
@@ -230,19 +226,11 @@ fn kernel(cmd: KernelCommand) -> Result<(), CliError> {
         }
         KernelCommand::Show { name: n, json } => {
             let k: KernelInfo = client()?.call(Request::KernelShow(name(n)))?;
-            if json.json {
-                print_json(&k)
-            } else {
-                print(&render::kernel_detail(&k))
-            }
+            show(&k, json, render::kernel_detail)
         }
         KernelCommand::Pull { name: n, json } => {
             let k: KernelInfo = client()?.call(Request::KernelPull(name(n)))?;
-            if json.json {
-                print_json(&k)
-            } else {
-                print(&render::kernel_detail(&k))
-            }
+            show(&k, json, render::kernel_detail)
         }
         KernelCommand::Rm { name: n } => {
             client()?.call::<serde_json::Value>(Request::KernelRemove(name(n.clone())))?;
@@ -256,11 +244,7 @@ fn kernel(cmd: KernelCommand) -> Result<(), CliError> {
             let from = absolute(&from)?;
             let k: KernelInfo =
                 client()?.call(Request::KernelImport(KernelImportParams { name: n, from }))?;
-            if json.json {
-                print_json(&k)
-            } else {
-                print(&render::kernel_detail(&k))
-            }
+            show(&k, json, render::kernel_detail)
         }
     }
 }
@@ -281,11 +265,7 @@ fn image(cmd: ImageCommand) -> Result<(), CliError> {
         }
         ImageCommand::Show { name: n, json } => {
             let i: ImageInfo = client()?.call(Request::ImageShow(name(n)))?;
-            if json.json {
-                print_json(&i)
-            } else {
-                print(&render::image_detail(&i))
-            }
+            show(&i, json, render::image_detail)
         }
         ImageCommand::Build {
             name: n,
@@ -547,6 +527,19 @@ fn print(text: &str) -> Result<(), CliError> {
     std::io::stdout()
         .write_all(text.as_bytes())
         .map_err(CliError::Stdout)
+}
+
+/// One value, as JSON with `--json`, else in its human form.
+fn show<T: serde::Serialize>(
+    value: &T,
+    json: JsonFlag,
+    human: fn(&T) -> String,
+) -> Result<(), CliError> {
+    if json.json {
+        print_json(value)
+    } else {
+        print(&human(value))
+    }
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
