@@ -84,11 +84,8 @@ fn default_kernel_and_minimal_image_boot_to_agent_health() {
         eprintln!("skipped: {why}");
         return;
     }
-    let cache = PathBuf::from(
-        std::env::var_os("BANGER_E2E_CACHE").unwrap_or_else(|| "/var/cache/banger-e2e".into()),
-    );
-    std::fs::create_dir_all(&cache).unwrap();
-    let home = Home::at(&cache);
+    let _lock = common::e2e_lock();
+    let home = Home::at(&common::e2e_cache_dir());
 
     // Built by banger itself, from the Debian mirror, with progress.
     if !home

@@ -26,9 +26,7 @@ const KERNEL: &str = "debian-cloud-amd64";
 const CALL_TIMEOUT: Duration = Duration::from_secs(240);
 
 fn cache_dir() -> PathBuf {
-    PathBuf::from(
-        std::env::var_os("BANGER_E2E_CACHE").unwrap_or_else(|| "/var/cache/banger-e2e".into()),
-    )
+    common::e2e_cache_dir()
 }
 
 fn missing_prerequisite() -> Option<String> {
@@ -161,6 +159,7 @@ fn vm_create_exec_dns_stop_start_delete() {
         eprintln!("skipped: {why}");
         return;
     }
+    let _lock = common::e2e_lock();
     let home = Home::at(&cache_dir());
     home.stop_daemon();
     let ns = banger_sys::netns::Netns::create("e2e").expect("network namespace");

@@ -215,3 +215,22 @@ pub fn insert_vm(db: &Path, id: &str, name: &str, state: &str) {
     )
     .unwrap();
 }
+
+/// The cache of kernels and images the end-to-end tests and benchmarks share
+/// (`BANGER_E2E_CACHE`, default /var/cache/banger-e2e).
+pub fn e2e_cache_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var_os("BANGER_E2E_CACHE").unwrap_or_else(|| "/var/cache/banger-e2e".into()),
+    )
+}
+
+/// Held by every test that boots VMs or writes the shared cache: two such
+/// runs at once share a home and starve each other of the two cores (SPEC
+/// §13: at most two VMs booting at once). Released when dropped.
+pub fn e2e_lock() -> std::fs::File {
+    let dir = e2e_cache_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = std::fs::File::create(dir.join(".e2e.lock")).unwrap();
+    file.lock().expect("lock the end-to-end cache");
+    file
+}
