@@ -108,6 +108,12 @@ fn default_kernel_and_minimal_image_boot_to_agent_health() {
         ])
     });
     assert_success(&out);
+    // The golden image (systemd, sshd, Docker) for the end-to-end suite's
+    // systemd scenario; kept in the cache by recipe hash like the minimal one.
+    let out = timed("image build full", || {
+        home.banger(&["image", "build", "debian-bookworm"])
+    });
+    assert_success(&out);
 
     // Listed with size and source, also as JSON.
     for what in ["kernel", "image"] {

@@ -313,3 +313,45 @@ fn ssh_config_prints_installs_and_uninstalls_exactly_its_block() {
     assert_success(&run(&["ssh-config", "--uninstall"]));
     assert_eq!(std::fs::read_to_string(&user_config).unwrap(), mine);
 }
+
+#[test]
+fn doctor_says_which_vmm_the_config_resolves_to_and_why() {
+    let vmm_row = |config: &str| {
+        let home = Home::new();
+        home.write_config(&format!("dns_listen = \"127.0.0.1:0\"\n{config}"));
+        let out = home.banger(&["doctor", "--json"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let row = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "vmm")
+            .unwrap_or_else(|| panic!("no vmm row: {report}"))
+            .clone();
+        (
+            row["status"].as_str().unwrap().to_owned(),
+            row["detail"].as_str().unwrap().to_owned(),
+        )
+    };
+    // Whatever this host has, `auto` names a backend and a reason.
+    let (_, detail) = vmm_row("");
+    assert!(
+        (detail.starts_with("qemu") || detail.starts_with("firecracker: "))
+            && detail.ends_with("(vmm = \"auto\")"),
+        "{detail}"
+    );
+    let (_, detail) = vmm_row("vmm = \"qemu\"\n");
+    assert!(
+        detail.starts_with("qemu") && detail.contains("vmm = \"qemu\" in config.toml"),
+        "{detail}"
+    );
+    // An explicit Firecracker that is not there fails, naming the fix.
+    let (status, detail) =
+        vmm_row("vmm = \"firecracker\"\nfirecracker_bin = \"/nonexistent/firecracker\"\n");
+    assert_eq!(status, "fail", "{detail}");
+    assert!(
+        detail.contains("/nonexistent/firecracker was not found")
+            && detail.contains("firecracker_bin"),
+        "{detail}"
+    );
+}

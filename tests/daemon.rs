@@ -219,3 +219,69 @@ fn dead_vms_are_stopped_and_unnamed_at_start() {
         "a stopped VM has no name: {idle}"
     );
 }
+
+#[test]
+/// The VM management methods on the wire: bounded log chunks resumed by
+/// offset, typed refusals, and prune and set leaving records alone when
+/// there is nothing to do.
+fn vm_management_methods_answer_on_the_wire() {
+    let home = Home::new();
+    common::assert_success(&home.bangerd(&["--migrate"]));
+    common::insert_vm(&home.db(), "cdcd000000000001", "dev", "stopped");
+    home.start_daemon();
+    let dir = home.path().join("state/vms/cdcd000000000001");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("console.log"), "one\ntwo\n").unwrap();
+    let call = |method: &str, params: serde_json::Value| {
+        let line = json!({"version": 1, "method": method, "params": params}).to_string() + "\n";
+        home.raw(&line)
+    };
+
+    let tail = call("vm.logs", json!({"vm": "dev"}));
+    let console = &tail["result"]["console"];
+    assert_eq!(console["text"], "one\ntwo\n", "{tail}");
+    assert_eq!(
+        (&console["next_offset"], &console["skipped"]),
+        (&json!(8), &json!(0))
+    );
+    assert!(
+        tail["result"]["vmm"]["path"].is_null(),
+        "no VMM log yet: {tail}"
+    );
+    let after = call("vm.logs", json!({"vm": "dev", "console_offset": 4}));
+    assert_eq!(after["result"]["console"]["text"], "two\n", "{after}");
+    let replaced = call("vm.logs", json!({"vm": "dev", "console_offset": 100}));
+    assert_eq!(
+        replaced["result"]["console"]["restarted"], true,
+        "{replaced}"
+    );
+    assert_eq!(replaced["result"]["console"]["offset"], 0);
+
+    let nothing = call("vm.set", json!({"vm": "dev"}));
+    assert_eq!(nothing["error"]["code"], "bad_request", "{nothing}");
+    let zero = call("vm.set", json!({"vm": "dev", "vcpu": 0}));
+    assert_eq!(zero["error"]["code"], "bad_request", "{zero}");
+    let shrink = call("vm.set", json!({"vm": "dev", "disk_size": "1G"}));
+    assert_eq!(shrink["error"]["code"], "bad_request", "{shrink}");
+    let same = call("vm.set", json!({"vm": "dev", "vcpu": 2}));
+    assert_eq!(
+        same["result"]["spec"]["vcpu"], 2,
+        "no change is no error: {same}"
+    );
+
+    for method in ["vm.stats", "vm.ports", "vm.restart", "vm.logs"] {
+        let answer = call(method, json!({"vm": "ghost"}));
+        assert_eq!(answer["error"]["code"], "not_found", "{method}: {answer}");
+    }
+    let ports = call("vm.ports", json!({"vm": "dev"}));
+    assert_eq!(ports["error"]["code"], "operation_failed", "{ports}");
+
+    let none = call("vm.prune", json!({"ids": ["ffffffffffffffff"]}));
+    assert_eq!(
+        none["result"],
+        json!([]),
+        "unknown ids prune nothing: {none}"
+    );
+    let stats = call("vm.stats", json!({"vm": "dev"}));
+    assert_eq!(stats["result"]["state"], "stopped", "{stats}");
+}

@@ -1,408 +1,465 @@
-//! The VM lifecycle for real (SPEC §6, §13): `vm create`, `exec`, `.vm` DNS,
-//! `stop`/`start` keeping the work disk, and `delete` leaving nothing behind,
-//! with bangerd running as root inside a network namespace this test
-//! creates (its bridge, taps and NAT rules never touch the host's network)
-//! and QEMU under TCG.
+//! The end-to-end suite (SPEC §6, §8, §13): the VM lifecycle for real, with
+//! bangerd as root inside a network namespace this test creates and QEMU
+//! under TCG (or Firecracker with `BANGER_E2E_VMM=firecracker` on a KVM
+//! host), over the kernel and images `tests/boot_tcg.rs` builds into the
+//! shared cache. Each scenario prints its name and result; a failing one
+//! does not stop the others.
 //!
-//! Needs root, qemu-system-x86_64, vhost-device-vsock, dig and a static agent
-//! (`BANGER_AGENT_BIN`), and the kernel and minimal image that
-//! `tests/boot_tcg.rs` builds into `BANGER_E2E_CACHE` (default
-//! /var/cache/banger-e2e). VMs are created in that cached home (the image
-//! store's atomic renames rule out linking its files elsewhere) and deleted
-//! at the end.
+//! Needs root, QEMU, vhost-device-vsock, dig and a static agent
+//! (`BANGER_AGENT_BIN`, set by scripts/test).
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Home, assert_success, stderr, stdout};
-
-const VM: &str = "e2e-one";
-const IMAGE: &str = "debian-bookworm-minimal";
-const KERNEL: &str = "debian-cloud-amd64";
-/// Bounds each CLI call: a create under TCG takes ~10-20 s on an idle host.
-const CALL_TIMEOUT: Duration = Duration::from_secs(240);
-
-fn cache_dir() -> PathBuf {
-    common::e2e_cache_dir()
-}
-
-fn missing_prerequisite() -> Option<String> {
-    if !common::is_root() {
-        return Some("needs root".into());
-    }
-    for tool in ["qemu-system-x86_64", "vhost-device-vsock", "dig", "ip"] {
-        if banger_sys::find_program(tool).is_none() {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    match std::env::var_os("BANGER_AGENT_BIN") {
-        None => return Some("BANGER_AGENT_BIN is not set (scripts/test builds it)".into()),
-        Some(p) if !Path::new(&p).is_file() => {
-            return Some(format!("BANGER_AGENT_BIN {p:?} does not exist"));
-        }
-        Some(_) => {}
-    }
-    let state = cache_dir().join("state");
-    if !state.join("kernels").join(KERNEL).join("bzImage").is_file()
-        || !state
-            .join("images")
-            .join(IMAGE)
-            .join("rootfs.ext4")
-            .is_file()
-    {
-        return Some(format!(
-            "no cached kernel {KERNEL} and image {IMAGE} in {}: run tests/boot_tcg.rs first",
-            cache_dir().display()
-        ));
-    }
-    None
-}
-
-/// The daemon in the namespace, and everything the test may leave behind:
-/// dropped first thing on the way out, even after a failed assertion.
-struct Guard {
-    home: Home,
-    ns: banger_sys::netns::Netns,
-    daemon: std::cell::RefCell<Option<Child>>,
-}
-
-impl Guard {
-    fn banger(&self, args: &[&str]) -> Output {
-        let mut cmd = self.home.command(common::BANGER);
-        cmd.args(args);
-        run_bounded(cmd, CALL_TIMEOUT)
-    }
-
-    fn in_ns(&self, argv: &[&str]) -> Output {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", self.ns.name()]).args(argv);
-        run_bounded(cmd, Duration::from_secs(30))
-    }
-
-    fn vm(&self) -> serde_json::Value {
-        let out = self.banger(&["vm", "show", VM, "--json"]);
-        assert_success(&out);
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if self.daemon.borrow().is_some() {
-            let _ = self.banger(&["vm", "delete", VM, "e2e-run"]);
-            self.home.stop_daemon();
-        }
-        if let Some(mut d) = self.daemon.borrow_mut().take() {
-            let _ = d.kill();
-            let _ = d.wait();
-        }
-        // Whatever still runs out of the cache's VM directories is ours.
-        for pid in pids_mentioning(&self.home.path().join("state/vms")) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    }
-}
-
-/// Runs `cmd`, killing it after `limit`.
-fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} did not finish within {limit:?}\nstdout: {}\nstderr: {}",
-                stdout(&out),
-                stderr(&out)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Processes whose command line names something under `dir`.
-fn pids_mentioning(dir: &Path) -> Vec<u32> {
-    let needle = dir.to_string_lossy().into_owned();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
-fn exec(g: &Guard, script: &str) -> Output {
-    g.banger(&["vm", "exec", VM, "--", "sh", "-c", script])
-}
+use common::vmenv::{FULL_IMAGE, MINIMAL_IMAGE, Suite, VmEnv, pids_mentioning};
+use common::{assert_success, stderr, stdout};
 
 #[test]
-fn vm_create_exec_dns_stop_start_delete() {
-    if let Some(why) = missing_prerequisite() {
+fn end_to_end_suite() {
+    if let Some(why) = common::vmenv::missing_prerequisite(&[MINIMAL_IMAGE, FULL_IMAGE]) {
         eprintln!("skipped: {why}");
         return;
     }
-    let _lock = common::e2e_lock();
-    let home = Home::at(&cache_dir());
-    home.stop_daemon();
-    let ns = banger_sys::netns::Netns::create("e2e").expect("network namespace");
-    let daemon_log = std::fs::File::create(home.path().join("state/bangerd-e2e.log")).unwrap();
-    let mut cmd = home.command("ip");
-    cmd.args(["netns", "exec", ns.name(), common::BANGERD])
-        .stdout(Stdio::null())
-        .stderr(daemon_log);
-    let daemon = cmd.spawn().expect("start bangerd in the namespace");
-    let g = Guard {
-        home,
-        ns,
-        daemon: std::cell::RefCell::new(Some(daemon)),
-    };
-    assert!(
-        common::wait_until(Duration::from_secs(20), || g.home.socket().exists()
-            && g.banger(&["daemon", "ping"]).status.success()),
-        "bangerd did not come up"
+    let env = VmEnv::start("e2e");
+    // VMs left by an interrupted earlier run.
+    for vm in [
+        "e2e-one", "e2e-a", "e2e-b", "e2e-dead", "e2e-run", "e2e-sysd",
+    ] {
+        let _ = env.banger(&["vm", "delete", vm]);
+    }
+    let mut suite = Suite::default();
+    suite.scenario(
+        "vm run --rm passes the command's status and leaves nothing",
+        || vm_run_rm(&env),
     );
-    // A VM left by an interrupted earlier run.
-    let _ = g.banger(&["vm", "delete", VM]);
+    suite.scenario(
+        "create, exec, dns, ssh, stop/start keeps /root, daemon kill -9 adopts, delete leaves nothing",
+        || lifecycle(&env),
+    );
+    suite.scenario(
+        "two VMs get distinct addresses and reach each other",
+        || two_vms(&env),
+    );
+    suite.scenario(
+        "a VM whose VMM died with the daemon is cleaned up and starts again",
+        || dead_vmm(&env),
+    );
+    suite.scenario("the systemd image boots, answers exec and ssh", || {
+        systemd_image(&env)
+    });
+    suite.finish();
+}
 
-    // Create: staged progress, then the VM, running with an address.
+fn create(env: &VmEnv, name: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "vm",
+        "create",
+        "--name",
+        name,
+        "--image",
+        MINIMAL_IMAGE,
+        "--memory",
+        "512",
+    ];
+    args.extend_from_slice(extra);
     let started = Instant::now();
-    let out = g.banger(&[
-        "vm", "create", "--name", VM, "--image", IMAGE, "--memory", "512",
-    ]);
-    let create_s = started.elapsed().as_secs_f64();
+    let out = env.banger(&args);
     println!(
-        "vm create: {create_s:.1} s\n{}{}",
-        stderr(&out),
-        stdout(&out)
+        "  vm create {name}: {:.1} s",
+        started.elapsed().as_secs_f64()
     );
     assert_success(&out);
-    assert!(stderr(&out).starts_with("spec: "), "{}", stderr(&out));
+    out
+}
+
+/// Runs `ssh` as `vm ssh` does, from inside the namespace (where the
+/// guest's address is routed).
+fn ssh(env: &VmEnv, vm: &str, argv: &[&str]) -> Output {
+    let mut cmd = env.home.command("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        env.ns.name(),
+        common::BANGER,
+        "vm",
+        "ssh",
+        vm,
+        "--",
+    ])
+    .args(argv);
+    common::vmenv::run_bounded(cmd, Duration::from_secs(60))
+}
+
+/// What a deleted VM must not leave: its tap, NAT rule, lease, processes,
+/// directory and known_hosts pins, each checked where it lives.
+fn assert_nothing_left(env: &VmEnv, name: &str, id: &str, ip: &str, tap: Option<&str>) {
+    if let Some(tap) = tap {
+        let links = env.links();
+        assert!(!links.contains(&format!("{tap}:")), "{tap} left:\n{links}");
+    }
+    let rules = stdout(&env.in_ns(&["nft", "list", "ruleset"]));
+    assert!(!rules.contains(ip), "a rule for {ip} is left:\n{rules}");
+    let vm_dir = env.vms_dir().join(id);
     assert!(
-        stderr(&out).contains("waiting for the guest agent"),
+        pids_mentioning(&vm_dir).is_empty(),
+        "a VMM or sidecar is left"
+    );
+    assert!(!vm_dir.exists(), "{} is left", vm_dir.display());
+    let pins =
+        std::fs::read_to_string(env.home.path().join("state/ssh/known_hosts")).unwrap_or_default();
+    assert!(!pins.contains(&format!("{name}.vm")), "pins left:\n{pins}");
+    let conn = rusqlite::Connection::open(env.home.db()).unwrap();
+    let leases: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM ip_leases WHERE holder = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(leases, 0, "the address is still leased");
+    assert_eq!(env.banger(&["vm", "show", name]).status.code(), Some(1));
+}
+
+fn vm_run_rm(env: &VmEnv) {
+    let run = |cmd: &[&str]| {
+        let mut args = vec![
+            "vm",
+            "run",
+            "--rm",
+            "--name",
+            "e2e-run",
+            "--image",
+            MINIMAL_IMAGE,
+            "--memory",
+            "512",
+            "--",
+        ];
+        args.extend_from_slice(cmd);
+        let started = Instant::now();
+        let out = env.banger(&args);
+        println!(
+            "  vm run --rm -- {}: {:.1} s",
+            cmd.join(" "),
+            started.elapsed().as_secs_f64()
+        );
+        out
+    };
+    let out = run(&["true"]);
+    assert_success(&out);
+    assert!(stderr(&out).starts_with("spec: "), "{}", stderr(&out));
+    let out = run(&["sh", "-c", "echo out; echo err >&2; exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "out\n");
+    assert!(stderr(&out).contains("err\n"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("still running"), "no hint with --rm");
+
+    // Ctrl-C while the command runs: the VM goes too, and the CLI says so.
+    let child = env
+        .home
+        .command(common::BANGER)
+        .args([
+            "vm",
+            "run",
+            "--rm",
+            "--name",
+            "e2e-run",
+            "--image",
+            MINIMAL_IMAGE,
+            "--memory",
+            "512",
+            "--",
+            "sleep",
+            "600",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = common::wait_until(Duration::from_secs(240), || {
+        std::thread::sleep(Duration::from_millis(300));
+        let out = env.banger(&["vm", "show", "e2e-run", "--json"]);
+        out.status.success() && stdout(&out).contains("\"running\"")
+    });
+    assert!(running, "the VM came up");
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("interrupted; deleting e2e-run"),
         "{}",
         stderr(&out)
     );
-    let vm = g.vm();
+
+    let list = env.banger(&["vm", "list", "--json"]);
+    assert_eq!(list.stdout, b"[]\n", "nothing left");
+    let left: Vec<_> = std::fs::read_dir(env.vms_dir())
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "VM directories left: {left:?}");
+}
+
+fn lifecycle(env: &VmEnv) {
+    const VM: &str = "e2e-one";
+    let out = create(env, VM, &["--nat"]);
+    for stage in ["waiting for the guest agent", "waiting for ssh", "running"] {
+        assert!(stderr(&out).contains(stage), "{}", stderr(&out));
+    }
+    let vm = env.show(VM);
     assert_eq!(vm["state"], "running", "{vm}");
     let ip = vm["runtime"]["ip"].as_str().expect("an address").to_owned();
     let tap = vm["runtime"]["tap"].as_str().expect("a tap").to_owned();
     let id = vm["id"].as_str().unwrap().to_owned();
-    let vm_dir = g.home.path().join("state/vms").join(&id);
+    let vm_dir = env.vms_dir().join(&id);
     assert!(vm_dir.join("work.ext4").is_file());
-    let known_hosts = g.home.path().join("state/ssh/known_hosts");
-    let pins = std::fs::read_to_string(&known_hosts).unwrap();
+    let pins = std::fs::read_to_string(env.home.path().join("state/ssh/known_hosts")).unwrap();
     assert!(pins.contains(&format!("{VM}.vm,{ip}")), "{pins}");
-    let links = stdout(&g.in_ns(&["ip", "-o", "link"]));
-    assert!(links.contains(&tap), "{links}");
+    assert!(env.links().contains(&tap));
+    let rules = stdout(&env.in_ns(&["nft", "list", "ruleset"]));
+    assert!(rules.contains(&ip), "--nat adds a rule for {ip}:\n{rules}");
 
     // Exec: output and exit status pass through; the hostname was set.
-    let out = exec(&g, "echo hi; hostname; exit 7");
+    let out = env.exec(VM, "echo hi; hostname; exit 7");
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("hi\n{VM}\n"));
-
-    // DNS: <name>.vm answers with the guest's address while it runs.
-    let pong: serde_json::Value =
-        serde_json::from_slice(&g.banger(&["daemon", "ping", "--json"]).stdout).unwrap();
-    let dns = pong["dns"]
-        .as_str()
-        .expect("the DNS server is up")
-        .to_owned();
-    let (dns_ip, dns_port) = dns.rsplit_once(':').unwrap();
-    let dig = |name: &str| {
-        stdout(&g.in_ns(&[
-            "dig",
-            &format!("@{dns_ip}"),
-            "-p",
-            dns_port,
-            name,
-            "+short",
-            "+time=2",
-            "+tries=2",
-        ]))
-    };
-    assert_eq!(dig(&format!("{VM}.vm")).trim(), ip);
-
-    // The guest reaches the host over the bridge.
-    let out = exec(&g, "ip -o -4 addr show eth0");
+    let out = env.exec(VM, "ip -o -4 addr show eth0");
     assert!(stdout(&out).contains(&format!("{ip}/")), "{}", stdout(&out));
 
-    // ssh with banger's key and the host key pinned at create (sshd may still
-    // be starting: the minimal init supervises it). From inside the
-    // namespace, where the guest's address is reachable.
-    let ssh = || {
-        let mut cmd = g.home.command("ip");
-        cmd.args([
-            "netns",
-            "exec",
-            g.ns.name(),
-            common::BANGER,
-            "vm",
-            "ssh",
-            VM,
-            "--",
-        ])
-        .args(["cat", "/etc/hostname"]);
-        run_bounded(cmd, Duration::from_secs(30))
-    };
-    let t = Instant::now();
-    let out = loop {
-        let out = ssh();
-        if out.status.success() || t.elapsed() > Duration::from_secs(90) {
-            break out;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    };
+    // DNS: the name answers while the VM runs.
+    assert_eq!(env.dig(&format!("{VM}.vm")), ip);
+
+    // ssh with banger's key and the host key pinned at create: ready the
+    // moment create returned.
+    let out = ssh(env, VM, &["cat", "/etc/hostname"]);
     assert_success(&out);
-    assert_eq!(stdout(&out), format!("{VM}\n"), "ssh reached the guest");
+    assert_eq!(stdout(&out), format!("{VM}\n"));
+
+    observe(env, VM);
+
+    // NAT switched off and on while the VM runs.
+    let rule_for_ip = || stdout(&env.in_ns(&["nft", "list", "ruleset"])).contains(&ip);
+    assert_success(&env.banger(&["vm", "set", VM, "--no-nat"]));
+    assert!(!rule_for_ip(), "--no-nat removes the rule live");
+    assert_success(&env.banger(&["vm", "set", VM, "--nat"]));
+    assert!(rule_for_ip(), "--nat adds it back");
+    let out = env.banger(&["vm", "set", VM, "--memory", "1024"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "memory changes need a stopped VM"
+    );
+    assert!(
+        stderr(&out).contains(&format!("banger vm stop {VM}")),
+        "{}",
+        stderr(&out)
+    );
+
+    // Restart: a new boot of the same VM.
+    let boot_id = || stdout(&env.exec(VM, "cat /proc/sys/kernel/random/boot_id"));
+    let before = boot_id();
+    let out = env.banger(&["vm", "restart", VM]);
+    assert_success(&out);
+    assert_eq!(stdout(&out), format!("{VM}: restarted\n"));
+    assert_ne!(boot_id(), before, "the guest booted again");
 
     // Stop and start: the work disk (/root) keeps what was written.
-    assert_success(&exec(&g, "echo kept > /root/marker && sync"));
+    assert_success(&env.exec(VM, "echo kept > /root/marker"));
     let t = Instant::now();
-    let out = g.banger(&["vm", "stop", VM]);
-    assert_success(&out);
-    println!("vm stop: {:.1} s", t.elapsed().as_secs_f64());
-    let vm = g.vm();
+    assert_success(&env.banger(&["vm", "stop", VM]));
+    println!("  vm stop: {:.1} s", t.elapsed().as_secs_f64());
+    let vm = env.show(VM);
     assert_eq!(vm["state"], "stopped", "{vm}");
     assert!(vm["runtime"]["tap"].is_null(), "the tap is released: {vm}");
-    assert!(
-        dig(&format!("{VM}.vm")).trim().is_empty(),
-        "no name while stopped"
+    assert_eq!(env.dig(&format!("{VM}.vm")), "", "no name while stopped");
+    assert!(pids_mentioning(&vm_dir).is_empty(), "no VMM after stop");
+    assert_eq!(env.exec(VM, "true").status.code(), Some(1));
+    // The work disk grows while the VM is stopped (never shrinks).
+    assert_success(&env.banger(&["vm", "set", VM, "--disk-size", "9G"]));
+    assert_eq!(
+        env.banger(&["vm", "set", VM, "--disk-size", "8G"])
+            .status
+            .code(),
+        Some(2),
+        "shrinking is refused"
     );
-    assert!(
-        pids_mentioning(&vm_dir).is_empty(),
-        "no VMM left after stop"
-    );
-    let out = exec(&g, "true");
-    assert_eq!(out.status.code(), Some(1), "exec on a stopped VM fails");
-
     let t = Instant::now();
-    let out = g.banger(&["vm", "start", VM]);
-    assert_success(&out);
-    println!("vm start: {:.1} s", t.elapsed().as_secs_f64());
-    assert_eq!(g.vm()["state"], "running");
-    let out = exec(&g, "cat /root/marker");
+    assert_success(&env.banger(&["vm", "start", VM]));
+    println!("  vm start: {:.1} s", t.elapsed().as_secs_f64());
+    let out = env.exec(VM, "cat /root/marker");
     assert_success(&out);
     assert_eq!(stdout(&out), "kept\n");
-
-    // `kill -9` of bangerd: the VM keeps running, and the next daemon
-    // adopts it (SPEC §6 reconcile) instead of killing it.
-    let mut old = g.daemon.borrow_mut().take().unwrap();
-    old.kill().unwrap();
-    old.wait().unwrap();
-    let log = std::fs::File::options()
-        .append(true)
-        .open(g.home.path().join("state/bangerd-e2e.log"))
-        .unwrap();
-    let mut cmd = g.home.command("ip");
-    cmd.args(["netns", "exec", g.ns.name(), common::BANGERD])
-        .stdout(Stdio::null())
-        .stderr(log);
-    *g.daemon.borrow_mut() = Some(cmd.spawn().expect("restart bangerd"));
-    // A raw connect, not the CLI: the CLI would start a daemon of its own
-    // (outside the namespace) while the stale socket refuses connections.
+    let out = env.exec(VM, "df -B1M --output=size /root | tail -1");
+    let mib: u64 = stdout(&out).trim().parse().expect("df prints a size");
     assert!(
-        common::wait_until(Duration::from_secs(20), || {
-            std::os::unix::net::UnixStream::connect(g.home.socket()).is_ok()
-        }),
-        "bangerd did not come back"
+        mib > 8 * 1024 + 512,
+        "the filesystem grew to ~9G: {mib} MiB"
     );
-    assert_eq!(g.vm()["state"], "running", "adopted, not stopped");
-    let out = exec(&g, "cat /root/marker");
-    assert_success(&out);
+
+    // `kill -9` of bangerd: the VM keeps running, and the next daemon adopts
+    // it (SPEC §6 reconcile) instead of killing it.
+    env.restart_daemon();
+    assert_eq!(env.show(VM)["state"], "running", "adopted, not stopped");
+    let out = env.exec(VM, "cat /root/marker");
     assert_eq!(stdout(&out), "kept\n", "the adopted VM still answers");
-    // The new daemon's DNS server has a port of its own (tests use port 0).
-    let pong: serde_json::Value =
-        serde_json::from_slice(&g.banger(&["daemon", "ping", "--json"]).stdout).unwrap();
-    let dns = pong["dns"]
+    assert_eq!(env.dig(&format!("{VM}.vm")), ip, "its name is served again");
+
+    // Kill, start, delete: nothing is left.
+    assert_success(&env.banger(&["vm", "kill", VM]));
+    assert_eq!(env.show(VM)["state"], "stopped");
+    assert_success(&env.banger(&["vm", "start", VM]));
+    let tap = env.show(VM)["runtime"]["tap"].as_str().unwrap().to_owned();
+    assert_success(&env.banger(&["vm", "delete", VM]));
+    assert_nothing_left(env, VM, &id, &ip, Some(&tap));
+}
+
+fn two_vms(env: &VmEnv) {
+    // Both at once: SPEC §13 allows two VMs booting together on two cores.
+    let spawn = |name: &str| {
+        env.home
+            .command(common::BANGER)
+            .args([
+                "vm",
+                "create",
+                "--name",
+                name,
+                "--image",
+                MINIMAL_IMAGE,
+                "--memory",
+                "512",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("e2e-a"), spawn("e2e-b"));
+    assert_success(&a.wait_with_output().unwrap());
+    assert_success(&b.wait_with_output().unwrap());
+    let ip_a = env.show("e2e-a")["runtime"]["ip"]
         .as_str()
-        .expect("the DNS server is up")
+        .unwrap()
         .to_owned();
-    let (dns_ip, dns_port) = dns.rsplit_once(':').unwrap();
-    let answer = stdout(&g.in_ns(&[
-        "dig",
-        &format!("@{dns_ip}"),
-        "-p",
-        dns_port,
-        &format!("{VM}.vm"),
-        "+short",
-        "+time=2",
-        "+tries=2",
-    ]));
-    assert_eq!(answer.trim(), ip, "its name is served again");
+    let ip_b = env.show("e2e-b")["runtime"]["ip"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(ip_a, ip_b);
+    // Each reaches the other's sshd by address, over the bridge.
+    for (from, to) in [("e2e-a", &ip_b), ("e2e-b", &ip_a)] {
+        let probe = format!("exec 3<>/dev/tcp/{to}/22 && head -c 8 <&3");
+        let out = env.banger(&["vm", "exec", from, "--", "bash", "-c", &probe]);
+        assert_success(&out);
+        assert_eq!(stdout(&out), "SSH-2.0-", "{from} reaches {to}");
+    }
+    // Several refs at once, reported in the order given.
+    assert_success(&env.banger(&["vm", "delete", "e2e-b", "e2e-a"]));
+    assert_eq!(env.banger(&["vm", "list", "--json"]).stdout, b"[]\n");
+}
 
-    // Kill, then delete: nothing is left.
-    assert_success(&g.banger(&["vm", "kill", VM]));
-    assert_eq!(g.vm()["state"], "stopped");
-    let vm = g.vm();
-    assert_success(&g.banger(&["vm", "start", VM]));
-    let tap = g.vm()["runtime"]["tap"].as_str().unwrap().to_owned();
-    let out = g.banger(&["vm", "delete", VM]);
-    assert_success(&out);
-    let out = g.banger(&["vm", "show", VM]);
-    assert_eq!(out.status.code(), Some(1), "the record is gone");
-    let links = stdout(&g.in_ns(&["ip", "-o", "link"]));
+fn dead_vmm(env: &VmEnv) {
+    const VM: &str = "e2e-dead";
+    create(env, VM, &[]);
+    let vm = env.show(VM);
+    let id = vm["id"].as_str().unwrap().to_owned();
+    let tap = vm["runtime"]["tap"].as_str().unwrap().to_owned();
+    // The daemon dies, then the VM's processes: nobody saw them go.
+    env.kill_daemon();
+    let vm_dir = env.vms_dir().join(&id);
+    for pid in pids_mentioning(&vm_dir) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    assert!(common::wait_until(Duration::from_secs(10), || {
+        pids_mentioning(&vm_dir).is_empty()
+    }));
+    env.restart_daemon();
+    let vm = env.show(VM);
+    assert_eq!(vm["state"], "stopped", "{vm}");
+    assert!(vm["runtime"]["tap"].is_null(), "{vm}");
+    let links = env.links();
     assert!(!links.contains(&format!("{tap}:")), "{tap} left:\n{links}");
-    assert!(
-        pids_mentioning(&vm_dir).is_empty(),
-        "no VMM or sidecar left"
-    );
-    assert!(!vm_dir.exists(), "the VM directory is gone");
-    let pins = std::fs::read_to_string(&known_hosts).unwrap_or_default();
-    assert!(!pins.contains(&format!("banger:{VM}")), "{pins}");
-    assert!(!pins.contains(&format!("{VM}.vm")), "{pins}");
-    let conn = rusqlite::Connection::open(g.home.db()).unwrap();
-    let leases: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM ip_leases WHERE holder = ?1",
-            [vm["id"].as_str().unwrap()],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(leases, 0, "the address is released");
-    println!("create took {create_s:.1} s");
-
-    // `vm run --rm -- CMD` passes the command's status through and leaves
-    // no VM behind.
-    let t = Instant::now();
-    let out = g.banger(&[
-        "vm", "run", "--rm", "--name", "e2e-run", "--image", IMAGE, "--memory", "512", "--", "sh",
-        "-c", "exit 7",
-    ]);
-    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    println!(
-        "vm run --rm -- sh -c 'exit 7': {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
-    assert_eq!(
-        g.banger(&["vm", "show", "e2e-run"]).status.code(),
-        Some(1),
-        "deleted"
-    );
-    let out = g.banger(&[
-        "vm", "run", "--rm", "--name", "e2e-run", "--image", IMAGE, "--memory", "512", "--", "true",
-    ]);
+    assert_eq!(env.dig(&format!("{VM}.vm")), "");
+    // It starts again from its disks.
+    assert_success(&env.banger(&["vm", "start", VM]));
+    assert_success(&env.exec(VM, "true"));
+    // Prune deletes what is not running, like delete.
+    assert_success(&env.banger(&["vm", "stop", VM]));
+    let out = env.banger(&["vm", "prune", "-f"]);
     assert_success(&out);
-    assert_eq!(
-        g.banger(&["vm", "list", "--json"]).stdout,
-        b"[]\n",
-        "nothing left"
+    assert!(
+        stdout(&out).contains(&format!("deleted {VM}")),
+        "{}",
+        stdout(&out)
     );
+    let ip = vm["runtime"]["ip"].as_str().unwrap();
+    assert_nothing_left(env, VM, &id, ip, Some(&tap));
+}
+
+fn systemd_image(env: &VmEnv) {
+    const VM: &str = "e2e-sysd";
+    let started = Instant::now();
+    let out = env.banger(&[
+        "vm", "create", "--name", VM, "--image", FULL_IMAGE, "--memory", "1024",
+    ]);
+    println!(
+        "  vm create {VM} (systemd): {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_success(&out);
+    let out = env.exec(VM, "cat /proc/1/comm; hostname");
+    assert_success(&out);
+    assert_eq!(stdout(&out), format!("systemd\n{VM}\n"));
+    let out = ssh(env, VM, &["systemctl", "is-active", "ssh"]);
+    assert_success(&out);
+    assert_eq!(stdout(&out), "active\n");
+    assert_success(&env.exec(VM, "echo kept > /root/marker"));
+    let t = Instant::now();
+    assert_success(&env.banger(&["vm", "stop", VM]));
+    println!("  vm stop (systemd): {:.1} s", t.elapsed().as_secs_f64());
+    assert_success(&env.banger(&["vm", "start", VM]));
+    assert_eq!(stdout(&env.exec(VM, "cat /root/marker")), "kept\n");
+    assert_success(&env.banger(&["vm", "delete", VM]));
+}
+
+/// `vm ports`, `vm stats` and `vm logs` of a running minimal VM.
+fn observe(env: &VmEnv, vm: &str) {
+    let out = env.banger(&["vm", "ports", vm, "--json"]);
+    assert_success(&out);
+    let ports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ssh = ports[0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == 22 && p["proto"] == "tcp")
+        .unwrap_or_else(|| panic!("sshd is listed: {ports}"))
+        .clone();
+    assert_eq!(ssh["endpoint"], format!("{vm}.vm:22"));
+    assert_eq!(ssh["reachable"], true);
+    assert!(ssh["http"].is_null(), "sshd does not answer HTTP: {ssh}");
+
+    let out = env.banger(&["vm", "stats", vm, "--json"]);
+    assert_success(&out);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["state"], "running", "{stats}");
+    assert!(stats["vmm"]["rss_bytes"].as_u64().unwrap() > 0, "{stats}");
+    assert!(
+        stats["vmm"]["cpu_seconds"].as_f64().unwrap() > 0.0,
+        "{stats}"
+    );
+    assert!(
+        stats["guest"]["uptime_s"].as_f64().unwrap() > 0.0,
+        "{stats}"
+    );
+
+    assert_success(&env.exec(vm, "echo e2e-console-marker > /dev/console"));
+    let out = env.banger(&["vm", "logs", vm]);
+    assert_success(&out);
+    let logs = stdout(&out);
+    assert!(logs.contains("==> serial console"), "{logs}");
+    assert!(logs.contains("e2e-console-marker"), "{logs}");
 }

@@ -231,6 +231,7 @@ pub fn e2e_lock() -> std::fs::File {
     let dir = e2e_cache_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let file = std::fs::File::create(dir.join(".e2e.lock")).unwrap();
-    file.lock().expect("lock the end-to-end cache");
+    banger_sys::os::lock_exclusive(&file).expect("lock the end-to-end cache");
     file
 }
+pub mod vmenv;

@@ -14,6 +14,7 @@
 //! ```
 
 mod types;
+mod vm_ops;
 
 use std::fmt;
 
@@ -23,6 +24,11 @@ use serde_json::Value;
 pub use types::{
     ImageBuilt, ImageInfo, KernelInfo, Operation, OperationState, Pong, Vm, VmExecResult,
     VmRuntime, VmSpec, Workspace,
+};
+pub use vm_ops::{
+    DiskUsage, GuestUsage, LogChunk, MAX_LOG_CHUNK, MIN_DISK_MIB, MIN_MEMORY_MIB, PortProto,
+    PruneEntry, PruneOutcome, VmLogs, VmLogsParams, VmPort, VmPorts, VmPruneParams, VmSetParams,
+    VmStats, VmmUsage,
 };
 
 use crate::model::ByteSize;
@@ -178,6 +184,18 @@ pub enum Request {
     VmDelete(VmRef),
     #[serde(rename = "vm.exec")]
     VmExec(VmExecParams),
+    #[serde(rename = "vm.restart")]
+    VmRestart(VmRef),
+    #[serde(rename = "vm.prune")]
+    VmPrune(VmPruneParams),
+    #[serde(rename = "vm.set")]
+    VmSet(VmSetParams),
+    #[serde(rename = "vm.logs")]
+    VmLogs(VmLogsParams),
+    #[serde(rename = "vm.stats")]
+    VmStats(VmRef),
+    #[serde(rename = "vm.ports")]
+    VmPorts(VmRef),
     #[serde(rename = "daemon.operations.list")]
     OperationsList(OperationsListParams),
     #[serde(rename = "kernel.list")]
@@ -219,6 +237,12 @@ impl Request {
         "vm.kill",
         "vm.delete",
         "vm.exec",
+        "vm.restart",
+        "vm.prune",
+        "vm.set",
+        "vm.logs",
+        "vm.stats",
+        "vm.ports",
         "daemon.operations.list",
         "kernel.list",
         "kernel.show",
@@ -246,6 +270,12 @@ impl Request {
             Request::VmKill(_) => "vm.kill",
             Request::VmDelete(_) => "vm.delete",
             Request::VmExec(_) => "vm.exec",
+            Request::VmRestart(_) => "vm.restart",
+            Request::VmPrune(_) => "vm.prune",
+            Request::VmSet(_) => "vm.set",
+            Request::VmLogs(_) => "vm.logs",
+            Request::VmStats(_) => "vm.stats",
+            Request::VmPorts(_) => "vm.ports",
             Request::OperationsList(_) => "daemon.operations.list",
             Request::KernelList(_) => "kernel.list",
             Request::KernelShow(_) => "kernel.show",
@@ -438,6 +468,24 @@ mod tests {
                 cwd: Some("/tmp".into()),
                 timeout_s: Some(1.5),
             }),
+            Request::VmRestart(VmRef { vm: "dev".into() }),
+            Request::VmPrune(VmPruneParams {
+                ids: Some(vec!["0123".into()]),
+            }),
+            Request::VmSet(VmSetParams {
+                vm: "dev".into(),
+                vcpu: Some(4),
+                memory_mib: None,
+                disk_size: Some("16G".parse().unwrap()),
+                nat: Some(false),
+            }),
+            Request::VmLogs(VmLogsParams {
+                vm: "dev".into(),
+                console_offset: Some(10),
+                vmm_offset: None,
+            }),
+            Request::VmStats(VmRef { vm: "dev".into() }),
+            Request::VmPorts(VmRef { vm: "dev".into() }),
             Request::OperationsList(OperationsListParams { limit: Some(3) }),
             Request::KernelList(NoParams {}),
             Request::KernelShow(NameParams { name: "k".into() }),
@@ -541,5 +589,30 @@ mod tests {
         for bad in ["", "a b", "a/b", &"x".repeat(65), "é"] {
             assert_eq!(validate_op_id(bad).unwrap_err().code, ErrorCode::BadRequest);
         }
+    }
+
+    #[test]
+    fn set_params_say_what_they_touch() {
+        let mut p = VmSetParams {
+            vm: "dev".into(),
+            ..Default::default()
+        };
+        assert!(p.changes_nothing() && !p.needs_stopped_vm());
+        p.nat = Some(true);
+        assert!(
+            !p.changes_nothing() && !p.needs_stopped_vm(),
+            "NAT is switched live"
+        );
+        p.memory_mib = Some(1024);
+        assert!(p.needs_stopped_vm());
+        let e = Request::parse("vm.set", json!({"vm": "dev", "disk_size": "0G"})).unwrap_err();
+        assert_eq!(
+            e.code,
+            ErrorCode::BadRequest,
+            "sizes are positive: {}",
+            e.message
+        );
+        let e = Request::parse("vm.prune", json!({"ids": "all"})).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
     }
 }

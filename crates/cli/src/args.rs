@@ -179,25 +179,104 @@ pub enum VmCommand {
         json: JsonFlag,
     },
     /// Boot stopped VMs again (their disks are kept).
+    #[command(after_help = SEVERAL_VMS)]
     Start {
         #[arg(required = true, value_name = "VM")]
         vms: Vec<String>,
     },
     /// Power VMs off through the guest; data written before is on disk.
+    #[command(after_help = SEVERAL_VMS)]
     Stop {
         #[arg(required = true, value_name = "VM")]
         vms: Vec<String>,
     },
+    /// Stop VMs, then boot them again (a VM that is not running is just started).
+    #[command(after_help = SEVERAL_VMS)]
+    Restart {
+        #[arg(required = true, value_name = "VM")]
+        vms: Vec<String>,
+    },
     /// Stop VMs at once, without asking the guest.
+    #[command(after_help = SEVERAL_VMS)]
     Kill {
         #[arg(required = true, value_name = "VM")]
         vms: Vec<String>,
     },
     /// Delete VMs (stopping them first) with their disks, address and host keys.
-    #[command(visible_alias = "rm")]
+    #[command(visible_alias = "rm", after_help = SEVERAL_VMS)]
     Delete {
         #[arg(required = true, value_name = "VM")]
         vms: Vec<String>,
+    },
+    /// Delete every VM that is not running (created, stopped or failed).
+    #[command(
+        after_help = "Lists the VMs and asks before deleting them; without a terminal to ask on, \
+                      it refuses unless -f is given.\nThen: `banger vm list` shows what is left."
+    )]
+    Prune {
+        /// Delete without asking.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Change VMs' vCPUs, memory, work disk size or NAT.
+    #[command(
+        group(clap::ArgGroup::new("change").required(true).multiple(true)
+            .args(["vcpu", "memory", "disk_size", "nat", "no_nat"])),
+        override_usage = "banger vm set <VM>... [--vcpu N] [--memory MIB] [--disk-size SIZE] [--nat|--no-nat]",
+        after_help = "vCPUs, memory and disk size change only while the VM is stopped (run \
+                      `banger vm stop VM` first); they apply at its next start. The work disk \
+                      only grows: its filesystem is grown with it. NAT switches at once, also on \
+                      a running VM.\nExample: banger vm set dev --memory 4096 --disk-size 16G"
+    )]
+    Set {
+        #[arg(required = true, value_name = "VM")]
+        vms: Vec<String>,
+        /// Number of virtual CPUs.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        vcpu: Option<u32>,
+        /// Memory in MiB.
+        #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+        memory: Option<u64>,
+        /// New work disk size, e.g. 16G; larger than the current one.
+        #[arg(long, value_name = "SIZE")]
+        disk_size: Option<banger_api::model::ByteSize>,
+        /// Let the guest reach beyond the host.
+        #[arg(long, conflicts_with = "no_nat")]
+        nat: bool,
+        /// Only the host is reachable from the guest.
+        #[arg(long)]
+        no_nat: bool,
+    },
+    /// Print a VM's logs: the VMM's own log, then the guest's serial console.
+    #[command(
+        after_help = "Each log is printed under a `==> ... <==` header. Only the last 512 KiB \
+                      of each is printed (a guest can fill its console); the rest is in the \
+                      file the header names. With -f, new lines follow until Ctrl-C, under a \
+                      new header whenever the log they come from changes."
+    )]
+    Logs {
+        vm: String,
+        /// Keep printing what is appended.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Show a VM's resource use: VMM CPU time and memory, guest uptime, disk usage.
+    Stats {
+        vm: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List the sockets VMs listen on, as NAME.vm:PORT, with an http:// link where one answers HTTP.
+    #[command(
+        after_help = "Sockets on loopback only are listed but cannot be reached from the host.\n\
+                      --json prints an array with one entry per VM, in the order given.\n\
+                      Then: `curl http://NAME.vm:PORT/`."
+    )]
+    Ports {
+        #[arg(required = true, value_name = "VM")]
+        vms: Vec<String>,
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Open a shell in a VM (or run ssh ARGS) with banger's key and the pinned host key.
     #[command(after_help = "Example: banger vm ssh dev -- uname -a")]
@@ -235,6 +314,9 @@ pub enum VmCommand {
         cmd: Vec<String>,
     },
 }
+
+const SEVERAL_VMS: &str = "Give several VMs (names or unique ID prefixes) to act on them at once; \
+                           each gets one line, in the order given, and the exit status is 1 if any failed.";
 
 #[derive(Debug, Subcommand)]
 pub enum DaemonCommand {
@@ -362,6 +444,71 @@ mod tests {
             panic!("not run");
         };
         assert!(rm && cmd == ["true"] && spec.image.as_deref() == Some("i"));
+    }
+
+    #[test]
+    fn parses_set_and_refuses_what_it_cannot_be() {
+        let cli = Cli::try_parse_from([
+            "banger",
+            "vm",
+            "set",
+            "a",
+            "b",
+            "--vcpu",
+            "4",
+            "--disk-size",
+            "16G",
+            "--no-nat",
+        ])
+        .unwrap();
+        let Command::Vm(VmCommand::Set {
+            vms,
+            vcpu,
+            memory,
+            disk_size,
+            nat,
+            no_nat,
+        }) = cli.command
+        else {
+            panic!("not set");
+        };
+        assert_eq!(vms, ["a", "b"]);
+        assert_eq!((vcpu, memory, nat, no_nat), (Some(4), None, false, true));
+        assert_eq!(disk_size.unwrap().to_string(), "16G");
+        for bad in [
+            &["banger", "vm", "set", "a"][..],
+            &["banger", "vm", "set", "a", "--vcpu", "0"],
+            &["banger", "vm", "set", "a", "--memory", "-5"],
+            &["banger", "vm", "set", "a", "--disk-size", "0G"],
+            &["banger", "vm", "set", "a", "--nat", "--no-nat"],
+            &["banger", "vm", "set", "--vcpu", "2"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parses_prune_logs_stats_ports_restart() {
+        let force = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Vm(VmCommand::Prune { force }) => force,
+            other => panic!("{other:?}"),
+        };
+        assert!(force(&["banger", "vm", "prune", "-f"]));
+        assert!(force(&["banger", "vm", "prune", "--force"]));
+        assert!(!force(&["banger", "vm", "prune"]));
+        let cli = Cli::try_parse_from(["banger", "vm", "logs", "dev", "-f"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Vm(VmCommand::Logs { follow: true, .. })
+        ));
+        let cli = Cli::try_parse_from(["banger", "vm", "ports", "a", "b", "--json"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Vm(VmCommand::Ports { ref vms, json: JsonFlag { json: true } }) if vms.len() == 2)
+        );
+        let cli = Cli::try_parse_from(["banger", "vm", "stats", "dev"]).unwrap();
+        assert!(matches!(cli.command, Command::Vm(VmCommand::Stats { .. })));
+        assert!(Cli::try_parse_from(["banger", "vm", "restart"]).is_err());
+        assert!(Cli::try_parse_from(["banger", "vm", "logs", "a", "b"]).is_err());
     }
 
     #[test]

@@ -44,6 +44,13 @@ pub enum ClientError {
     StartExited { log: PathBuf, tail: String },
     #[error("cannot prepare banger's directories")]
     Dirs(#[source] banger_config::PathError),
+    #[error(
+        "{what} needs confirmation and stdin is not a terminal: run it again with -f (--force) \
+         to go ahead without asking; nothing was changed"
+    )]
+    NeedsConfirmation { what: String },
+    #[error("cannot read the answer from stdin")]
+    Stdin(#[source] std::io::Error),
 }
 
 fn daemon_message(error: &ProtocolError, op_id: &str) -> String {
@@ -135,8 +142,19 @@ impl Client {
         }
     }
 
-    /// Sends one request and decodes the result as `T`.
+    /// Sends one request and decodes the result as `T`. Long operations
+    /// report stages as plain lines on stderr, so stdout stays the result
+    /// alone (and parseable with --json).
     pub fn call<T: DeserializeOwned>(&self, request: Request) -> Result<T, ClientError> {
+        self.call_with(request, &mut |stage| eprintln!("  {stage}"))
+    }
+
+    /// [`Client::call`], handing each stage to `progress`.
+    pub fn call_with<T: DeserializeOwned>(
+        &self,
+        request: Request,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<T, ClientError> {
         let Connect::Connected(stream) = self.try_connect()? else {
             return Err(ClientError::NotRunning {
                 socket: self.socket.clone(),
@@ -169,9 +187,7 @@ impl Client {
                     reason: e.to_string(),
                 })?;
             match response.outcome {
-                // Long operations report stages as plain lines on stderr, so
-                // stdout stays the result alone (and parseable with --json).
-                Outcome::Progress(p) => eprintln!("  {}", p.stage),
+                Outcome::Progress(p) => progress(&p.stage),
                 Outcome::Result(value) => {
                     return serde_json::from_value(value).map_err(|e| ClientError::BadResponse {
                         reason: e.to_string(),

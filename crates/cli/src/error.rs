@@ -27,6 +27,12 @@ pub enum CliError {
     Process(banger_sys::ProcessError),
     #[error("HOME is not set: cannot find ~/.ssh/config")]
     NoHome,
+    #[error("cannot {what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
     /// The guest command's own exit status (`vm exec`); nothing to print.

@@ -7,6 +7,7 @@ mod args;
 mod client;
 mod doctor;
 mod error;
+mod interrupt;
 mod render;
 mod run;
 

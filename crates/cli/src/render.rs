@@ -1,7 +1,7 @@
 //! Human output: aligned tables and key/value blocks. JSON output is the
 //! protocol's own types serialised, so it is not here.
 
-use banger_api::protocol::{ImageInfo, KernelInfo, Operation, Vm};
+use banger_api::protocol::{ImageInfo, KernelInfo, Operation, Vm, VmPorts, VmStats};
 
 /// Left-aligned columns separated by two spaces; the last column unpadded.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -196,6 +196,126 @@ pub fn operation_row(op: &Operation) -> Vec<String> {
     ]
 }
 
+/// `2 vcpu | 2048 MiB | 8G disk | nat off`, as `vm run` prints a spec.
+pub fn spec_line(vm: &Vm) -> String {
+    format!(
+        "{} vcpu | {} MiB | {} disk | nat {}",
+        vm.spec.vcpu,
+        vm.spec.memory_mib,
+        vm.spec.disk_size,
+        if vm.spec.nat { "on" } else { "off" }
+    )
+}
+
+/// The list `vm prune` shows before it asks.
+pub fn prune_question(vms: &[&Vm]) -> String {
+    let rows: Vec<Vec<String>> = vms
+        .iter()
+        .map(|vm| {
+            vec![
+                vm.name.to_string(),
+                vm.state.to_string(),
+                vm.id.chars().take(SHORT_ID).collect(),
+                short_time(&vm.created_at),
+            ]
+        })
+        .collect();
+    let listing = table(&["NAME", "STATE", "ID", "CREATED"], &rows);
+    let indented: String = listing.lines().map(|l| format!("  {l}\n")).collect();
+    format!(
+        "These VMs are not running; they will be deleted with their disks:\n{indented}Delete {} VM{}? [y/N] ",
+        vms.len(),
+        if vms.len() == 1 { "" } else { "s" }
+    )
+}
+
+pub fn stats(s: &VmStats) -> String {
+    let mut rows = vec![
+        ("name", s.name.to_string()),
+        ("state", s.state.to_string()),
+        ("vcpu", s.spec.vcpu.to_string()),
+        ("memory", format!("{} MiB", s.spec.memory_mib)),
+    ];
+    if let Some(v) = &s.vmm {
+        rows.push((
+            "vmm",
+            format!(
+                "pid {}, cpu {:.1} s, rss {}",
+                v.pid,
+                v.cpu_seconds,
+                human_bytes(v.rss_bytes)
+            ),
+        ));
+    }
+    if let Some(g) = &s.guest {
+        rows.push(("uptime", duration(g.uptime_s)));
+    }
+    for d in &s.disks {
+        let key = if d.role == "root" {
+            "root disk"
+        } else {
+            "work disk"
+        };
+        rows.push((
+            key,
+            format!(
+                "{} used of {} ({})",
+                human_bytes(d.allocated_bytes),
+                human_bytes(d.apparent_bytes),
+                d.path
+            ),
+        ));
+    }
+    for note in &s.notes {
+        rows.push(("note", note.clone()));
+    }
+    key_values(&rows)
+}
+
+/// `3d 04h 05m`, `2h 03m 04s`, `45s`.
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s:02}s"),
+        (0, _, _) => format!("{h}h {m:02}m {s:02}s"),
+        _ => format!("{d}d {h:02}h {m:02}m"),
+    }
+}
+
+pub const PORT_COLUMNS: [&str; 5] = ["PROTO", "PORT", "ENDPOINT", "LISTENS ON", "HTTP"];
+
+pub fn ports(p: &VmPorts) -> String {
+    let mut out = if p.ports.is_empty() {
+        format!("{} listens on no port.\n", p.name)
+    } else {
+        let rows: Vec<Vec<String>> = p
+            .ports
+            .iter()
+            .map(|port| {
+                let http = match (&port.http, port.reachable) {
+                    (Some(link), _) => link.clone(),
+                    (None, true) => "-".into(),
+                    (None, false) => "- (loopback only: not reachable from the host)".into(),
+                };
+                vec![
+                    port.proto.as_str().to_owned(),
+                    port.port.to_string(),
+                    port.endpoint.clone(),
+                    port.addrs.join(", "),
+                    http,
+                ]
+            })
+            .collect();
+        table(&PORT_COLUMNS, &rows)
+    };
+    for note in &p.notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +342,50 @@ mod tests {
     fn times_are_shortened() {
         assert_eq!(short_time("2026-11-24T04:30:59Z"), "2026-11-24 04:30");
         assert_eq!(short_time("bad"), "bad");
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(duration(45.7), "45s");
+        assert_eq!(duration(125.0), "2m 05s");
+        assert_eq!(duration(7384.0), "2h 03m 04s");
+        assert_eq!(
+            duration(3.0 * 86_400.0 + 4.0 * 3600.0 + 300.0),
+            "3d 04h 05m"
+        );
+    }
+
+    #[test]
+    fn ports_show_endpoints_links_and_loopback() {
+        use banger_api::protocol::{PortProto, VmPort};
+        let port = |n: u16, addrs: &[&str], reachable, http: Option<&str>| VmPort {
+            proto: PortProto::Tcp,
+            port: n,
+            addrs: addrs.iter().map(|a| a.to_string()).collect(),
+            endpoint: format!("dev.vm:{n}"),
+            reachable,
+            http: http.map(str::to_owned),
+        };
+        let p = VmPorts {
+            name: banger_api::model::VmName::new("dev").unwrap(),
+            ip: None,
+            ports: vec![
+                port(22, &["0.0.0.0", "::"], true, None),
+                port(3000, &["0.0.0.0"], true, Some("http://dev.vm:3000/")),
+                port(5432, &["127.0.0.1"], false, None),
+            ],
+            notes: vec![],
+        };
+        let text = ports(&p);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0].split_whitespace().next(), Some("PROTO"));
+        assert!(
+            lines[1].contains("dev.vm:22") && lines[1].contains("0.0.0.0, ::"),
+            "{text}"
+        );
+        assert!(lines[2].ends_with("http://dev.vm:3000/"), "{text}");
+        assert!(lines[3].contains("loopback only"), "{text}");
+        let empty = VmPorts { ports: vec![], ..p };
+        assert_eq!(ports(&empty), "dev listens on no port.\n");
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use banger_api::protocol::{
     ImageBuildParams, ImageBuilt, ImageInfo, ImageRegisterParams, ImageVariant, KernelImportParams,
     KernelInfo, NameParams, NoParams, Operation, OperationsListParams, Pong, Request, Vm,
-    VmCreateParams, VmExecParams, VmExecResult, VmRef,
+    VmCreateParams, VmExecParams, VmExecResult, VmRef, VmSetParams,
 };
 use banger_config::{PathEnv, Paths};
 use clap::{CommandFactory, Parser};
@@ -17,6 +17,12 @@ use crate::args::{
 use crate::client::Client;
 use crate::error::CliError;
 use crate::{doctor, render};
+
+mod logs;
+mod manage;
+mod multi;
+
+use manage::Done;
 
 /// The whole CLI: parse, run, print `banger: <message>` on failure.
 pub fn main() -> ExitCode {
@@ -85,17 +91,51 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Vm(VmCommand::Create { spec, json }) => vm_create(spec.into_params(), json),
         Command::Vm(VmCommand::Start { vms }) => {
-            vm_each(vms, "started", |vm| Request::VmStart(VmRef { vm }))
+            manage::lifecycle(&client()?, &vms, Done::State, |vm| {
+                Request::VmStart(VmRef { vm })
+            })
         }
         Command::Vm(VmCommand::Stop { vms }) => {
-            vm_each(vms, "stopped", |vm| Request::VmStop(VmRef { vm }))
+            manage::lifecycle(&client()?, &vms, Done::State, |vm| {
+                Request::VmStop(VmRef { vm })
+            })
+        }
+        Command::Vm(VmCommand::Restart { vms }) => {
+            manage::lifecycle(&client()?, &vms, Done::Word("restarted"), |vm| {
+                Request::VmRestart(VmRef { vm })
+            })
         }
         Command::Vm(VmCommand::Kill { vms }) => {
-            vm_each(vms, "killed", |vm| Request::VmKill(VmRef { vm }))
+            manage::lifecycle(&client()?, &vms, Done::Word("killed"), |vm| {
+                Request::VmKill(VmRef { vm })
+            })
         }
         Command::Vm(VmCommand::Delete { vms }) => {
-            vm_each(vms, "deleted", |vm| Request::VmDelete(VmRef { vm }))
+            manage::lifecycle(&client()?, &vms, Done::Word("deleted"), |vm| {
+                Request::VmDelete(VmRef { vm })
+            })
         }
+        Command::Vm(VmCommand::Prune { force }) => manage::prune(&client()?, force),
+        Command::Vm(VmCommand::Set {
+            vms,
+            vcpu,
+            memory,
+            disk_size,
+            nat,
+            no_nat,
+        }) => {
+            let change = VmSetParams {
+                vm: String::new(),
+                vcpu,
+                memory_mib: memory,
+                disk_size,
+                nat: (nat || no_nat).then_some(nat),
+            };
+            manage::set(&client()?, &vms, change)
+        }
+        Command::Vm(VmCommand::Logs { vm, follow }) => logs::vm_logs(&client()?, vm, follow),
+        Command::Vm(VmCommand::Stats { vm, json }) => manage::stats(&client()?, vm, json),
+        Command::Vm(VmCommand::Ports { vms, json }) => manage::ports(&client()?, &vms, json),
         Command::Vm(VmCommand::Exec {
             vm,
             cwd,
@@ -378,6 +418,18 @@ fn vm_run(params: VmCreateParams, rm: bool, cmd: Vec<String>) -> Result<(), CliE
     // can be read: the daemon records it as `error`.
     let vm: Vm = client.call(Request::VmCreate(params))?;
     let name = vm.name.to_string();
+    let guard = if rm {
+        let (n, p) = (name.clone(), paths.clone());
+        let guard =
+            crate::interrupt::RmGuard::install(name.clone(), move || delete_quietly(&p, &n))
+                .map_err(|e| CliError::Io {
+                    what: "listen for Ctrl-C".into(),
+                    source: e,
+                })?;
+        Some(guard)
+    } else {
+        None
+    };
     let outcome = if cmd.is_empty() {
         vm_ssh(&name, &[])
     } else {
@@ -388,12 +440,9 @@ fn vm_run(params: VmCreateParams, rm: bool, cmd: Vec<String>) -> Result<(), CliE
             timeout_s: None,
         })
     };
-    if rm {
-        if let Err(e) = client.call::<Vm>(Request::VmDelete(VmRef { vm: name.clone() })) {
-            eprintln!(
-                "banger: could not delete {name}: {}",
-                banger_api::error_chain(&e)
-            );
+    if let Some(guard) = guard {
+        if guard.claim() {
+            delete_quietly(&paths, &name);
         }
     } else {
         eprintln!(
@@ -401,6 +450,22 @@ fn vm_run(params: VmCreateParams, rm: bool, cmd: Vec<String>) -> Result<(), CliE
         );
     }
     outcome
+}
+
+/// `--rm`'s deletion: a failure is reported, not returned, so the guest
+/// command's status still decides the exit code.
+fn delete_quietly(paths: &Paths, name: &str) {
+    let deleted = Client::connect_or_start(paths).and_then(|c| {
+        c.call::<Vm>(Request::VmDelete(VmRef {
+            vm: name.to_owned(),
+        }))
+    });
+    if let Err(e) = deleted {
+        eprintln!(
+            "banger: could not delete {name}: {}; remove it with `banger vm delete {name}`",
+            banger_api::error_chain(&e)
+        );
+    }
 }
 
 /// Hands the terminal to the system ssh client with banger's config, key
@@ -445,32 +510,6 @@ fn vm_ssh(reference: &str, args: &[String]) -> Result<(), CliError> {
     match status {
         0 => Ok(()),
         code => Err(CliError::GuestExit(code.clamp(1, 255) as u8)),
-    }
-}
-
-/// One request per VM, in the order given; each outcome is reported as it
-/// comes, and the command fails if any did.
-fn vm_each(
-    vms: Vec<String>,
-    done: &str,
-    request: impl Fn(String) -> Request,
-) -> Result<(), CliError> {
-    let client = client()?;
-    let total = vms.len();
-    let mut failed = 0;
-    for reference in vms {
-        match client.call::<Vm>(request(reference.clone())) {
-            Ok(vm) => print(&format!("{done} {} ({})\n", vm.name, vm.state))?,
-            Err(e) if total == 1 => return Err(e.into()),
-            Err(e) => {
-                failed += 1;
-                eprintln!("banger: {reference}: {}", banger_api::error_chain(&e));
-            }
-        }
-    }
-    match failed {
-        0 => Ok(()),
-        failed => Err(CliError::Some { failed, total }),
     }
 }
 
@@ -523,7 +562,7 @@ fn completion(shell: Shell) -> Result<(), CliError> {
     std::io::stdout().write_all(&out).map_err(CliError::Stdout)
 }
 
-fn print(text: &str) -> Result<(), CliError> {
+pub(crate) fn print(text: &str) -> Result<(), CliError> {
     std::io::stdout()
         .write_all(text.as_bytes())
         .map_err(CliError::Stdout)
@@ -542,7 +581,7 @@ fn show<T: serde::Serialize>(
     }
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).expect("output types always serialise");
     print(&format!("{text}\n"))
 }

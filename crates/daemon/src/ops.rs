@@ -54,6 +54,14 @@ impl OpTracker {
         self.update(OperationState::Running, None).await
     }
 
+    /// Names the operation's target once it is known.
+    pub async fn set_target(&self, target: &str) -> Result<(), DaemonError> {
+        let (id, target) = (self.id.clone(), target.to_owned());
+        self.store
+            .call(move |s| s.set_operation_target(&id, &target))
+            .await
+    }
+
     /// Records how the operation ended and passes its result through.
     pub async fn finish<T>(self, result: Result<T, DaemonError>) -> Result<T, DaemonError> {
         let (state, error) = match &result {

@@ -79,6 +79,23 @@ impl Store {
         Ok(())
     }
 
+    /// Names what an operation works on once that is known (a `vm.create`
+    /// learns its VM's generated name after it started).
+    pub fn set_operation_target(&self, id: &str, target: &str) -> Result<(), StoreError> {
+        let db = self.db();
+        let changed = db
+            .conn
+            .execute(
+                "UPDATE operations SET target = ?1 WHERE id = ?2",
+                params![target, id],
+            )
+            .map_err(db.err("naming an operation's target"))?;
+        if changed == 0 {
+            return Err(StoreError::OperationNotFound { id: id.to_owned() });
+        }
+        Ok(())
+    }
+
     /// Every running operation plus the `finished_limit` most recently
     /// finished ones, newest first.
     pub fn list_operations(&self, finished_limit: usize) -> Result<Vec<Operation>, StoreError> {

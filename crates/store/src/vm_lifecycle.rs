@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use banger_api::model::{Transition, VmAction};
-use banger_api::protocol::{Vm, VmRuntime};
+use banger_api::protocol::{Vm, VmRuntime, VmSpec};
 use rusqlite::{Transaction, TransactionBehavior, params};
 
 use crate::clock::now_rfc3339;
@@ -79,6 +79,26 @@ impl Store {
                 params![json, now_rfc3339(), id],
             )
             .map_err(StoreError::sqlite(&self.path, "recording a VM's runtime"))?;
+        if changed == 0 {
+            return Err(StoreError::VmNotFound {
+                reference: id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Replaces what the VM was asked to be (`vm set`). The caller has
+    /// checked the change is allowed in the VM's state and made it real
+    /// (disk grown, NAT rule added) first.
+    pub fn set_vm_spec(&self, id: &str, spec: &VmSpec) -> Result<(), StoreError> {
+        let json = serde_json::to_string(spec).expect("a spec always serialises");
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE vms SET spec = ?1, updated_at = ?2 WHERE id = ?3",
+                params![json, now_rfc3339(), id],
+            )
+            .map_err(StoreError::sqlite(&self.path, "recording a VM's spec"))?;
         if changed == 0 {
             return Err(StoreError::VmNotFound {
                 reference: id.to_owned(),
@@ -215,6 +235,35 @@ mod tests {
         assert_eq!(store.free_vsock_cid().unwrap(), 4);
         assert!(matches!(
             store.set_vm_runtime("ffff", &runtime),
+            Err(StoreError::VmNotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn spec_is_replaced_and_an_unknown_id_is_not_found() {
+        let (_dir, store) = store();
+        let v = vm("aaaa000000000005", "grow");
+        let other = vm("aaaa000000000006", "other");
+        store.insert_vm(&v).unwrap();
+        store.insert_vm(&other).unwrap();
+        let spec = banger_api::protocol::VmSpec {
+            vcpu: 4,
+            memory_mib: 4096,
+            disk_size: "16G".parse().unwrap(),
+            nat: true,
+        };
+        store.set_vm_spec(&v.id, &spec).unwrap();
+        let back = store.find_vm("grow").unwrap();
+        assert_eq!(back.spec, spec);
+        assert_eq!(back.state, v.state, "only the spec changes");
+        assert_ne!(back.updated_at, v.updated_at, "the change is dated");
+        assert_eq!(
+            store.find_vm("other").unwrap(),
+            other,
+            "no other VM changes"
+        );
+        assert!(matches!(
+            store.set_vm_spec("ffff", &spec),
             Err(StoreError::VmNotFound { .. })
         ));
     }

@@ -1,5 +1,6 @@
 //! The one narrow layer through which banger touches the operating system:
-//! external processes ([`process`]) and syscalls ([`os`]).
+//! external processes ([`process`]), processes by pid ([`proc`]: liveness,
+//! identity, reaping, signals) and syscalls ([`os`]).
 //!
 //! Every external program runs through [`process::Cmd`], which logs the argv,
 //! captures stderr and returns a typed error naming the argv. Syscalls use
@@ -9,6 +10,7 @@
 
 pub mod netns;
 pub mod os;
+pub mod proc;
 pub mod process;
 
 pub use process::{Cmd, Output, ProcessError, find_program};

@@ -43,6 +43,12 @@ pub fn lock_exclusive_nonblocking(file: &std::fs::File) -> std::io::Result<()> {
         .map_err(std::io::Error::from)
 }
 
+/// Takes an exclusive advisory lock on `file`, waiting for whoever holds
+/// it; released when the file is closed.
+pub fn lock_exclusive(file: &std::fs::File) -> std::io::Result<()> {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive).map_err(std::io::Error::from)
+}
+
 /// The CPU architecture banger was built for, in the kernel's spelling.
 pub fn arch() -> &'static str {
     std::env::consts::ARCH
@@ -55,6 +61,21 @@ pub fn can_open_rw(path: &Path) -> std::io::Result<()> {
         .write(true)
         .open(path)
         .map(drop)
+}
+
+/// The primary group of user `uid`, from `/etc/passwd`; `None` when the
+/// user has no entry there (e.g. a directory service only).
+pub fn primary_gid(uid: u32) -> Option<u32> {
+    passwd_primary_gid(&std::fs::read_to_string("/etc/passwd").ok()?, uid)
+}
+
+/// `name:password:uid:gid:gecos:home:shell`, one user per line.
+fn passwd_primary_gid(passwd: &str, uid: u32) -> Option<u32> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':').skip(2);
+        let entry_uid: u32 = fields.next()?.parse().ok()?;
+        (entry_uid == uid).then(|| fields.next()?.parse().ok())?
+    })
 }
 
 #[cfg(test)]
@@ -72,5 +93,34 @@ mod tests {
         assert!(process_alive(pid()));
         assert!(!process_alive(0));
         assert!(!process_alive(u32::MAX));
+    }
+
+    #[test]
+    fn primary_gid_comes_from_the_users_passwd_line() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n# comment\nbroken line\n\
+                      dev:x:1000:1001:Dev,,,:/home/dev:/bin/bash\n";
+        assert_eq!(passwd_primary_gid(passwd, 0), Some(0));
+        assert_eq!(passwd_primary_gid(passwd, 1000), Some(1001));
+        assert_eq!(passwd_primary_gid(passwd, 1001), None, "a gid is not a uid");
+        assert_eq!(passwd_primary_gid("x:x:7:notanumber::/:/bin/sh\n", 7), None);
+        assert_eq!(primary_gid(0), Some(0), "root is in every /etc/passwd");
+    }
+
+    #[test]
+    fn a_blocking_lock_waits_for_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let held = std::fs::File::create(&path).unwrap();
+        lock_exclusive(&held).unwrap();
+        let other = std::fs::File::open(&path).unwrap();
+        assert_eq!(
+            lock_exclusive_nonblocking(&other).unwrap_err().kind(),
+            std::io::ErrorKind::WouldBlock
+        );
+        let waiter = std::thread::spawn(move || lock_exclusive(&other).is_ok());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!waiter.is_finished(), "took a held lock");
+        drop(held);
+        assert!(waiter.join().unwrap());
     }
 }

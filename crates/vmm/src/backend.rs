@@ -113,3 +113,14 @@ pub trait VmmBackend: Send + Sync {
     /// Kills the VMM and its helpers, and removes their sockets. Idempotent.
     fn kill(&self, handle: &VmHandle) -> Result<(), VmmError>;
 }
+
+/// A driver for a VM launched earlier, chosen by the backend its handle
+/// records rather than by today's configuration, and working when that
+/// VMM's binary is no longer installed: observing, stopping and killing
+/// need only the handle's pids and sockets.
+pub fn driver_for(kind: BackendKind) -> Box<dyn VmmBackend> {
+    match kind {
+        BackendKind::Firecracker => Box::new(crate::firecracker::Firecracker::for_handles()),
+        BackendKind::Qemu => Box::new(crate::qemu::Qemu::for_handles()),
+    }
+}

@@ -169,7 +169,7 @@ mod firecracker {
         };
         assert_eq!(
             body("/boot-source")["boot_args"],
-            "console=ttyS0 reboot=k panic=1 pci=off banger.root=/dev/vda banger.ip=172.16.0.2/24"
+            "console=ttyS0 reboot=k panic=1 pci=off banger.halt=reboot banger.root=/dev/vda banger.ip=172.16.0.2/24"
         );
         assert_eq!(body("/machine-config")["vcpu_count"], 2);
         assert_eq!(body("/drives/rootfs")["is_root_device"], true);

@@ -4,7 +4,9 @@
 //! hybrid socket. Then a clean stop, and nothing left behind.
 //!
 //! Uses the kernel and image the workspace's e2e test caches
-//! (`tests/boot_tcg.rs`); skipped when they are absent.
+//! (`tests/boot_tcg.rs`); skipped when they are absent. Holds the cache's
+//! `.e2e.lock`, as every test that boots VMs does, so boots never pile up
+//! on the two cores.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,10 +25,20 @@ const TAP: &str = "fctap42";
 const WORK_DISK_BYTES: u64 = 64 << 20;
 const MARKER: &str = "banger-qemu-boot-marker";
 
-fn cache() -> PathBuf {
+fn cache_root() -> PathBuf {
     std::env::var_os("BANGER_E2E_CACHE")
         .map_or_else(|| PathBuf::from("/var/cache/banger-e2e"), PathBuf::from)
-        .join("state")
+}
+
+fn cache() -> PathBuf {
+    cache_root().join("state")
+}
+
+/// The lock the workspace's `tests/common::e2e_lock` takes.
+fn e2e_lock() -> std::fs::File {
+    let lock = std::fs::File::create(cache_root().join(".e2e.lock")).unwrap();
+    banger_sys::os::lock_exclusive(&lock).expect("lock the end-to-end cache");
+    lock
 }
 
 fn program(name: &str) -> Option<PathBuf> {
@@ -126,6 +138,7 @@ fn qemu_boots_the_minimal_image_to_agent_health_and_stops_cleanly() {
             return;
         }
     };
+    let _lock = e2e_lock();
     // The comma exercises QEMU's option escaping for every path.
     let run_dir = tempfile::Builder::new()
         .prefix("bq-boot,")

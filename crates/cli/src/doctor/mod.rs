@@ -4,11 +4,13 @@
 
 mod network;
 mod storage;
+mod vmm;
 
 use std::path::{Path, PathBuf};
 
 use banger_config::{Config, HostFacts, PathEnv, Paths, resolve_vm_defaults};
 use banger_sys::{Cmd, find_program};
+use banger_vmm::select::FirecrackerFound;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -83,10 +85,8 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>) -> Check
 }
 
 pub fn run(env: &PathEnv) -> Report {
-    let mut checks = vec![
-        architecture(banger_sys::os::arch()),
-        kvm(Path::new("/dev/kvm")),
-    ];
+    let kvm = banger_vmm::Kvm::detect();
+    let mut checks = vec![architecture(banger_sys::os::arch()), vmm::kvm(&kvm)];
     let paths = match Paths::resolve(env) {
         Ok(p) => p,
         Err(e) => {
@@ -109,13 +109,18 @@ pub fn run(env: &PathEnv) -> Report {
         ),
     };
     checks.push(config_check);
-    checks.extend(vmm_checks(&config));
+    let firecracker = FirecrackerFound::detect(config.firecracker_bin());
+    let choice = vmm::choice(&config, &firecracker, &kvm);
+    checks.extend(vmm_checks(&config, &firecracker, &choice));
     checks.push(host_tools(&REQUIRED_TOOLS, |t| find_program(t).is_some()));
     checks.push(storage::state_store(&paths.db_file));
     let defaults = resolve_vm_defaults(&config, &HostFacts::detect());
     checks.push(check("vm defaults", Status::Pass, defaults.summary()));
     checks.extend(network::rows(&config, &paths));
-    checks.extend(storage::disk_rows(&paths.images_dir, backend(&config)));
+    checks.extend(storage::disk_rows(
+        &paths.images_dir,
+        vmm::cow_backend(&choice),
+    ));
     checks.extend(storage::artifact_rows(&paths, &config));
     checks.push(daemon(&paths));
     Report::new(checks)
@@ -132,51 +137,18 @@ fn architecture(arch: &str) -> Check {
     }
 }
 
-fn kvm(dev: &Path) -> Check {
-    match banger_sys::os::can_open_rw(dev) {
-        Ok(()) => check(
-            "kvm",
-            Status::Pass,
-            format!("{} is readable and writable", dev.display()),
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => check(
-            "kvm",
-            Status::Warn,
-            format!(
-                "no {}: VMs run under QEMU with software emulation (much slower)",
-                dev.display()
-            ),
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => check(
-            "kvm",
-            Status::Warn,
-            format!(
-                "{} is not accessible: add your user to the `kvm` group, or VMs run under slow software emulation",
-                dev.display()
-            ),
-        ),
-        Err(e) => check(
-            "kvm",
-            Status::Warn,
-            format!("cannot open {}: {e}", dev.display()),
-        ),
-    }
-}
-
-/// Oldest Firecracker whose API banger speaks (SPEC reference/README).
-const MIN_FIRECRACKER: (u32, u32) = (1, 5);
-
-fn vmm_checks(config: &Config) -> Vec<Check> {
-    let firecracker = locate(config.firecracker_bin(), "firecracker");
-    let qemu = locate(config.qemu_bin(), "qemu-system-x86_64");
-    let fc_check = match &firecracker {
-        Some(bin) => firecracker_version(bin, version_output(bin).as_deref()),
-        None => check(
-            "firecracker",
-            Status::Warn,
-            "not installed: VMs use the QEMU backend",
-        ),
+fn vmm_checks(
+    config: &Config,
+    found: &FirecrackerFound,
+    choice: &Result<banger_vmm::select::Choice, banger_vmm::select::SelectError>,
+) -> Vec<Check> {
+    let firecracker = match found {
+        FirecrackerFound::Supported { binary, .. } => Some(binary),
+        _ => None,
     };
+    let qemu = locate(config.qemu_bin(), "qemu-system-x86_64");
+    let vmm_check = vmm::row(config, choice, qemu.as_deref());
+    let fc_check = vmm::firecracker(found);
     let qemu_check = match (&qemu, &firecracker) {
         (Some(bin), _) => match version_output(bin) {
             Some(v) => check(
@@ -232,26 +204,7 @@ fn vmm_checks(config: &Config) -> Vec<Check> {
             "the QEMU backend reaches the guest agent through vhost-device-vsock: `cargo install vhost-device-vsock`",
         ),
     };
-    vec![fc_check, qemu_check, jailer, vsock]
-}
-
-/// The backend VMs would use: Firecracker when installed and KVM is usable,
-/// else QEMU (SPEC §11 `vmm = auto`), unless config pins one.
-fn backend(config: &Config) -> banger_image::Backend {
-    use banger_config::Vmm;
-    use banger_image::Backend;
-    match config.vmm() {
-        Vmm::Firecracker => Backend::Firecracker,
-        Vmm::Qemu => Backend::Qemu,
-        Vmm::Auto => {
-            let kvm = banger_sys::os::can_open_rw(Path::new("/dev/kvm")).is_ok();
-            if kvm && locate(config.firecracker_bin(), "firecracker").is_some() {
-                Backend::Firecracker
-            } else {
-                Backend::Qemu
-            }
-        }
-    }
+    vec![vmm_check, fc_check, qemu_check, jailer, vsock]
 }
 
 fn locate(configured: Option<&Path>, default: &str) -> Option<PathBuf> {
@@ -271,49 +224,6 @@ fn version_output(bin: &Path) -> Option<String> {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("").trim()
-}
-
-fn firecracker_version(bin: &Path, output: Option<&str>) -> Check {
-    let Some(output) = output else {
-        return check(
-            "firecracker",
-            Status::Fail,
-            format!("{} does not run: `--version` failed", bin.display()),
-        );
-    };
-    let version = first_line(output)
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix('v'))
-        .and_then(parse_major_minor);
-    match version {
-        Some(v) if v >= MIN_FIRECRACKER => check(
-            "firecracker",
-            Status::Pass,
-            format!("{} ({})", first_line(output), bin.display()),
-        ),
-        Some((major, minor)) => check(
-            "firecracker",
-            Status::Fail,
-            format!(
-                "Firecracker {major}.{minor} at {} is too old: banger needs 1.5 or newer",
-                bin.display()
-            ),
-        ),
-        None => check(
-            "firecracker",
-            Status::Warn,
-            format!(
-                "cannot read the version of {}: {:?}",
-                bin.display(),
-                first_line(output)
-            ),
-        ),
-    }
-}
-
-fn parse_major_minor(v: &str) -> Option<(u32, u32)> {
-    let mut parts = v.split('.');
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 /// Host programs banger drives, with the Debian package that ships each.
@@ -384,35 +294,6 @@ mod tests {
     fn architecture_other_than_x86_64_fails() {
         assert_eq!(architecture("x86_64").status, Status::Pass);
         assert_eq!(architecture("aarch64").status, Status::Fail);
-    }
-
-    #[test]
-    fn missing_kvm_is_a_warning() {
-        let c = kvm(Path::new("/nonexistent/kvm"));
-        assert_eq!(c.status, Status::Warn);
-        assert!(c.detail.contains("software emulation"), "{}", c.detail);
-    }
-
-    #[test]
-    fn firecracker_version_range() {
-        let bin = Path::new("/usr/bin/firecracker");
-        assert_eq!(
-            firecracker_version(bin, Some("Firecracker v1.7.0\n\nSupported...")).status,
-            Status::Pass
-        );
-        assert_eq!(
-            firecracker_version(bin, Some("Firecracker v1.4.1\n")).status,
-            Status::Fail
-        );
-        assert_eq!(
-            firecracker_version(bin, Some("Firecracker v2.0.0\n")).status,
-            Status::Pass
-        );
-        assert_eq!(
-            firecracker_version(bin, Some("garbage")).status,
-            Status::Warn
-        );
-        assert_eq!(firecracker_version(bin, None).status, Status::Fail);
     }
 
     #[test]

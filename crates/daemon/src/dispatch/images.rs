@@ -87,7 +87,31 @@ pub async fn build(
     p: ImageBuildParams,
 ) -> Result<ImageBuilt, DaemonError> {
     let name = ImageName::new(&p.name)?;
-    let variant = match p.variant {
+    let mut op = OpTracker::begin(&daemon.store, ctx, "image.build", Some(p.name.clone())).await?;
+    let result = build_staged(daemon, &mut op, name, p.variant, p.force).await;
+    op.finish(result).await
+}
+
+/// The images banger builds by itself on first use, and their variants: the
+/// default golden image and its fast-booting minimal sibling.
+pub fn buildable_variant(name: &str) -> Option<ImageVariant> {
+    match name {
+        "debian-bookworm" => Some(ImageVariant::Full),
+        "debian-bookworm-minimal" => Some(ImageVariant::Minimal),
+        _ => None,
+    }
+}
+
+/// Builds image `name` as stages of `op` (its own operation, or the
+/// `vm.create` that needs it).
+pub async fn build_staged(
+    daemon: &Daemon,
+    op: &mut OpTracker,
+    name: ImageName,
+    variant: ImageVariant,
+    force: bool,
+) -> Result<ImageBuilt, DaemonError> {
+    let variant = match variant {
         ImageVariant::Full => Variant::Full,
         ImageVariant::Minimal => Variant::Minimal,
     };
@@ -95,17 +119,15 @@ pub async fn build(
     recipe.mirror = daemon.config.debian_mirror().to_owned();
     let agent = find_agent()?;
     let opts = BuildOptions {
-        force: p.force,
+        force,
         kernel_ref: Some(daemon.config.default_kernel_name().to_owned()),
     };
     let store = store(daemon);
-    let mut op = OpTracker::begin(&daemon.store, ctx, "image.build", Some(p.name.clone())).await?;
-    let result = run_staged(&mut op, move |progress| {
+    let outcome = run_staged(op, move |progress| {
         build_image(&store, &recipe, &agent, &opts, progress)
     })
     .await
-    .and_then(|r| r.map_err(DaemonError::from));
-    let outcome = op.finish(result).await?;
+    .and_then(|r| r.map_err(DaemonError::from))?;
     Ok(ImageBuilt {
         image: info(outcome.manifest),
         built: outcome.built,

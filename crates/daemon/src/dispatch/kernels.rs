@@ -84,30 +84,48 @@ pub async fn pull(
     ctx: &RequestCtx,
     p: NameParams,
 ) -> Result<KernelInfo, DaemonError> {
-    if p.name != DEFAULT_KERNEL_NAME {
-        return Err(DaemonError::Protocol(
-            banger_api::protocol::ProtocolError::new(
-                banger_api::protocol::ErrorCode::NotFound,
-                format!(
-                    "no kernel {:?} to pull: `banger kernel list --available` shows what can be pulled ({DEFAULT_KERNEL_NAME})",
-                    p.name
-                ),
-            ),
-        ));
+    check_pullable(&p.name)?;
+    let mut op = OpTracker::begin(&daemon.store, ctx, "kernel.pull", Some(p.name.clone())).await?;
+    let result = pull_staged(daemon, &mut op, p.name).await;
+    op.finish(result).await
+}
+
+/// Whether `name` is a kernel banger can fetch.
+pub fn is_pullable(name: &str) -> bool {
+    name == DEFAULT_KERNEL_NAME
+}
+
+fn check_pullable(name: &str) -> Result<(), DaemonError> {
+    if is_pullable(name) {
+        return Ok(());
     }
+    Err(DaemonError::failed(
+        banger_api::protocol::ErrorCode::NotFound,
+        format!(
+            "no kernel {name:?} to pull: `banger kernel list --available` shows what can be pulled ({DEFAULT_KERNEL_NAME})"
+        ),
+    ))
+}
+
+/// Pulls kernel `name` as stages of `op` (its own operation, or the
+/// `vm.create` that needs it).
+pub async fn pull_staged(
+    daemon: &Daemon,
+    op: &mut OpTracker,
+    name: String,
+) -> Result<KernelInfo, DaemonError> {
+    check_pullable(&name)?;
     let mirror = DebianMirror {
         base_url: daemon.config.debian_mirror().to_owned(),
         ..DebianMirror::default()
     };
     let agent = find_agent()?;
     let store = store(daemon);
-    let mut op = OpTracker::begin(&daemon.store, ctx, "kernel.pull", Some(p.name.clone())).await?;
-    let result = run_staged(&mut op, move |progress| {
+    run_staged(op, move |progress| {
         store
-            .pull_debian(&p.name, &mirror, &agent, progress)
+            .pull_debian(&name, &mirror, &agent, progress)
             .and_then(|m| info(&store, m))
     })
     .await
-    .and_then(|r| r.map_err(DaemonError::from));
-    op.finish(result).await
+    .and_then(|r| r.map_err(DaemonError::from))
 }

@@ -47,6 +47,12 @@ pub async fn dispatch(
         Request::VmKill(p) => to_value(crate::vm::kill(daemon, ctx, p).await?),
         Request::VmDelete(p) => to_value(crate::vm::delete(daemon, ctx, p).await?),
         Request::VmExec(p) => to_value(crate::vm::exec(daemon, p).await?),
+        Request::VmRestart(p) => to_value(crate::vm::restart(daemon, ctx, p).await?),
+        Request::VmPrune(p) => to_value(crate::vm::prune(daemon, ctx, p).await?),
+        Request::VmSet(p) => to_value(crate::vm::set(daemon, ctx, p).await?),
+        Request::VmLogs(p) => to_value(crate::vm::logs(daemon, p).await?),
+        Request::VmStats(p) => to_value(crate::vm::stats(daemon, p).await?),
+        Request::VmPorts(p) => to_value(crate::vm::ports(daemon, p).await?),
         Request::OperationsList(params) => {
             let limit = params.limit.unwrap_or(DEFAULT_FINISHED_OPS) as usize;
             to_value(daemon.store.call(move |s| s.list_operations(limit)).await?)
@@ -75,5 +81,5 @@ fn to_value<T: serde::Serialize>(value: T) -> Result<Value, DaemonError> {
 pub(crate) mod blocking;
 #[cfg(feature = "test-methods")]
 mod debug;
-mod images;
-mod kernels;
+pub(crate) mod images;
+pub(crate) mod kernels;

@@ -1,7 +1,6 @@
-//! The launch half shared by create and start: tap, NAT, QEMU, agent
+//! The launch half shared by create and start: tap, NAT, the VMM, agent
 //! health, identity, DNS, `running`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use banger_agent::client::AgentClient;
@@ -9,8 +8,7 @@ use banger_agent::protocol::{AGENT_PORT, IdentityRequest};
 use banger_api::model::VmAction;
 use banger_api::protocol::{ErrorCode, Vm};
 use banger_image::kernel::KernelStore;
-use banger_vmm::qemu::Qemu;
-use banger_vmm::{DiskFormat, DiskSpec, VmConfig, VmHandle, VmmBackend};
+use banger_vmm::{BackendKind, DiskFormat, DiskSpec, VmConfig, VmHandle, VmmBackend};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -43,7 +41,7 @@ pub(super) async fn boot(
     let mut vm = transition(daemon, &vm.id, VmAction::Start, None)
         .await?
         .expect("start keeps the record");
-    let qemu = daemon.vms.qemu(daemon).await?;
+    let vmm = daemon.vms.vmm(daemon).await?;
     let ip = vm
         .runtime
         .ip
@@ -70,11 +68,11 @@ pub(super) async fn boot(
     }
     check_cancel(cancel)?;
 
-    let stage = format!("launching QEMU ({})", qemu.accel.as_str());
+    let stage = format!("launching {}", vmm.label);
     op.stage(&stage).await?;
-    let config = vm_config(daemon, &vm, tap.as_str())?;
-    let q = qemu.clone();
-    let handle = run(move || q.launch(&config))
+    let config = vm_config(daemon, &vm, tap.as_str(), vmm.kind())?;
+    let driver = vmm.driver.clone();
+    let handle = run(move || driver.launch(&config))
         .await?
         .map_err(|e| DaemonError::from(e).in_stage(&stage))?;
     let vm_dir = daemon.paths.vm_dir(&vm.id);
@@ -88,8 +86,8 @@ pub(super) async fn boot(
 
     let stage = "waiting for the guest agent";
     op.stage(stage).await?;
-    let (q, h, c) = (qemu.clone(), handle.clone(), cancel.clone());
-    let health = run(move || wait_for_agent(&q, &h, &c))
+    let (driver, h, c) = (vmm.driver.clone(), handle.clone(), cancel.clone());
+    let health = run(move || wait_for_agent(driver.as_ref(), &h, &c))
         .await?
         .map_err(|e| e.in_stage(stage))?;
     tracing::info!(vm = %vm.name, agent = %health.agent, uptime_s = health.uptime_s, "agent answers");
@@ -105,6 +103,16 @@ pub(super) async fn boot(
         .await?
         .map_err(|e| DaemonError::from(e).in_stage(stage))?;
     }
+
+    let stage = "waiting for ssh";
+    op.stage(stage).await?;
+    let c = cancel.clone();
+    let banner = run(move || {
+        super::ready::wait_for_ssh(super::ready::ssh_addr(ip), super::ready::SSH_DEADLINE, &c)
+    })
+    .await?
+    .map_err(|e| e.in_stage(stage))?;
+    tracing::info!(vm = %vm.name, %banner, "sshd answers");
 
     daemon.dns.set(&vm.name, ip);
     let vm = transition(daemon, &vm.id, VmAction::Booted, None)
@@ -130,7 +138,12 @@ fn kernel_args(daemon: &Daemon, ip: std::net::Ipv4Addr, init: Option<&str>) -> S
     args
 }
 
-fn vm_config(daemon: &Daemon, vm: &Vm, tap: &str) -> Result<VmConfig, DaemonError> {
+fn vm_config(
+    daemon: &Daemon,
+    vm: &Vm,
+    tap: &str,
+    backend: BackendKind,
+) -> Result<VmConfig, DaemonError> {
     let ip = vm
         .runtime
         .ip
@@ -156,7 +169,13 @@ fn vm_config(daemon: &Daemon, vm: &Vm, tap: &str) -> Result<VmConfig, DaemonErro
         id: vm.id.clone(),
         vcpu: vm.spec.vcpu,
         memory_mib: vm.spec.memory_mib,
-        kernel: kernel.bzimage,
+        // Firecracker loads only an ELF vmlinux (the kernel store unpacks
+        // one from every bzImage); QEMU boots the bzImage, or the vmlinux
+        // of a kernel imported without one.
+        kernel: match backend {
+            BackendKind::Qemu if kernel.bzimage.exists() => kernel.bzimage,
+            _ => kernel.vmlinux,
+        },
         initrd: kernel.initrd.exists().then_some(kernel.initrd),
         kernel_args: kernel_args(daemon, ip, init.as_deref()),
         root_disk: DiskSpec {
@@ -182,7 +201,7 @@ fn vm_config(daemon: &Daemon, vm: &Vm, tap: &str) -> Result<VmConfig, DaemonErro
 /// Polls the agent's health until it answers, the VMM dies, the client
 /// goes away, or [`AGENT_DEADLINE`] passes.
 fn wait_for_agent(
-    qemu: &Arc<Qemu>,
+    driver: &dyn VmmBackend,
     handle: &VmHandle,
     cancel: &CancellationToken,
 ) -> Result<banger_agent::protocol::HealthResult, DaemonError> {
@@ -195,11 +214,15 @@ fn wait_for_agent(
             Ok(h) => return Ok(h),
             Err(e) if !e.is_retryable() => return Err(e.into()),
             Err(e) => {
-                if !qemu.is_alive(handle) {
+                if !driver.is_alive(handle) {
                     return Err(DaemonError::failed(
                         ErrorCode::OperationFailed,
                         format!(
-                            "QEMU exited while the guest booted; console ({}):\n{}",
+                            "{} exited while the guest booted; console ({}):\n{}",
+                            match handle.backend {
+                                BackendKind::Firecracker => "Firecracker",
+                                BackendKind::Qemu => "QEMU",
+                            },
                             handle.console_log.display(),
                             console_tail(handle)
                         ),

@@ -8,13 +8,13 @@ use banger_api::model::{ByteSize, VmAction, VmName, VmState, generate_name};
 use banger_api::protocol::{ErrorCode, Vm, VmCreateParams, VmRuntime, VmSpec};
 use banger_config::{HostFacts, resolve_vm_defaults};
 use banger_host::{DmName, ManagedRoots};
-use banger_image::cow::{Backend, CowSupport, choose, provision_root_disk};
-use banger_image::images::{ImageError, ImageManifest, ImageStore};
-use banger_image::kernel::{KernelError, KernelStore};
+use banger_image::cow::{CowSupport, choose, provision_root_disk};
+use banger_image::images::{ImageManifest, ImageStore};
 use banger_net::ssh::{SshPaths, ensure_user_key, generate_host_key, pin_host};
 use banger_net::subnet::GuestSubnet;
 
 use super::boot::boot;
+use super::first_use::{ensure_image, ensure_kernel};
 use super::teardown::unwind_create;
 use super::{WORK_DISK_FILE, check_cancel, find, save_runtime, transition};
 use crate::daemon::Daemon;
@@ -33,33 +33,45 @@ pub async fn create(
 ) -> Result<Vm, DaemonError> {
     daemon.vms.host()?;
     let spec = resolve_spec(daemon, &p)?;
+    // A bad or taken name is refused before any first-use build.
+    let requested = p.name.as_deref().map(valid_name).transpose()?;
+    if let Some(name) = &requested {
+        ensure_name_free(daemon, name).await?;
+    }
     let image_name = p
         .image
         .clone()
         .unwrap_or_else(|| daemon.config.default_image_name().to_owned());
-    let manifest = find_image(daemon, &image_name).await?;
+    let mut op = OpTracker::begin(&daemon.store, ctx, "vm.create", p.name.clone()).await?;
+    let result = create_tracked(daemon, ctx, &mut op, requested, &image_name, spec).await;
+    op.finish(result).await
+}
+
+async fn create_tracked(
+    daemon: &Daemon,
+    ctx: &RequestCtx,
+    op: &mut OpTracker,
+    requested: Option<VmName>,
+    image_name: &str,
+    spec: VmSpec,
+) -> Result<Vm, DaemonError> {
+    let manifest = ensure_image(daemon, op, image_name).await?;
     let kernel = manifest
         .kernel_ref
         .clone()
         .unwrap_or_else(|| daemon.config.default_kernel_name().to_owned());
-    find_kernel(daemon, &kernel).await?;
-    daemon.vms.qemu(daemon).await?;
+    ensure_kernel(daemon, op, &kernel).await?;
+    check_cancel(&ctx.cancel)?;
+    // Refused before anything is allocated when the configured VMM cannot
+    // run (e.g. `vmm = "firecracker"` without Firecracker or KVM).
+    daemon.vms.vmm(daemon).await?;
 
     // Name, id, CID and the record are chosen under one lock, so two
     // concurrent creates never pick the same.
     let alloc = daemon.vms.alloc.lock().await;
-    let name = match &p.name {
-        Some(n) => {
-            let name = VmName::new(n.as_str()).map_err(|e| {
-                DaemonError::failed(ErrorCode::BadRequest, format!("invalid VM name: {e}"))
-            })?;
-            let n = name.clone();
-            if daemon.store.call(move |s| s.vm_name_taken(&n)).await? {
-                return Err(banger_store::StoreError::VmNameTaken {
-                    name: name.to_string(),
-                }
-                .into());
-            }
+    let name = match requested {
+        Some(name) => {
+            ensure_name_free(daemon, &name).await?;
             name
         }
         None => {
@@ -69,20 +81,16 @@ pub async fn create(
                 .await?
         }
     };
-    let mut op = OpTracker::begin(&daemon.store, ctx, "vm.create", Some(name.to_string())).await?;
+    op.set_target(name.as_str()).await?;
     op.stage(&format!("image {image_name}, kernel {kernel}"))
         .await?;
     let id = format!("{:016x}", fastrand::u64(..));
     let _vm_lock = daemon.vms.lock(&id).await;
-    let recorded = record(daemon, &id, &name, &image_name, &kernel, spec).await;
+    let recorded = record(daemon, &id, &name, image_name, &kernel, spec).await;
     drop(alloc);
-    let vm = match recorded {
-        Ok(vm) => vm,
-        Err(e) => return op.finish(Err(e)).await,
-    };
+    let vm = recorded?;
 
-    let result = provision(daemon, &mut op, ctx, vm.clone(), &manifest).await;
-    let result = match result {
+    match provision(daemon, op, ctx, vm.clone(), &manifest).await {
         Ok(vm) => Ok(vm),
         Err(e) => {
             let reason = banger_api::error_chain(&e);
@@ -96,8 +104,23 @@ pub async fn create(
             }
             Err(e)
         }
-    };
-    op.finish(result).await
+    }
+}
+
+fn valid_name(name: &str) -> Result<VmName, DaemonError> {
+    VmName::new(name)
+        .map_err(|e| DaemonError::failed(ErrorCode::BadRequest, format!("invalid VM name: {e}")))
+}
+
+async fn ensure_name_free(daemon: &Daemon, name: &VmName) -> Result<(), DaemonError> {
+    let n = name.clone();
+    if daemon.store.call(move |s| s.vm_name_taken(&n)).await? {
+        return Err(banger_store::StoreError::VmNameTaken {
+            name: name.to_string(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn resolve_spec(daemon: &Daemon, p: &VmCreateParams) -> Result<VmSpec, DaemonError> {
@@ -119,35 +142,6 @@ fn resolve_spec(daemon: &Daemon, p: &VmCreateParams) -> Result<VmSpec, DaemonErr
         return bad("--disk-size must be at least 64M".into());
     }
     Ok(spec)
-}
-
-async fn find_image(daemon: &Daemon, name: &str) -> Result<ImageManifest, DaemonError> {
-    let store = ImageStore::new(&daemon.paths.images_dir);
-    let n = name.to_owned();
-    match run(move || store.show(&n)).await? {
-        Ok(m) => Ok(m),
-        Err(ImageError::NotFound { .. }) => Err(DaemonError::failed(
-            ErrorCode::NotFound,
-            format!(
-                "image {name} not found; build one with `banger image build --variant minimal` \
-                 (fast boots) or `sudo banger image build` (full), or pass --image"
-            ),
-        )),
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn find_kernel(daemon: &Daemon, name: &str) -> Result<(), DaemonError> {
-    let store = KernelStore::new(&daemon.paths.kernels_dir);
-    let n = name.to_owned();
-    match run(move || store.show(&n)).await? {
-        Ok(_) => Ok(()),
-        Err(KernelError::NotFound { .. }) => Err(DaemonError::failed(
-            ErrorCode::NotFound,
-            format!("kernel {name} not found; fetch it with `banger kernel pull {name}`"),
-        )),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// The VM directory, vsock CID, the record (`created`) and the IP lease.
@@ -216,8 +210,18 @@ async fn provision(
     let host = daemon.vms.host()?;
     let vm_dir = daemon.paths.vm_dir(&vm.id);
 
+    // The root disk must suit the VMM that boots it: Firecracker takes raw
+    // disks only, and under its jailer only files it can hard-link (not a
+    // device-mapper node).
+    let vmm = daemon.vms.vmm(daemon).await?;
+    let (backend, jailed) = (super::backend::cow_backend(vmm.kind()), vmm.jailed);
     let images_dir = daemon.paths.images_dir.clone();
-    let strategy = run(move || choose(&CowSupport::detect(&images_dir), Backend::Qemu)).await?;
+    let strategy = run(move || {
+        let mut support = CowSupport::detect(&images_dir);
+        support.device_mapper &= !jailed;
+        choose(&support, backend)
+    })
+    .await?;
     let stage = format!("root disk ({strategy})");
     op.stage(&stage).await?;
     let roots = ManagedRoots::new([

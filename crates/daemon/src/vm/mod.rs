@@ -1,5 +1,6 @@
 //! The VM lifecycle (SPEC §6): create, start, stop, kill, delete and exec,
-//! over the QEMU driver (`banger-vmm`), guest networking (`banger-net`),
+//! over a VMM driver (`banger-vmm`: Firecracker or QEMU, chosen once, see
+//! [`backend`]), guest networking (`banger-net`),
 //! disks (`banger-image`) and privileged host operations (`banger-host`).
 //!
 //! Every state change goes through the store's transition table. What a VM
@@ -8,9 +9,16 @@
 //! the transient `handles.json` in the VM directory says which processes
 //! run it. Operations on one VM are serialised by a per-VM lock.
 
+mod backend;
 mod boot;
 mod create;
+mod first_use;
+mod logread;
+mod manage;
+mod observe;
+mod ports;
 mod power;
+mod ready;
 mod reconcile;
 mod teardown;
 
@@ -25,7 +33,6 @@ use banger_host::{BridgeName, HostOps, LocalHost};
 use banger_image::cow::RootDisk;
 use banger_net::tap_pool::TapPool;
 use banger_vmm::VmHandle;
-use banger_vmm::qemu::{Accel, Qemu};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, OnceCell, OwnedMutexGuard};
 use tokio_util::sync::CancellationToken;
@@ -35,7 +42,10 @@ use crate::dispatch::blocking::run;
 use crate::error::DaemonError;
 
 pub use create::create;
-pub use power::{delete, exec, kill, start, stop};
+pub use manage::{prune, set};
+pub use observe::{logs, stats};
+pub use ports::ports;
+pub use power::{delete, exec, kill, restart, start, stop};
 pub use reconcile::reconcile;
 
 /// The transient file naming the processes of a running VM.
@@ -43,11 +53,11 @@ const HANDLES_FILE: &str = "handles.json";
 /// The work disk inside the VM directory.
 const WORK_DISK_FILE: &str = "work.ext4";
 
-/// The daemon's VM machinery, built lazily: QEMU is discovered and the
+/// The daemon's VM machinery, built lazily: the VMM is chosen and the
 /// bridge and tap pool are set up at the first VM start.
 pub struct Machinery {
     host: Option<Arc<dyn HostOps>>,
-    qemu: OnceCell<Arc<Qemu>>,
+    vmm: OnceCell<Arc<backend::Chosen>>,
     taps: OnceCell<Arc<TapPool>>,
     locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Held while a name, id and vsock CID are chosen and recorded, so two
@@ -67,7 +77,7 @@ impl Machinery {
         };
         Machinery {
             host,
-            qemu: OnceCell::new(),
+            vmm: OnceCell::new(),
             taps: OnceCell::new(),
             locks: StdMutex::new(HashMap::new()),
             alloc: Mutex::new(()),
@@ -99,42 +109,22 @@ impl Machinery {
         locks.remove(id);
     }
 
-    /// QEMU and vhost-device-vsock, discovered once. Firecracker is not
-    /// wired yet: `vmm = auto` means QEMU here.
-    async fn qemu(&self, daemon: &Daemon) -> Result<Arc<Qemu>, DaemonError> {
-        let bin = daemon
-            .config
-            .qemu_bin()
-            .map(|p| p.to_string_lossy().into_owned());
-        self.qemu
-            .get_or_try_init(|| async move {
-                let qemu = run(move || Qemu::discover(bin.as_deref())).await??;
-                tracing::info!(
-                    qemu = %qemu.binary.display(),
-                    accel = qemu.accel.as_str(),
-                    "VMM: QEMU"
+    /// The VMM new VMs are launched with (`vmm` in config.toml), chosen
+    /// once. A failure (e.g. `vmm = "firecracker"` without Firecracker) is
+    /// not remembered: the next create or start tries again.
+    async fn vmm(&self, daemon: &Daemon) -> Result<Arc<backend::Chosen>, DaemonError> {
+        self.vmm
+            .get_or_try_init(|| async {
+                let (config, paths, uid) = (
+                    daemon.config.clone(),
+                    daemon.paths.clone(),
+                    daemon.owner_uid,
                 );
-                Ok::<_, DaemonError>(Arc::new(qemu))
+                let chosen = run(move || backend::discover(&config, &paths, uid)).await??;
+                Ok::<_, DaemonError>(Arc::new(chosen))
             })
             .await
             .cloned()
-    }
-
-    /// A driver able to stop a VM recorded in `handles.json`, even when
-    /// QEMU can no longer be discovered (stopping needs only the pids and
-    /// sockets of the handle).
-    async fn qemu_for_teardown(&self, daemon: &Daemon) -> Arc<Qemu> {
-        match self.qemu(daemon).await {
-            Ok(q) => q,
-            Err(e) => {
-                tracing::warn!(error = %banger_api::error_chain(&e), "QEMU not found; stopping by pid");
-                Arc::new(Qemu::new(
-                    PathBuf::from("qemu-system-x86_64"),
-                    PathBuf::from("vhost-device-vsock"),
-                    Accel::Tcg,
-                ))
-            }
-        }
     }
 
     /// The bridge (created if missing) and the warm tap pool with its

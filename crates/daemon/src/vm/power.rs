@@ -1,4 +1,4 @@
-//! `vm.start`, `vm.stop`, `vm.kill`, `vm.delete` and `vm.exec`.
+//! `vm.start`, `vm.stop`, `vm.restart`, `vm.kill`, `vm.delete` and `vm.exec`.
 
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use crate::error::DaemonError;
 use crate::ops::OpTracker;
 
 /// Looks the VM up, takes its lock, and reads it again under the lock.
-async fn locked(
+pub(super) async fn locked(
     daemon: &Daemon,
     reference: &str,
 ) -> Result<(Vm, tokio::sync::OwnedMutexGuard<()>), DaemonError> {
@@ -31,15 +31,59 @@ pub async fn start(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, Da
     daemon.vms.host()?;
     let (vm, _guard) = locked(daemon, &r.vm).await?;
     // Refused before any work when the state does not allow it.
-    vm.state.apply(VmAction::Start).map_err(|source| {
-        banger_store::StoreError::IllegalTransition {
-            name: vm.name.to_string(),
-            source,
-        }
-    })?;
+    allowed(&vm, VmAction::Start)?;
     let mut op =
         OpTracker::begin(&daemon.store, ctx, "vm.start", Some(vm.name.to_string())).await?;
-    let result = match boot(daemon, &mut op, &ctx.cancel, vm.clone(), None).await {
+    let result = boot_or_fail(daemon, ctx, &mut op, vm).await;
+    op.finish(result).await
+}
+
+/// Stops a running VM, then boots it again: one operation, one lock held
+/// throughout, so nothing else can slip in between. A VM that is not
+/// running is just started.
+pub async fn restart(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, DaemonError> {
+    let (vm, _guard) = locked(daemon, &r.vm).await?;
+    daemon.vms.host()?;
+    let running = vm.state == VmState::Running;
+    let action = if running {
+        VmAction::Stop
+    } else {
+        VmAction::Start
+    };
+    allowed(&vm, action)?;
+    let mut op =
+        OpTracker::begin(&daemon.store, ctx, "vm.restart", Some(vm.name.to_string())).await?;
+    let result = async {
+        let vm = if running {
+            op.stage("stopping").await?;
+            stop_locked(daemon, vm).await?
+        } else {
+            vm
+        };
+        boot_or_fail(daemon, ctx, &mut op, vm).await
+    }
+    .await;
+    op.finish(result).await
+}
+
+fn allowed(vm: &Vm, action: VmAction) -> Result<(), DaemonError> {
+    vm.state
+        .apply(action)
+        .map_err(|source| banger_store::StoreError::IllegalTransition {
+            name: vm.name.to_string(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// Boots `vm`; on failure stops what was started and records `error`.
+async fn boot_or_fail(
+    daemon: &Daemon,
+    ctx: &RequestCtx,
+    op: &mut OpTracker,
+    vm: Vm,
+) -> Result<Vm, DaemonError> {
+    match boot(daemon, op, &ctx.cancel, vm.clone(), None).await {
         Ok(vm) => Ok(vm),
         Err(e) => {
             let reason = banger_api::error_chain(&e);
@@ -53,8 +97,7 @@ pub async fn start(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, Da
             }
             Err(e)
         }
-    };
-    op.finish(result).await
+    }
 }
 
 pub async fn stop(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, DaemonError> {
@@ -64,7 +107,7 @@ pub async fn stop(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, Dae
     op.finish(result).await
 }
 
-async fn stop_locked(daemon: &Daemon, vm: Vm) -> Result<Vm, DaemonError> {
+pub(super) async fn stop_locked(daemon: &Daemon, vm: Vm) -> Result<Vm, DaemonError> {
     let vm = transition(daemon, &vm.id, VmAction::Stop, None)
         .await?
         .expect("stop keeps the record");
@@ -96,7 +139,6 @@ async fn kill_locked(daemon: &Daemon, vm: Vm) -> Result<Vm, DaemonError> {
 /// Stops the VM if it runs, removes everything it owns, then its record.
 pub async fn delete(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, DaemonError> {
     let (vm, _guard) = locked(daemon, &r.vm).await?;
-    let id = vm.id.clone();
     let mut op =
         OpTracker::begin(&daemon.store, ctx, "vm.delete", Some(vm.name.to_string())).await?;
     let result = async {
@@ -114,16 +156,22 @@ pub async fn delete(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, D
         // The VM may have ended in `error` above; delete is still allowed.
         let vm = find(daemon, &vm.id).await?;
         op.stage("removing disks, keys, address and record").await?;
-        halt(daemon, &vm).await?;
-        dispose(daemon, &vm).await?;
-        transition(daemon, &vm.id, VmAction::Delete, None).await?;
+        remove_halted(daemon, &vm).await?;
         Ok(vm)
     }
     .await;
-    if result.is_ok() {
-        daemon.vms.forget_lock(&id);
-    }
     op.finish(result).await
+}
+
+/// Removes a VM that no VMM runs (created, stopped or error): what is left
+/// of its running parts, its disks, keys and address, then its record. The
+/// caller holds the VM's lock.
+pub(super) async fn remove_halted(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
+    halt(daemon, vm).await?;
+    dispose(daemon, vm).await?;
+    transition(daemon, &vm.id, VmAction::Delete, None).await?;
+    daemon.vms.forget_lock(&vm.id);
+    Ok(())
 }
 
 /// Runs one command in the guest through the agent.

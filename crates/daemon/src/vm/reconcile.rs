@@ -6,7 +6,6 @@
 
 use banger_api::model::{VmAction, VmState};
 use banger_api::protocol::Vm;
-use banger_vmm::VmmBackend;
 use tracing::Instrument;
 
 use super::teardown::halt;
@@ -30,11 +29,8 @@ pub async fn reconcile(daemon: &Daemon) {
 async fn reconcile_one(daemon: &Daemon, vm: Vm) {
     let handles = read_handles(&daemon.paths.vm_dir(&vm.id));
     let alive = match &handles {
-        Some(h) => daemon
-            .vms
-            .qemu_for_teardown(daemon)
-            .await
-            .is_alive(&h.handle),
+        // The backend the VM was launched with, whatever config says now.
+        Some(h) => super::backend::for_handle(h.handle.backend).is_alive(&h.handle),
         None => false,
     };
     // Only a VM that had finished booting is adopted: one caught half-way

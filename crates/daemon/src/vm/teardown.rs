@@ -7,7 +7,6 @@ use std::time::Duration;
 use banger_api::model::VmName;
 use banger_api::protocol::Vm;
 use banger_net::ssh::{SshPaths, unpin_host};
-use banger_vmm::VmmBackend;
 
 use super::{Machinery, bridge_name, read_handles, root_disk_of, save_runtime};
 use crate::daemon::Daemon;
@@ -36,11 +35,12 @@ impl Errors {
 
 /// Asks the guest to power off (agent `poweroff`, else the VMM's shutdown
 /// request), waits up to [`POWEROFF_WAIT`], then kills the VMM: always, as
-/// that also reaps the vhost-device-vsock sidecar. Then [`halt`].
+/// that also stops QEMU's vhost-device-vsock sidecar and removes a jail.
+/// Then [`halt`]. The driver is the one the VM's handle records.
 pub(super) async fn stop_guest(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
     let vm_dir = daemon.paths.vm_dir(&vm.id);
     if let Some(handles) = read_handles(&vm_dir) {
-        let qemu = daemon.vms.qemu_for_teardown(daemon).await;
+        let driver = super::backend::for_handle(handles.handle.backend);
         let handle = handles.handle.clone();
         run(move || {
             let asked = banger_agent::client::AgentClient::connect_hybrid(
@@ -51,11 +51,11 @@ pub(super) async fn stop_guest(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonErr
             .and_then(|c| c.poweroff());
             if let Err(e) = asked {
                 tracing::info!(error = %e, "the agent did not take the poweroff; asking the VMM");
-                if let Err(e) = qemu.request_shutdown(&handle) {
+                if let Err(e) = driver.request_shutdown(&handle) {
                     tracing::warn!(error = %e, "the VMM refused the shutdown request");
                 }
             }
-            match qemu.wait_exit(&handle, POWEROFF_WAIT) {
+            match driver.wait_exit(&handle, POWEROFF_WAIT) {
                 Ok(true) => tracing::info!("guest powered off"),
                 Ok(false) => tracing::warn!("guest still running after {POWEROFF_WAIT:?}; killing"),
                 Err(e) => tracing::warn!(error = %e, "waiting for the VMM"),
@@ -74,9 +74,9 @@ pub(super) async fn halt(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
     let mut errors = Errors::default();
     let handles = read_handles(&vm_dir);
     if let Some(h) = &handles {
-        let qemu = machinery.qemu_for_teardown(daemon).await;
+        let driver = super::backend::for_handle(h.handle.backend);
         let handle = h.handle.clone();
-        let killed = run(move || qemu.kill(&handle))
+        let killed = run(move || driver.kill(&handle))
             .await
             .and_then(|r| r.map_err(DaemonError::from));
         errors.note("stopping the VMM", killed);

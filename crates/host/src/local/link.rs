@@ -161,11 +161,33 @@ pub(crate) fn delete_tap(runner: &dyn Runner, tap: &TapName) -> Result<(), HostE
         return Ok(());
     };
     expect_kind(&link, "tap")?;
-    ip(
-        runner,
-        ["tuntap", "del", "dev", tap.as_str(), "mode", "tap"],
-        || format!("delete tap {tap}"),
-    )
+    // A VMM killed a moment ago may still hold the tap open while the kernel
+    // closes its files: the deletion is refused as busy for that moment.
+    let mut tries = 0;
+    loop {
+        let deleted = ip(
+            runner,
+            ["tuntap", "del", "dev", tap.as_str(), "mode", "tap"],
+            || format!("delete tap {tap}"),
+        );
+        match deleted {
+            Err(e) if tries < BUSY_RETRIES && is_busy(&e) => {
+                tries += 1;
+                tracing::debug!(%tap, tries, "tap still busy; retrying");
+                std::thread::sleep(BUSY_PAUSE);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How often, and how far apart, a busy tap deletion is tried again: 3 s in all.
+const BUSY_RETRIES: u32 = 30;
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn is_busy(e: &HostError) -> bool {
+    matches!(e, HostError::Command { source: banger_sys::ProcessError::Failed { stderr, .. }, .. }
+        if stderr.contains("Device or resource busy"))
 }
 
 pub(crate) fn attach_tap(
@@ -281,6 +303,35 @@ mod tests {
             ["ip -j -d link show", "ip -j -d link show"],
             "nothing changed"
         );
+    }
+
+    #[test]
+    fn a_busy_tap_is_deleted_once_its_vmm_lets_go() {
+        let r = host();
+        let busy = "ioctl(TUNSETPERSIST): Device or resource busy";
+        r.once("ip tuntap del", Reply::Fail(busy.into()));
+        r.once("ip tuntap del", Reply::Fail(busy.into()));
+        delete_tap(&r, &TapName::numbered(10)).unwrap();
+        let dels = r
+            .argv()
+            .iter()
+            .filter(|a| a.starts_with("ip tuntap del"))
+            .count();
+        assert_eq!(dels, 3, "retried while busy");
+
+        // Another failure is not retried.
+        let r = host();
+        r.on(
+            "ip tuntap del",
+            Reply::Fail("Operation not permitted".into()),
+        );
+        assert!(delete_tap(&r, &TapName::numbered(10)).is_err());
+        let dels = r
+            .argv()
+            .iter()
+            .filter(|a| a.starts_with("ip tuntap del"))
+            .count();
+        assert_eq!(dels, 1);
     }
 
     #[test]

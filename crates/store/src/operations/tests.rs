@@ -124,3 +124,18 @@ fn unknown_operation_state_is_a_corrupt_row() {
             if id == "op-1" && reason.contains("paused")
     ));
 }
+
+#[test]
+fn an_operation_learns_its_target_later() {
+    let (_dir, store) = store();
+    let mut op = operation("op-1", Running, "2024-05-01T10:00:00Z");
+    op.target = None;
+    store.insert_operation(&op).unwrap();
+    store.set_operation_target("op-1", "calm-otter").unwrap();
+    let [op] = <[_; 1]>::try_from(store.list_operations(0).unwrap()).unwrap();
+    assert_eq!(op.target.as_deref(), Some("calm-otter"));
+    assert!(matches!(
+        store.set_operation_target("op-9", "x"),
+        Err(StoreError::OperationNotFound { id }) if id == "op-9"
+    ));
+}

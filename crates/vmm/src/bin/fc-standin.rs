@@ -3,7 +3,8 @@
 //! against the published API description, records them next to the socket,
 //! and answers the hybrid-vsock `health` call. See
 //! `banger_vmm::firecracker::standin`. Built only with the `test-support`
-//! feature, which the crate's own tests enable.
+//! feature, which the crate's own tests enable; the root package builds the
+//! same file as `fc-standin-e2e` (feature `fc-standin`) for its daemon tests.
 #![forbid(unsafe_code)]
 
 use std::error::Error;

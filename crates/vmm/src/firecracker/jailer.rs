@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::FirecrackerError;
 use super::layout::Layout;
-use crate::VmmError;
+use crate::{VmConfig, VmHandle, VmmError};
 
 /// The API socket as Firecracker sees it inside the jail.
 pub const JAILED_API_SOCKET: &str = "/run/firecracker.socket";
@@ -60,18 +60,55 @@ impl JailerConfig {
 }
 
 /// The jail id of a jailed Firecracker's host-side API socket
-/// (`<base>/<exec>/<id>/root/run/firecracker.socket`), if `socket` is one
-/// under `jail`'s base.
-pub fn jail_id_of<'a>(jail: &JailerConfig, socket: &'a Path) -> Option<&'a str> {
-    if !socket.starts_with(&jail.chroot_base)
-        || !socket.ends_with(JAILED_API_SOCKET.trim_start_matches('/'))
-    {
+/// (`<base>/<exec>/<id>/root/run/firecracker.socket`), read from the path
+/// alone: a VM launched under the jailer must still be recognised after the
+/// configuration changed.
+pub fn jail_id_of(socket: &Path) -> Option<&str> {
+    let dir = jail_dir_of(socket)?;
+    let id = dir.file_name()?.to_str()?;
+    validate_id(id).is_ok().then_some(id)
+}
+
+/// The jail's own directory, `<base>/<exec>/<id>`, of a jailed API socket.
+fn jail_dir_of(socket: &Path) -> Option<&Path> {
+    if !socket.ends_with(JAILED_API_SOCKET.trim_start_matches('/')) {
         return None;
     }
     let root = socket.parent()?.parent()?;
-    (root.file_name()? == "root")
-        .then(|| root.parent()?.file_name()?.to_str())
-        .flatten()
+    (root.file_name()? == "root").then_some(root.parent()?)
+}
+
+/// Removes the jail of a stopped VMM: the links to its images (which would
+/// keep a deleted root disk's blocks allocated), its sockets and files. The
+/// VMM's log is appended to `firecracker.log` beside the console log first,
+/// so `vm logs` still has it. Nothing for an unjailed handle; idempotent.
+pub fn remove_jail(handle: &VmHandle) -> Result<(), VmmError> {
+    let socket = &handle.control_socket;
+    let (Some(dir), Some(_)) = (jail_dir_of(socket), jail_id_of(socket)) else {
+        return Ok(());
+    };
+    if let Some(run_dir) = handle.console_log.parent() {
+        keep_log(&handle.vmm_log, &run_dir.join(super::VMM_LOG));
+    }
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(io("remove the jail", dir)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Best effort: a log that cannot be kept must not stop the teardown.
+fn keep_log(from: &Path, to: &Path) {
+    let Ok(mut source) = fs::File::open(from) else {
+        return;
+    };
+    let copied = fs::File::options()
+        .create(true)
+        .append(true)
+        .open(to)
+        .and_then(|mut target| std::io::copy(&mut source, &mut target));
+    if let Err(e) = copied {
+        tracing::warn!(from = %from.display(), to = %to.display(), error = %e, "cannot keep the jailed VMM's log");
+    }
 }
 
 /// The jailer accepts ids of 1–64 alphanumerics and hyphens; checking here
@@ -91,9 +128,10 @@ pub fn validate_id(id: &str) -> Result<(), FirecrackerError> {
 /// it needs the jail on the same filesystem), the log and metrics files
 /// Firecracker opens but does not create, and `/run` for its API socket,
 /// both owned by the jail's uid so the dropped-privilege Firecracker can use
-/// them. The linked images keep their owner: they must already be readable
-/// (and the writable disks writable) by that uid.
-pub fn stage(layout: &Layout, jail: &JailerConfig) -> Result<(), VmmError> {
+/// them. The VM's writable disks are given to that uid too (through the
+/// link: the same inode); the kernel and initrd keep their owner and must be
+/// readable by it.
+pub fn stage(config: &VmConfig, layout: &Layout, jail: &JailerConfig) -> Result<(), VmmError> {
     let Some(root) = &layout.jail_root else {
         return Ok(());
     };
@@ -111,9 +149,18 @@ pub fn stage(layout: &Layout, jail: &JailerConfig) -> Result<(), VmmError> {
             source: e,
         })?;
     }
-    for owned in [&run_dir, &layout.vmm_log.host, &layout.metrics.host] {
-        std::os::unix::fs::chown(owned, Some(jail.uid), Some(jail.gid))
-            .map_err(io("chown", owned))?;
+    let disks = [
+        (Some(&config.root_disk), Some(&layout.root_disk)),
+        (config.work_disk.as_ref(), layout.work_disk.as_ref()),
+    ];
+    let writable = disks.into_iter().filter_map(|pair| match pair {
+        (Some(disk), Some(mapped)) if !disk.read_only => Some(&mapped.host),
+        _ => None,
+    });
+    let owned = [&run_dir, &layout.vmm_log.host, &layout.metrics.host];
+    for path in owned.into_iter().chain(writable) {
+        std::os::unix::fs::chown(path, Some(jail.uid), Some(jail.gid))
+            .map_err(io("chown", path))?;
     }
     Ok(())
 }
@@ -182,20 +229,66 @@ mod tests {
     #[test]
     fn jail_id_is_recovered_from_the_host_socket_path() {
         let socket = Path::new("/srv/jail/firecracker/vm-1/root/run/firecracker.socket");
-        assert_eq!(jail_id_of(&jail(), socket), Some("vm-1"));
+        assert_eq!(jail_id_of(socket), Some("vm-1"));
+        // Under any base: the configured one may have changed since.
+        let elsewhere = Path::new("/elsewhere/firecracker/vm-2/root/run/firecracker.socket");
+        assert_eq!(jail_id_of(elsewhere), Some("vm-2"));
         assert_eq!(
-            jail_id_of(&jail(), Path::new("/run/vm-1/api.sock")),
+            jail_id_of(Path::new("/run/vm-1/api.sock")),
             None,
             "not jailed"
         );
         assert_eq!(
-            jail_id_of(
-                &jail(),
-                Path::new("/elsewhere/firecracker/vm-1/root/run/firecracker.socket")
-            ),
-            None,
-            "outside the base"
+            jail_id_of(Path::new(
+                "/srv/jail/firecracker/vm-1/notroot/run/firecracker.socket"
+            )),
+            None
         );
+        assert_eq!(
+            jail_id_of(Path::new("/srv/jail/x/bad.id/root/run/firecracker.socket")),
+            None,
+            "not an id the jailer takes"
+        );
+    }
+
+    #[test]
+    fn removing_a_jail_keeps_the_vmm_log_and_spares_unjailed_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let jail_dir = dir.path().join("jail/firecracker/vm-1");
+        let root = jail_dir.join("root");
+        fs::create_dir_all(root.join("run")).unwrap();
+        fs::create_dir_all(&run).unwrap();
+        fs::write(root.join("firecracker.log"), "vmm said this\n").unwrap();
+        fs::write(root.join("rootfs"), "disk link").unwrap();
+        let handle = VmHandle {
+            backend: crate::BackendKind::Firecracker,
+            pid: 0,
+            helper_pids: Vec::new(),
+            control_socket: root.join("run/firecracker.socket"),
+            vsock_uds: root.join("vsock.sock"),
+            console_log: run.join("console.log"),
+            vmm_log: root.join("firecracker.log"),
+        };
+        remove_jail(&handle).unwrap();
+        assert!(!jail_dir.exists(), "the jail is gone");
+        assert!(
+            dir.path().join("jail/firecracker").is_dir(),
+            "only the VM's own"
+        );
+        assert_eq!(
+            fs::read_to_string(run.join("firecracker.log")).unwrap(),
+            "vmm said this\n"
+        );
+        remove_jail(&handle).unwrap();
+
+        let unjailed = VmHandle {
+            control_socket: run.join("api.sock"),
+            ..handle
+        };
+        fs::write(run.join("keep"), "").unwrap();
+        remove_jail(&unjailed).unwrap();
+        assert!(run.join("keep").exists());
     }
 
     #[test]
@@ -238,17 +331,17 @@ mod tests {
         }
         // A leftover link from an earlier launch is replaced.
         fs::write(root.join("rootfs"), b"old").unwrap();
-        stage(&layout, &jail).unwrap();
+        stage(&config, &layout, &jail).unwrap();
         let inode = |p: &Path| fs::metadata(p).unwrap().ino();
         assert_eq!(inode(&root.join("vmlinux")), inode(&config.kernel));
         assert_eq!(inode(&root.join("rootfs")), inode(&config.root_disk.path));
         assert!(root.join("run").is_dir());
         // Staging twice (a relaunch) works.
-        stage(&layout, &jail).unwrap();
+        stage(&config, &layout, &jail).unwrap();
 
         // An image that does not exist is named.
         fs::remove_file(&config.kernel).unwrap();
-        let err = stage(&layout, &jail).unwrap_err();
+        let err = stage(&config, &layout, &jail).unwrap_err();
         assert!(
             matches!(&err, VmmError::Io { path, .. } if path == &config.kernel),
             "{err:?}"

@@ -8,13 +8,13 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use banger_sys::Cmd;
+use banger_sys::{Cmd, proc};
 
 use super::client::ApiClient;
 use super::error::FirecrackerError;
 use super::layout::Layout;
 use super::version::FirecrackerVersion;
-use super::{Firecracker, jailer, plan, process};
+use super::{Firecracker, jailer, plan, remove_if_present};
 use crate::{BackendKind, VmConfig, VmHandle, VmmError};
 
 /// How long Firecracker gets to open its API socket.
@@ -35,7 +35,7 @@ pub fn launch(fc: &Firecracker, config: &VmConfig) -> Result<VmHandle, VmmError>
     let requests = plan::configuration(config, &layout)?;
     prepare(config, &layout)?;
     if let Some(jail) = &fc.jailer {
-        jailer::stage(&layout, jail)?;
+        jailer::stage(config, &layout, jail)?;
     }
     let pid = command(fc, config, &layout)?.spawn_detached(&layout.console_log)?;
     let handle = VmHandle {
@@ -75,7 +75,7 @@ fn prepare(config: &VmConfig, layout: &Layout) -> Result<(), VmmError> {
         })?;
     }
     for socket in layout.sockets() {
-        process::remove_if_present(socket).map_err(|source| VmmError::Io {
+        remove_if_present(socket).map_err(|source| VmmError::Io {
             action: "remove the stale socket",
             path: socket.to_path_buf(),
             source,
@@ -129,7 +129,7 @@ fn configure(
 fn wait_for_api(fc: &Firecracker, client: &ApiClient, handle: &VmHandle) -> Result<(), VmmError> {
     let deadline = Instant::now() + START_TIMEOUT;
     let info = loop {
-        if !process::running(handle.pid) {
+        if !proc::is_running(handle.pid) {
             return Err(VmmError::ExitedEarly {
                 log: handle.console_log.clone(),
                 tail: console_tail(&handle.console_log),
@@ -169,19 +169,21 @@ fn wait_for_api(fc: &Firecracker, client: &ApiClient, handle: &VmHandle) -> Resu
     Ok(())
 }
 
-/// Kills a VMM this launch started. Its pid cannot have been reused: the
-/// process is our child and stays a zombie until we reap it, so no ownership
-/// check is needed (and before the API is up there would be nothing to check
-/// it against for a jailed VMM).
+/// Kills a VMM this launch started, and reaps it. Its pid cannot have been
+/// reused: the process is our child and stays a zombie until reaped, so no
+/// ownership check is needed (and before the API is up there would be
+/// nothing to check it against for a jailed VMM).
 fn abort(handle: &VmHandle) {
-    if let Err(e) = process::sigkill(handle.pid) {
-        tracing::warn!(pid = handle.pid, error = %e, "cannot kill firecracker");
+    if !proc::kill_hard(handle.pid, &proc::UnreapedChild, Duration::from_secs(5)) {
+        tracing::warn!(pid = handle.pid, "firecracker still runs after SIGKILL");
     }
-    process::wait_until_gone(Duration::from_secs(5), || process::running(handle.pid));
     for socket in [&handle.control_socket, &handle.vsock_uds] {
-        if let Err(e) = process::remove_if_present(socket) {
+        if let Err(e) = remove_if_present(socket) {
             tracing::warn!(socket = %socket.display(), error = %e, "cannot remove socket");
         }
+    }
+    if let Err(e) = jailer::remove_jail(handle) {
+        tracing::warn!(error = %e, "cannot remove the jail");
     }
 }
 

@@ -1,6 +1,6 @@
 //! The Firecracker driver (SPEC §13): our own small HTTP client for its API
 //! socket, the launch sequence, process handling by pid with an identity
-//! check, and the jailer's argv and chroot layout.
+//! check (`banger_sys::proc`), and the jailer's argv and chroot layout.
 //!
 //! With the `test-support` feature it also carries the API schema validator
 //! (`schema`) and the stand-in Firecracker (`standin`) the tests run
@@ -14,7 +14,6 @@ mod jailer;
 mod launch;
 mod layout;
 mod plan;
-mod process;
 mod version;
 
 #[cfg(feature = "test-support")]
@@ -34,9 +33,10 @@ pub use layout::{API_SOCKET, CONSOLE_LOG, Layout, METRICS, MappedPath, VMM_LOG, 
 pub use plan::{BASE_BOOT_ARGS, IFACE_ID, ROOT_DRIVE_ID, WORK_DRIVE_ID, boot_args, configuration};
 pub use version::FirecrackerVersion;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use banger_sys::proc::{self, Argv};
 use banger_sys::{Cmd, ProcessError};
 
 use crate::{BackendKind, VmConfig, VmHandle, VmmBackend, VmmError};
@@ -81,20 +81,41 @@ impl Firecracker {
         Ok(version)
     }
 
-    /// Whether the process of `handle.pid` is this handle's VMM: its argv
-    /// names the API socket (unjailed) or the jail id and in-jail socket.
-    fn owns(&self, handle: &VmHandle) -> bool {
-        let argv = process::cmdline(handle.pid);
-        if process::argv_has(&argv, process::path_bytes(&handle.control_socket)) {
-            return true;
-        }
-        let Some(jail) = &self.jailer else {
-            return false;
-        };
-        jailer::jail_id_of(jail, &handle.control_socket).is_some_and(|id| {
-            process::argv_has_pair(&argv, b"--id", id.as_bytes())
-                && process::argv_has(&argv, JAILED_API_SOCKET.as_bytes())
-        })
+    /// A driver for VMs launched earlier, whatever the configuration was
+    /// then: watching, stopping and killing need only the handle's pid and
+    /// sockets ([`identity`]), never the binary or the jailer settings.
+    pub fn for_handles() -> Firecracker {
+        Firecracker::new("firecracker")
+    }
+}
+
+/// What identifies a handle's VMM among all processes, read from the handle
+/// alone, so a VM launched under another configuration is still recognised
+/// (and a pid the kernel has since given to another program is never
+/// mistaken for it): its API socket as one argument when unjailed; for a
+/// jailed one (API socket `<base>/<exec>/<id>/root/run/firecracker.socket`),
+/// `--id <id>` and the in-jail socket, as the jailer passes them on.
+fn identity(handle: &VmHandle) -> impl Fn(&Argv) -> bool + '_ {
+    let socket = path_bytes(&handle.control_socket);
+    let jail_id = jailer::jail_id_of(&handle.control_socket);
+    move |argv: &Argv| {
+        argv.has(socket)
+            || jail_id.is_some_and(|id| {
+                argv.has_pair(b"--id", id.as_bytes()) && argv.has(JAILED_API_SOCKET.as_bytes())
+            })
+    }
+}
+
+fn path_bytes(path: &Path) -> &[u8] {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes()
+}
+
+/// Removes `path` if it exists.
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -120,42 +141,44 @@ impl VmmBackend for Firecracker {
         Ok(())
     }
 
+    /// Also reaps the VMM if it was this daemon's child and has exited, so
+    /// it does not linger as a zombie.
     fn is_alive(&self, handle: &VmHandle) -> bool {
-        process::running(handle.pid) && self.owns(handle)
+        proc::is_ours(handle.pid, &identity(handle))
     }
 
     fn wait_exit(&self, handle: &VmHandle, timeout: Duration) -> Result<bool, VmmError> {
-        Ok(process::wait_until_gone(timeout, || self.is_alive(handle)))
+        Ok(proc::wait_gone(handle.pid, &identity(handle), timeout))
     }
 
-    /// SIGKILL only if the pid is still this VMM, then the sockets go.
+    /// SIGKILL only if the pid is still this VMM, then the sockets go, and
+    /// a jail with them (its VMM log kept beside the console log).
     /// Firecracker has no helper processes (`helper_pids` stays empty).
     fn kill(&self, handle: &VmHandle) -> Result<(), VmmError> {
-        if self.is_alive(handle) {
+        let id = identity(handle);
+        if proc::is_ours(handle.pid, &id) {
             tracing::info!(pid = handle.pid, "killing firecracker");
-            process::sigkill(handle.pid)?;
-            if !process::wait_until_gone(KILL_WAIT, || process::running(handle.pid)) {
-                return Err(VmmError::Timeout(
-                    KILL_WAIT,
-                    format!("Firecracker (pid {}) to exit after SIGKILL", handle.pid),
-                ));
-            }
+        }
+        if !proc::kill_hard(handle.pid, &id, KILL_WAIT) {
+            return Err(VmmError::Timeout(
+                KILL_WAIT,
+                format!("Firecracker (pid {}) to exit after SIGKILL", handle.pid),
+            ));
         }
         for socket in [&handle.control_socket, &handle.vsock_uds] {
-            process::remove_if_present(socket).map_err(|source| VmmError::Io {
+            remove_if_present(socket).map_err(|source| VmmError::Io {
                 action: "remove",
                 path: socket.clone(),
                 source,
             })?;
         }
-        Ok(())
+        jailer::remove_jail(handle)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
     use std::process::{Child, Command};
 
     fn handle(pid: u32, control_socket: &Path) -> VmHandle {
@@ -178,11 +201,7 @@ mod tests {
             .args(args)
             .spawn()
             .unwrap();
-        let pid = child.id();
-        let needle = args[0].as_bytes();
-        process::wait_until_gone(Duration::from_secs(5), || {
-            !process::argv_has(&process::cmdline(pid), needle)
-        });
+        assert!(proc::wait_exec(child.id(), args[0], Duration::from_secs(5)));
         child
     }
 
@@ -192,27 +211,62 @@ mod tests {
         let fc = Firecracker::new("firecracker");
         assert!(fc.is_alive(&handle(child.id(), Path::new("/run/vm-1/api.sock"))));
         assert!(!fc.is_alive(&handle(child.id(), Path::new("/run/vm-2/api.sock"))));
+        // A longer path that merely starts with the socket is not it.
+        assert!(!fc.is_alive(&handle(child.id(), Path::new("/run/vm-1/api"))));
         child.kill().unwrap();
         child.wait().unwrap();
     }
 
     #[test]
-    fn a_jailed_vmm_is_recognised_by_its_id_and_in_jail_socket() {
+    fn a_jailed_vmm_is_recognised_by_its_id_and_in_jail_socket_whatever_the_config() {
         let mut child = process_with_args(&["--id", "vm-1", "--api-sock", JAILED_API_SOCKET]);
-        let mut fc = Firecracker::new("/usr/bin/firecracker");
-        fc.jailer = Some(JailerConfig {
-            binary: "/usr/bin/jailer".into(),
-            uid: 1000,
-            gid: 1000,
-            chroot_base: "/srv/jail".into(),
-        });
         let ours = Path::new("/srv/jail/firecracker/vm-1/root/run/firecracker.socket");
         let other = Path::new("/srv/jail/firecracker/vm-2/root/run/firecracker.socket");
-        assert!(fc.is_alive(&handle(child.id(), ours)));
-        assert!(!fc.is_alive(&handle(child.id(), other)));
-        // Unjailed, the same process is not recognised as this handle's.
-        assert!(!Firecracker::new("/usr/bin/firecracker").is_alive(&handle(child.id(), ours)));
+        // The handle alone decides: a driver built for teardown, with no
+        // jailer configured (jailer_enabled turned off since the launch),
+        // still recognises the VMM, so it is stopped rather than leaked.
+        for fc in [Firecracker::for_handles(), {
+            let mut jailed = Firecracker::new("/usr/bin/firecracker");
+            jailed.jailer = Some(JailerConfig {
+                binary: "/usr/bin/jailer".into(),
+                uid: 1000,
+                gid: 1000,
+                chroot_base: "/srv/jail".into(),
+            });
+            jailed
+        }] {
+            assert!(fc.is_alive(&handle(child.id(), ours)));
+            assert!(!fc.is_alive(&handle(child.id(), other)));
+        }
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn kill_spares_a_stranger_on_the_pid_and_reaps_an_exited_child() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("api.sock");
+        let mut stranger = process_with_args(&["--api-sock", "/run/someone-else.sock"]);
+        let fc = Firecracker::for_handles();
+        fc.kill(&handle(stranger.id(), &socket)).unwrap();
+        assert!(
+            banger_sys::os::process_alive(stranger.id()),
+            "killed a stranger"
+        );
+        stranger.kill().unwrap();
+        stranger.wait().unwrap();
+
+        // A VMM this process started and that exited by itself: is_alive
+        // reaps it, so no zombie is left that would still answer signals.
+        let pid = Cmd::new("true")
+            .spawn_detached(&dir.path().join("log"))
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while proc::is_running(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(banger_sys::os::process_alive(pid), "a zombie until reaped");
+        assert!(!fc.is_alive(&handle(pid, &socket)));
+        assert!(!banger_sys::os::process_alive(pid), "left a zombie");
     }
 }

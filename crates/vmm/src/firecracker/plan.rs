@@ -14,8 +14,10 @@ use crate::{DiskFormat, DiskSpec, VmConfig};
 /// Kernel arguments every Firecracker guest gets before banger's own: the
 /// serial console; `reboot=k` so a guest reboot (and Ctrl-Alt-Del) exits
 /// Firecracker instead of hanging; `panic=1` to turn a panic into that exit;
-/// `pci=off` because Firecracker has no PCI bus to probe.
-pub const BASE_BOOT_ARGS: &str = "console=ttyS0 reboot=k panic=1 pci=off";
+/// `pci=off` because Firecracker has no PCI bus to probe; `banger.halt=reboot`
+/// because Firecracker has no power-off device, so banger's init must
+/// reboot (and thereby end the VM) where under QEMU it powers off.
+pub const BASE_BOOT_ARGS: &str = "console=ttyS0 reboot=k panic=1 pci=off banger.halt=reboot";
 
 pub const ROOT_DRIVE_ID: &str = "rootfs";
 pub const WORK_DRIVE_ID: &str = "work";
@@ -142,7 +144,7 @@ mod tests {
         };
         assert_eq!(
             boot.boot_args,
-            "console=ttyS0 reboot=k panic=1 pci=off banger.root=/dev/vda"
+            "console=ttyS0 reboot=k panic=1 pci=off banger.halt=reboot banger.root=/dev/vda"
         );
         assert_eq!(boot.initrd_path.as_deref(), Some("/images/initrd.img"));
         let ApiRequest::Drive(root) = &requests[4] else {

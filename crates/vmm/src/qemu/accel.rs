@@ -3,27 +3,25 @@
 //! Policy, in order:
 //! 1. `BANGER_QEMU_ACCEL=tcg|kvm` decides (any other value is an error, so a
 //!    typo is not silently ignored).
-//! 2. No read-write `/dev/kvm`: TCG.
-//! 3. The host is itself a guest (the `hypervisor` CPU flag): TCG. Nested
-//!    KVM often opens and even starts QEMU, yet standard guest kernels cannot
-//!    boot on it (SPEC §13), and a probe cannot tell; so when in doubt, TCG,
-//!    which is slow but always boots. Set `BANGER_QEMU_ACCEL=kvm` on nested
-//!    hosts known to work.
-//! 4. Probe: start `-accel kvm -M microvm -S` and ask it over QMP for its
+//! 2. KVM not usable per [`Kvm::detect`], the one KVM probe both drivers
+//!    share: no read-write `/dev/kvm`, or the host is itself a guest (nested
+//!    KVM, on which standard guest kernels often cannot boot, SPEC §13):
+//!    TCG, which is slow but always boots. Set `BANGER_QEMU_ACCEL=kvm` on
+//!    nested hosts known to work.
+//! 3. Probe: start `-accel kvm -M microvm -S` and ask it over QMP for its
 //!    status within 2 s; KVM if it answers, else TCG.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use banger_sys::Cmd;
+use banger_sys::proc;
 
-use super::proc;
 use super::qmp::QmpClient;
-use crate::VmmError;
+use crate::{Kvm, VmmError};
 
 /// The environment variable that forces the accelerator.
 pub const ACCEL_ENV: &str = "BANGER_QEMU_ACCEL";
-const KVM_DEVICE: &str = "/dev/kvm";
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,12 +42,7 @@ impl Accel {
     /// Decides per the module's policy; `qemu_binary` runs the probe.
     pub fn detect(qemu_binary: &Path) -> Result<Accel, VmmError> {
         let forced = std::env::var(ACCEL_ENV).ok();
-        decide(
-            forced.as_deref(),
-            || banger_sys::os::can_open_rw(Path::new(KVM_DEVICE)).is_ok(),
-            host_is_a_guest,
-            || probe_kvm(qemu_binary),
-        )
+        decide(forced.as_deref(), Kvm::detect, || probe_kvm(qemu_binary))
     }
 }
 
@@ -57,8 +50,7 @@ impl Accel {
 /// testable and nothing is probed that an earlier rule already settled.
 pub(crate) fn decide(
     forced: Option<&str>,
-    kvm_usable: impl FnOnce() -> bool,
-    nested: impl FnOnce() -> bool,
+    kvm: impl FnOnce() -> Kvm,
     probe: impl FnOnce() -> bool,
 ) -> Result<Accel, VmmError> {
     match forced.map(str::trim) {
@@ -71,22 +63,10 @@ pub(crate) fn decide(
             )));
         }
     }
-    if !kvm_usable() || nested() {
+    if kvm() != Kvm::Usable {
         return Ok(Accel::Tcg);
     }
     Ok(if probe() { Accel::Kvm } else { Accel::Tcg })
-}
-
-fn host_is_a_guest() -> bool {
-    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|text| cpuinfo_has_hypervisor_flag(&text))
-}
-
-pub(crate) fn cpuinfo_has_hypervisor_flag(cpuinfo: &str) -> bool {
-    cpuinfo.lines().any(|line| {
-        line.split_once(':').is_some_and(|(key, flags)| {
-            key.trim() == "flags" && flags.split_whitespace().any(|f| f == "hypervisor")
-        })
-    })
 }
 
 /// Starts a paused KVM microvm and asks for its status; any failure is
@@ -113,9 +93,9 @@ fn probe_kvm(qemu_binary: &Path) -> bool {
     };
     let identity = qmp_arg.clone();
     let deadline = Instant::now() + PROBE_TIMEOUT;
-    proc::wait_exec(pid, &identity, PROBE_TIMEOUT);
+    proc::wait_exec(pid, identity.as_str(), PROBE_TIMEOUT);
     let mut answered = false;
-    while Instant::now() < deadline && proc::is_ours(pid, &identity) {
+    while Instant::now() < deadline && proc::is_ours(pid, identity.as_str()) {
         if let Ok(mut client) = QmpClient::connect(&qmp, PROBE_TIMEOUT) {
             answered = client.query_status().is_ok();
             let _ = client.quit();
@@ -123,8 +103,8 @@ fn probe_kvm(qemu_binary: &Path) -> bool {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    if !proc::wait_gone(pid, &identity, Duration::from_millis(500)) {
-        proc::kill_hard(pid, &identity, Duration::from_secs(1));
+    if !proc::wait_gone(pid, identity.as_str(), Duration::from_millis(500)) {
+        proc::kill_hard(pid, identity.as_str(), Duration::from_secs(1));
     }
     tracing::debug!(answered, "KVM probe");
     answered
@@ -163,17 +143,15 @@ mod tests {
         panic!("this fact must not be consulted")
     }
 
+    fn no_kvm() -> Kvm {
+        panic!("KVM must not be probed")
+    }
+
     #[test]
     fn the_environment_wins_without_probing() {
-        assert_eq!(
-            decide(Some("kvm"), never, never, never).unwrap(),
-            Accel::Kvm
-        );
-        assert_eq!(
-            decide(Some("tcg"), never, never, never).unwrap(),
-            Accel::Tcg
-        );
-        let err = decide(Some("hvf"), never, never, never).unwrap_err();
+        assert_eq!(decide(Some("kvm"), no_kvm, never).unwrap(), Accel::Kvm);
+        assert_eq!(decide(Some("tcg"), no_kvm, never).unwrap(), Accel::Tcg);
+        let err = decide(Some("hvf"), no_kvm, never).unwrap_err();
         assert!(
             err.to_string().contains("BANGER_QEMU_ACCEL=\"hvf\""),
             "{err}"
@@ -182,23 +160,15 @@ mod tests {
 
     #[test]
     fn without_kvm_or_when_nested_it_is_tcg() {
-        assert_eq!(decide(None, || false, never, never).unwrap(), Accel::Tcg);
-        assert_eq!(
-            decide(Some(""), || true, || true, never).unwrap(),
-            Accel::Tcg
-        );
+        let missing = || Kvm::Unavailable("no /dev/kvm".into());
+        assert_eq!(decide(None, missing, never).unwrap(), Accel::Tcg);
+        assert_eq!(decide(Some(""), || Kvm::Nested, never).unwrap(), Accel::Tcg);
     }
 
     #[test]
     fn bare_metal_kvm_follows_the_probe() {
-        assert_eq!(
-            decide(None, || true, || false, || true).unwrap(),
-            Accel::Kvm
-        );
-        assert_eq!(
-            decide(None, || true, || false, || false).unwrap(),
-            Accel::Tcg
-        );
+        assert_eq!(decide(None, || Kvm::Usable, || true).unwrap(), Accel::Kvm);
+        assert_eq!(decide(None, || Kvm::Usable, || false).unwrap(), Accel::Tcg);
     }
 
     #[test]
@@ -227,13 +197,5 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with(&marker))
             .count();
         assert_eq!(leftover_dirs, 0);
-    }
-
-    #[test]
-    fn hypervisor_flag_is_found_only_in_flags() {
-        let guest = "processor\t: 0\nflags\t\t: fpu vme hypervisor lahf_lm\n";
-        let metal = "processor\t: 0\nflags\t\t: fpu vme lahf_lm\nmodel name\t: hypervisor\n";
-        assert!(cpuinfo_has_hypervisor_flag(guest));
-        assert!(!cpuinfo_has_hypervisor_flag(metal));
     }
 }

@@ -6,9 +6,9 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use banger_sys::Cmd;
+use banger_sys::{Cmd, proc};
 
-use super::{Accel, Qemu, QmpClient, RunPaths, argv, proc, qemu_identity, sidecar, tsc, validate};
+use super::{Accel, Qemu, QmpClient, RunPaths, argv, logs, qemu_identity, sidecar, tsc, validate};
 use crate::{BackendKind, VmConfig, VmHandle, VmmBackend, VmmError};
 
 /// QEMU answers QMP well under a second after start, even under TCG.
@@ -49,7 +49,7 @@ pub(super) fn launch(qemu: &Qemu, config: &VmConfig) -> Result<VmHandle, VmmErro
         console_log: paths.console_log.clone(),
         vmm_log: paths.qemu_log.clone(),
     };
-    let log_start = proc::log_len(&paths.qemu_log);
+    let log_start = logs::log_len(&paths.qemu_log);
     let cmd = Cmd::new(&qemu.binary).args(&args);
     tracing::info!(vm = %config.id, accel = qemu.accel.as_str(), argv = %cmd.argv(), "starting QEMU");
     let pid = match cmd.spawn_detached(&paths.qemu_log) {
@@ -98,11 +98,10 @@ fn wait_ready(pid: u32, paths: &RunPaths, log_start: u64) -> Result<(), VmmError
     let deadline = Instant::now() + READY_TIMEOUT;
     proc::wait_exec(pid, &id, READY_TIMEOUT);
     loop {
-        proc::reap(pid);
         if !proc::is_ours(pid, &id) {
             return Err(VmmError::ExitedEarly {
                 log: paths.qemu_log.clone(),
-                tail: proc::log_tail_since(&paths.qemu_log, log_start),
+                tail: logs::log_tail_since(&paths.qemu_log, log_start),
             });
         }
         let last = match QmpClient::connect(&paths.qmp, PROBE_TIMEOUT)
@@ -118,7 +117,7 @@ fn wait_ready(pid: u32, paths: &RunPaths, log_start: u64) -> Result<(), VmmError
                 format!(
                     "QEMU to run ({last}); see {}{}",
                     paths.qemu_log.display(),
-                    proc::log_tail_since(&paths.qemu_log, log_start)
+                    logs::log_tail_since(&paths.qemu_log, log_start)
                 ),
             ));
         }

@@ -11,8 +11,8 @@
 mod accel;
 mod argv;
 mod launch;
+mod logs;
 mod paths;
-mod proc;
 mod qmp;
 mod sidecar;
 mod tsc;
@@ -20,6 +20,8 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use banger_sys::proc;
 
 pub use accel::{ACCEL_ENV, Accel};
 pub use argv::{build as build_argv, kernel_cmdline};
@@ -55,6 +57,17 @@ impl Qemu {
             vhost_vsock,
             accel,
         }
+    }
+
+    /// A driver for VMs launched earlier: watching, stopping and killing
+    /// use only the handle's pids and sockets (QMP), never the binaries or
+    /// the accelerator, so it works after QEMU was uninstalled.
+    pub fn for_handles() -> Qemu {
+        Qemu::new(
+            PathBuf::from("qemu-system-x86_64"),
+            PathBuf::from("vhost-device-vsock"),
+            Accel::Tcg,
+        )
     }
 
     /// Both programs from `PATH` (or `qemu_bin`, a name or path, when
@@ -115,7 +128,6 @@ impl VmmBackend for Qemu {
     }
 
     fn is_alive(&self, handle: &VmHandle) -> bool {
-        proc::reap(handle.pid);
         proc::is_ours(handle.pid, &qemu_identity(&handle.control_socket))
     }
 

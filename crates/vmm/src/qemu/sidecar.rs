@@ -10,10 +10,10 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use banger_sys::Cmd;
+use banger_sys::{Cmd, proc};
 
+use super::logs;
 use super::paths::RunPaths;
-use super::proc;
 use crate::VmmError;
 
 /// It binds its socket within milliseconds; this allows for a loaded host.
@@ -28,7 +28,7 @@ pub fn identity(vsock_uds: &Path) -> String {
 /// Starts the sidecar for guest `cid` and waits until it listens; returns its
 /// pid. On failure nothing is left running.
 pub fn start(binary: &Path, cid: u32, paths: &RunPaths) -> Result<u32, VmmError> {
-    let log_start = proc::log_len(&paths.sidecar_log);
+    let log_start = logs::log_len(&paths.sidecar_log);
     let pid = Cmd::new(binary)
         .args(["--guest-cid", &cid.to_string()])
         .arg("--uds-path")
@@ -43,11 +43,10 @@ pub fn start(binary: &Path, cid: u32, paths: &RunPaths) -> Result<u32, VmmError>
         if is_socket(&paths.vhost_socket) {
             return Ok(pid);
         }
-        proc::reap(pid);
         if !proc::is_ours(pid, &id) {
             return Err(VmmError::ExitedEarly {
                 log: paths.sidecar_log.clone(),
-                tail: proc::log_tail_since(&paths.sidecar_log, log_start),
+                tail: logs::log_tail_since(&paths.sidecar_log, log_start),
             });
         }
         if Instant::now() >= deadline {
@@ -58,7 +57,7 @@ pub fn start(binary: &Path, cid: u32, paths: &RunPaths) -> Result<u32, VmmError>
                     "{} to listen on {}{}",
                     binary.display(),
                     paths.vhost_socket.display(),
-                    proc::log_tail_since(&paths.sidecar_log, log_start)
+                    logs::log_tail_since(&paths.sidecar_log, log_start)
                 ),
             ));
         }

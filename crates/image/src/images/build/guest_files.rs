@@ -35,7 +35,9 @@ const AGENT_UNIT: &str = "\
 # Written by banger.
 [Unit]
 Description=banger guest agent (health, listening ports, exec over vsock)
-After=banger-network.service
+# After the work disk is mounted on /root: identity writes
+# /root/.ssh/authorized_keys, which the mount would otherwise hide.
+After=banger-network.service root.mount
 
 [Service]
 ExecStart=/usr/local/bin/banger-agent service
@@ -187,6 +189,10 @@ mod tests {
         assert!(AGENT_UNIT.contains(&format!("ExecStart={AGENT_PATH} service\n")));
         assert!(NETWORK_UNIT.contains(&format!("ExecStart={AGENT_PATH} network\n")));
         assert!(NETWORK_UNIT.contains("Before=network.target network-online.target"));
+        // The agent writes /root/.ssh only once the work disk is on /root
+        // (the unit name systemd derives from the fstab line's mount point).
+        assert!(FSTAB.contains(" /root ext4 "));
+        assert!(AGENT_UNIT.contains("After=banger-network.service root.mount\n"));
         assert_eq!(GUEST_INIT, AGENT_PATH);
         // Every enable symlink points at a unit this module writes.
         let full = files(Variant::Full);

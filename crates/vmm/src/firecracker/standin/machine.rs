@@ -21,6 +21,8 @@ pub struct Reply {
     pub exit: bool,
     /// `PUT /vsock` was accepted: serve the hybrid vsock at this path.
     pub bind_vsock: Option<PathBuf>,
+    /// `InstanceStart` was accepted: the "guest" is up.
+    pub guest_started: bool,
 }
 
 impl Reply {
@@ -30,6 +32,7 @@ impl Reply {
             body: None,
             exit: false,
             bind_vsock: None,
+            guest_started: false,
         }
     }
 
@@ -61,6 +64,10 @@ pub struct Machine {
     /// `/`) is this or starts with it and a `/`.
     pub fail_on: Option<String>,
     pub started: Option<Instant>,
+    /// The guest's host name, once an agent `identity` call set it.
+    pub hostname: Option<String>,
+    /// `boot_args` of `PUT /boot-source`.
+    pub boot_args: String,
     kernel: bool,
 }
 
@@ -71,6 +78,8 @@ impl Machine {
             vmm_version,
             fail_on,
             started: None,
+            hostname: None,
+            boot_args: String::new(),
             kernel: false,
         }
     }
@@ -133,6 +142,7 @@ impl Machine {
                     }
                 }
                 self.kernel = true;
+                self.boot_args = field("boot_args").to_owned();
                 Reply::no_content()
             }
             ("PUT", p) if p.starts_with("/drives/") => {
@@ -178,7 +188,10 @@ impl Machine {
             }
             ("InstanceStart", None) => {
                 self.started = Some(Instant::now());
-                Reply::no_content()
+                Reply {
+                    guest_started: true,
+                    ..Reply::no_content()
+                }
             }
             (_, None) => Reply::fault(
                 "The requested operation is not supported before starting the microVM.",

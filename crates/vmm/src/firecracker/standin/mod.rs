@@ -4,9 +4,10 @@
 //! description and refuses invalid ones with a 400 and a `fault_message`,
 //! keeps the VM's state (`Not started` → `InstanceStart` → `Running`),
 //! records every request next to the socket ([`record`]), serves the hybrid
-//! vsock with a guest agent that answers `health` ([`vsock`]), and exits 0
-//! shortly after `SendCtrlAltDel`, as Firecracker does when a `reboot=k`
-//! guest reboots. It boots nothing.
+//! vsock with a guest agent that answers `health`, `identity` and
+//! `poweroff` ([`vsock`]), and exits 0 shortly after `SendCtrlAltDel` (or an
+//! agent `poweroff` of a `banger.halt=reboot` guest), as Firecracker does
+//! when a `reboot=k` guest reboots. It boots nothing.
 //!
 //! Knobs, from the environment: [`FAIL_ON_ENV`] refuses the requests under
 //! one path (to test launch failures), [`VERSION_ENV`] changes the reported
@@ -15,6 +16,7 @@
 
 mod machine;
 pub mod record;
+mod sshd;
 mod vsock;
 mod wire;
 
@@ -201,6 +203,16 @@ pub fn run(argv: Vec<String>) -> Result<(), StandinError> {
     Ok(())
 }
 
+/// Exits the process shortly, as Firecracker does when its `reboot=k`
+/// guest reboots; the delay lets the answer that caused it reach the client.
+fn exit_soon(why: &'static str) {
+    thread::spawn(move || {
+        thread::sleep(EXIT_DELAY);
+        eprintln!("fc-standin: {why}; exiting");
+        std::process::exit(0);
+    });
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -248,11 +260,7 @@ fn serve_connection(stream: UnixStream, shared: &Shared) {
             .map(|b| serde_json::to_vec(b).expect("a JSON value always serializes"));
         let written = wire::write_response(&mut writer, reply.status, body.as_deref());
         if reply.exit {
-            thread::spawn(|| {
-                thread::sleep(EXIT_DELAY);
-                eprintln!("fc-standin: guest rebooted (Ctrl-Alt-Del); exiting");
-                std::process::exit(0);
-            });
+            exit_soon("guest rebooted (Ctrl-Alt-Del)");
         }
         if written.is_err() || malformed {
             return;
@@ -260,10 +268,14 @@ fn serve_connection(stream: UnixStream, shared: &Shared) {
     }
 }
 
-/// One request against the machine, plus the vsock listener it may need.
+/// One request against the machine, plus the vsock listener or guest
+/// sshd it may need.
 fn handle(shared: &Shared, method: &str, path: &str, body: &[u8]) -> Reply {
     let mut machine = lock(&shared.machine);
     let reply = machine.handle(&shared.spec, method, path, body);
+    if reply.guest_started {
+        sshd::serve(&machine.boot_args);
+    }
     let Some(uds) = &reply.bind_vsock else {
         return reply;
     };

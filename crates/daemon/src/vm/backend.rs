@@ -1,0 +1,180 @@
+//! The VMM that runs new VMs, chosen once per daemon from `vmm` in
+//! config.toml (`banger_vmm::select`), with Firecracker's jailer when
+//! `jailer_enabled`; and the driver for an existing VM, which comes from the
+//! backend its `handles.json` records, never from today's config.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use banger_api::protocol::ErrorCode;
+use banger_config::{Config, Paths, Vmm};
+use banger_vmm::firecracker::{Firecracker, JailerConfig};
+use banger_vmm::qemu::Qemu;
+use banger_vmm::select::{self, Choice, FirecrackerFound, Preference};
+use banger_vmm::{BackendKind, Kvm, VmmBackend};
+
+use crate::error::DaemonError;
+
+/// The driver new VMs are launched with.
+pub(super) struct Chosen {
+    pub driver: Arc<dyn VmmBackend>,
+    /// For stage lines: `QEMU (tcg)`, `Firecracker (1.17.0, jailed)`.
+    pub label: String,
+    /// Firecracker runs under the jailer, which hard-links the disks into
+    /// its chroot (so a device-mapper root disk cannot be used).
+    pub jailed: bool,
+}
+
+impl Chosen {
+    pub fn kind(&self) -> BackendKind {
+        self.driver.kind()
+    }
+}
+
+fn preference(vmm: Vmm) -> Preference {
+    match vmm {
+        Vmm::Auto => Preference::Auto,
+        Vmm::Firecracker => Preference::Firecracker,
+        Vmm::Qemu => Preference::Qemu,
+    }
+}
+
+/// Decides and builds the driver (blocking: it runs `--version` and may
+/// probe KVM). An explicit `vmm = "firecracker"` that cannot work is an
+/// error naming what is missing.
+pub(super) fn discover(
+    config: &Config,
+    paths: &Paths,
+    owner_uid: u32,
+) -> Result<Chosen, DaemonError> {
+    let preference = preference(config.vmm());
+    let choice = select::choose(
+        preference,
+        || FirecrackerFound::detect(config.firecracker_bin()),
+        Kvm::detect,
+    )
+    .map_err(|e| DaemonError::failed(ErrorCode::OperationFailed, e.to_string()))?;
+    tracing::info!(choice = %choice.summary(preference), "VMM chosen");
+    match choice {
+        Choice {
+            kind: BackendKind::Firecracker,
+            firecracker: Some((binary, version)),
+            ..
+        } => {
+            let mut fc = Firecracker::new(binary);
+            if config.jailer_enabled() {
+                fc.jailer = Some(jailer(config, paths, owner_uid)?);
+            }
+            let jailed = fc.jailer.is_some();
+            tracing::info!(firecracker = %fc.binary.display(), %version, jailed, "VMM: Firecracker");
+            Ok(Chosen {
+                label: format!(
+                    "Firecracker ({version}{})",
+                    if jailed { ", jailed" } else { "" }
+                ),
+                driver: Arc::new(fc),
+                jailed,
+            })
+        }
+        _ => {
+            let bin = config.qemu_bin().map(|p| p.to_string_lossy().into_owned());
+            let qemu = Qemu::discover(bin.as_deref())?;
+            tracing::info!(qemu = %qemu.binary.display(), accel = qemu.accel.as_str(), "VMM: QEMU");
+            Ok(Chosen {
+                label: format!("QEMU ({})", qemu.accel.as_str()),
+                driver: Arc::new(qemu),
+                jailed: false,
+            })
+        }
+    }
+}
+
+/// The jailer runs Firecracker as the owner (the user the VM files are
+/// for), chrooted under `jailer_chroot_base`, by default the state
+/// directory's `jail/`, on the same filesystem as the VM directories so the
+/// disks can be hard-linked in.
+fn jailer(config: &Config, paths: &Paths, owner_uid: u32) -> Result<JailerConfig, DaemonError> {
+    let looked_for = config
+        .jailer_bin()
+        .map_or_else(|| "jailer".to_owned(), |p| p.to_string_lossy().into_owned());
+    let binary = banger_sys::find_program(&looked_for).ok_or_else(|| {
+        DaemonError::failed(
+            ErrorCode::OperationFailed,
+            format!(
+                "jailer_enabled = true in config.toml, but {looked_for} was not found; install \
+                 Firecracker's jailer and set jailer_bin, or set jailer_enabled = false"
+            ),
+        )
+    })?;
+    let gid = banger_sys::os::primary_gid(owner_uid).ok_or_else(|| {
+        DaemonError::failed(
+            ErrorCode::OperationFailed,
+            format!("cannot run the jailer as uid {owner_uid}: no such user in /etc/passwd"),
+        )
+    })?;
+    let chroot_base = config
+        .jailer_chroot_base()
+        .map_or_else(|| paths.jail_dir.clone(), Path::to_path_buf);
+    Ok(JailerConfig {
+        binary,
+        uid: owner_uid,
+        gid,
+        chroot_base,
+    })
+}
+
+/// The driver for a VM launched earlier, by the backend its handle names;
+/// it needs only the handle's pids and sockets, so it works after that VMM
+/// was uninstalled or the config switched to the other one.
+pub(super) fn for_handle(kind: BackendKind) -> Arc<dyn VmmBackend> {
+    Arc::from(banger_vmm::driver_for(kind))
+}
+
+/// The copy-on-write strategy's view of the backend.
+pub(super) fn cow_backend(kind: BackendKind) -> banger_image::cow::Backend {
+    match kind {
+        BackendKind::Firecracker => banger_image::cow::Backend::Firecracker,
+        BackendKind::Qemu => banger_image::cow::Backend::Qemu,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_configured_value_maps_to_its_preference() {
+        assert_eq!(preference(Vmm::Auto), Preference::Auto);
+        assert_eq!(preference(Vmm::Firecracker), Preference::Firecracker);
+        assert_eq!(preference(Vmm::Qemu), Preference::Qemu);
+    }
+
+    #[test]
+    fn an_explicit_firecracker_that_is_missing_is_refused_with_the_fix() {
+        let config = Config::parse(
+            "vmm = \"firecracker\"\nfirecracker_bin = \"/nonexistent/firecracker\"\n",
+            Path::new("config.toml"),
+        )
+        .unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let paths = Paths::development(home.path());
+        let err = match discover(&config, &paths, 0) {
+            Ok(_) => panic!("a missing firecracker was accepted"),
+            Err(e) => banger_api::error_chain(&e),
+        };
+        assert!(
+            err.contains("/nonexistent/firecracker was not found")
+                && err.contains("firecracker_bin"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn handles_get_the_driver_they_record() {
+        assert_eq!(for_handle(BackendKind::Qemu).kind(), BackendKind::Qemu);
+        assert_eq!(
+            for_handle(BackendKind::Firecracker).kind(),
+            BackendKind::Firecracker
+        );
+    }
+}

@@ -1,0 +1,297 @@
+//! The end-to-end environment shared by the suites and benchmarks that boot
+//! real VMs: bangerd running as root inside a network namespace this
+//! process creates (its bridge, taps and NAT rules never touch the host's
+//! network), over the kernel and images cached in [`super::e2e_cache_dir`],
+//! and a small scenario runner that prints each scenario's name and result.
+//!
+//! `BANGER_E2E_VMM=firecracker` (or `qemu`) writes `vmm = ...` into the
+//! home's config, so the same suite runs against Firecracker on a KVM host.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Home, stderr, stdout};
+
+/// The kernel every e2e VM boots.
+pub const KERNEL: &str = "debian-cloud-amd64";
+/// The image with banger's agent as PID 1: the fastest boot.
+pub const MINIMAL_IMAGE: &str = "debian-bookworm-minimal";
+/// The golden image: systemd, sshd, Docker.
+pub const FULL_IMAGE: &str = "debian-bookworm";
+/// Bounds each CLI call: a create under TCG takes ~10-20 s on an idle host,
+/// a systemd one up to a minute.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Why the VM-booting tests cannot run here, if they cannot.
+pub fn missing_prerequisite(images: &[&str]) -> Option<String> {
+    if !super::is_root() {
+        return Some("needs root".into());
+    }
+    let mut tools = vec!["dig", "ip"];
+    if vmm() != "firecracker" {
+        tools.extend(["qemu-system-x86_64", "vhost-device-vsock"]);
+    }
+    for tool in tools {
+        if banger_sys::find_program(tool).is_none() {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    match std::env::var_os("BANGER_AGENT_BIN") {
+        None => return Some("BANGER_AGENT_BIN is not set (scripts/test builds it)".into()),
+        Some(p) if !Path::new(&p).is_file() => {
+            return Some(format!("BANGER_AGENT_BIN {p:?} does not exist"));
+        }
+        Some(_) => {}
+    }
+    let state = super::e2e_cache_dir().join("state");
+    let kernel = state.join("kernels").join(KERNEL).join("bzImage");
+    let missing_image = images
+        .iter()
+        .find(|i| !state.join("images").join(i).join("rootfs.ext4").is_file());
+    if !kernel.is_file() || missing_image.is_some() {
+        return Some(format!(
+            "no cached kernel {KERNEL} and images {images:?} in {}: tests/boot_tcg.rs builds them",
+            super::e2e_cache_dir().display()
+        ));
+    }
+    None
+}
+
+/// The VMM the suite asks for (`BANGER_E2E_VMM`), `auto` by default.
+pub fn vmm() -> String {
+    std::env::var("BANGER_E2E_VMM").unwrap_or_else(|_| "auto".into())
+}
+
+/// bangerd in its own namespace over the cached home. Dropping it deletes
+/// the VMs the suite made, stops the daemon and kills whatever still runs
+/// out of the home's VM directories, even after a failed assertion.
+pub struct VmEnv {
+    pub home: Home,
+    pub ns: banger_sys::netns::Netns,
+    daemon: RefCell<Option<Child>>,
+    log: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl VmEnv {
+    /// Takes the e2e lock, stops any daemon of the cached home, and starts
+    /// one inside a new namespace.
+    pub fn start(tag: &str) -> VmEnv {
+        let lock = super::e2e_lock();
+        let home = Home::at(&super::e2e_cache_dir());
+        home.stop_daemon();
+        let vmm = vmm();
+        home.write_config(&format!("dns_listen = \"127.0.0.1:0\"\nvmm = \"{vmm}\"\n"));
+        let ns = banger_sys::netns::Netns::create(tag).expect("network namespace");
+        let log = home.path().join(format!("state/bangerd-{tag}.log"));
+        let env = VmEnv {
+            home,
+            ns,
+            daemon: RefCell::new(None),
+            log,
+            _lock: lock,
+        };
+        std::fs::write(&env.log, b"").unwrap();
+        env.spawn_daemon();
+        env
+    }
+
+    fn spawn_daemon(&self) {
+        let log = std::fs::File::options()
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut cmd = self.home.command("ip");
+        cmd.args(["netns", "exec", self.ns.name(), super::BANGERD])
+            .stdout(Stdio::null())
+            .stderr(log);
+        *self.daemon.borrow_mut() = Some(cmd.spawn().expect("start bangerd in the namespace"));
+        // A raw connect, not the CLI: the CLI would start a daemon of its
+        // own (outside the namespace) while a stale socket refuses.
+        let up = super::wait_until(Duration::from_secs(30), || {
+            std::os::unix::net::UnixStream::connect(self.home.socket()).is_ok()
+        });
+        assert!(up, "bangerd did not come up; log {}", self.log.display());
+    }
+
+    /// `kill -9` of the daemon, as a crash would.
+    pub fn kill_daemon(&self) {
+        if let Some(mut d) = self.daemon.borrow_mut().take() {
+            d.kill().unwrap();
+            d.wait().unwrap();
+        }
+    }
+
+    pub fn restart_daemon(&self) {
+        self.kill_daemon();
+        self.spawn_daemon();
+    }
+
+    pub fn banger(&self, args: &[&str]) -> Output {
+        let mut cmd = self.home.command(super::BANGER);
+        cmd.args(args);
+        run_bounded(cmd, CALL_TIMEOUT)
+    }
+
+    /// A command inside the namespace, where guests are reachable.
+    pub fn in_ns(&self, argv: &[&str]) -> Output {
+        let mut cmd = self.home.command("ip");
+        cmd.args(["netns", "exec", self.ns.name()]).args(argv);
+        run_bounded(cmd, Duration::from_secs(60))
+    }
+
+    pub fn show(&self, vm: &str) -> serde_json::Value {
+        let out = self.banger(&["vm", "show", vm, "--json"]);
+        super::assert_success(&out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn exec(&self, vm: &str, script: &str) -> Output {
+        self.banger(&["vm", "exec", vm, "--", "sh", "-c", script])
+    }
+
+    /// `dig` against the daemon's DNS server: the answer's addresses.
+    pub fn dig(&self, name: &str) -> String {
+        let out = self.banger(&["daemon", "ping", "--json"]);
+        let pong: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let dns = pong["dns"]
+            .as_str()
+            .expect("the DNS server is up")
+            .to_owned();
+        let (ip, port) = dns.rsplit_once(':').unwrap();
+        let out = self.in_ns(&[
+            "dig",
+            &format!("@{ip}"),
+            "-p",
+            port,
+            name,
+            "+short",
+            "+time=2",
+            "+tries=2",
+        ]);
+        stdout(&out).trim().to_owned()
+    }
+
+    /// The namespace's links, one per line.
+    pub fn links(&self) -> String {
+        stdout(&self.in_ns(&["ip", "-o", "link"]))
+    }
+
+    pub fn vms_dir(&self) -> PathBuf {
+        self.home.path().join("state/vms")
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for VmEnv {
+    fn drop(&mut self) {
+        if self.daemon.borrow().is_some() {
+            let list = self.banger(&["vm", "list", "--json"]);
+            let vms: serde_json::Value =
+                serde_json::from_slice(&list.stdout).unwrap_or(serde_json::Value::Null);
+            for vm in vms.as_array().into_iter().flatten() {
+                if let Some(name) = vm["name"].as_str() {
+                    let _ = self.banger(&["vm", "delete", name]);
+                }
+            }
+            self.home.stop_daemon();
+        }
+        self.kill_daemon();
+        for pid in pids_mentioning(&self.vms_dir()) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Runs `cmd`, killing it after `limit`.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} did not finish within {limit:?}\nstdout: {}\nstderr: {}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Processes whose command line names something under `dir`.
+pub fn pids_mentioning(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Runs named scenarios one after another, printing each one's name, result
+/// and duration; a failed scenario does not stop the next. [`Suite::finish`]
+/// fails the test if any failed.
+#[derive(Default)]
+pub struct Suite {
+    failed: Vec<String>,
+    ran: usize,
+}
+
+impl Suite {
+    pub fn scenario(&mut self, name: &str, body: impl FnOnce()) {
+        println!("scenario: {name} ...");
+        let started = Instant::now();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+        let secs = started.elapsed().as_secs_f64();
+        self.ran += 1;
+        match result {
+            Ok(()) => println!("scenario: {name}: ok ({secs:.1} s)"),
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
+                println!("scenario: {name}: FAILED ({secs:.1} s): {why}");
+                self.failed.push(name.to_owned());
+            }
+        }
+    }
+
+    pub fn finish(self) {
+        println!(
+            "scenario summary: {} of {} ok",
+            self.ran - self.failed.len(),
+            self.ran
+        );
+        assert!(
+            self.failed.is_empty(),
+            "failed scenarios: {:?}",
+            self.failed
+        );
+    }
+}
