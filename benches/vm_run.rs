@@ -50,8 +50,12 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 const VCPU: u32 = 1;
 const MEMORY_MIB: u32 = 512;
 const DEFAULT_ROUNDS: usize = 3;
-/// How often the bare boot opens a new connection to the forwarded ssh port.
-const SSH_PROBE_EVERY: Duration = Duration::from_millis(50);
+/// The bare boot's ssh probe (see [`wait_for_ssh_banner`]): the pause
+/// after a refused attempt, how long the newest attempt may hang before
+/// another starts beside it, and how many may be open at once.
+const SSH_RETRY: Duration = Duration::from_millis(50);
+const SSH_OVERLAP_AFTER: Duration = Duration::from_secs(1);
+const SSH_MAX_IN_FLIGHT: usize = 3;
 /// How often a running child is checked for exit: the resolution of the
 /// end of each timing.
 const POLL: Duration = Duration::from_millis(5);
@@ -670,15 +674,23 @@ fn free_port() -> Fallible<u16> {
 }
 
 /// Waits until sshd's identification line arrives through the forward.
-/// The forward accepts at once and drops the connection while the guest
-/// does not listen, and a connection made while the guest's NIC was still
-/// down can hang, so attempts overlap: a new one every
-/// [`SSH_PROBE_EVERY`], each on its own thread; the first banner wins.
+///
+/// The forward accepts at once; while the guest does not listen on 22 the
+/// connection is closed right away (then a new attempt follows after
+/// [`SSH_RETRY`]), and while the guest's network is not up yet it hangs
+/// until slirp's retransmitted SYN gets an answer. So when the newest
+/// attempt has hung for [`SSH_OVERLAP_AFTER`], another one starts beside
+/// it, up to [`SSH_MAX_IN_FLIGHT`]: a hung connection is kept, because it
+/// may be sshd's, slowly forking under TCG. Attempts are few on purpose:
+/// every connection sshd accepts costs the guest a fork and an exec, and
+/// many at once starve the single emulated vCPU (sshd's MaxStartups then
+/// drops them).
 fn wait_for_ssh_banner(port: u16, qemu: &mut Child, started: Instant) -> Fallible<Instant> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = started + TIMEOUT;
     let (tx, rx) = mpsc::channel::<Instant>();
     let in_flight = Arc::new(AtomicUsize::new(0));
-    let mut last_probe: Option<Instant> = None;
+    let mut last_attempt: Option<Instant> = None;
     loop {
         if let Ok(at) = rx.recv_timeout(POLL) {
             return Ok(at);
@@ -686,16 +698,19 @@ fn wait_for_ssh_banner(port: u16, qemu: &mut Child, started: Instant) -> Fallibl
         if let Some(status) = qemu.try_wait().map_err(|e| e.to_string())? {
             return Err(format!("QEMU exited with {status} before ssh answered"));
         }
-        if started.elapsed() > TIMEOUT {
+        if Instant::now() > deadline {
             return Err(format!("no SSH banner on {addr} within {TIMEOUT:?}"));
         }
-        let due = last_probe.is_none_or(|t| t.elapsed() >= SSH_PROBE_EVERY);
-        if due && in_flight.load(Ordering::SeqCst) < 32 {
-            last_probe = Some(Instant::now());
+        let since = last_attempt.map_or(Duration::MAX, |t| t.elapsed());
+        let running = in_flight.load(Ordering::SeqCst);
+        let due = (running == 0 && since >= SSH_RETRY)
+            || (running < SSH_MAX_IN_FLIGHT && since >= SSH_OVERLAP_AFTER);
+        if due {
+            last_attempt = Some(Instant::now());
             in_flight.fetch_add(1, Ordering::SeqCst);
             let (tx, in_flight) = (tx.clone(), Arc::clone(&in_flight));
             std::thread::spawn(move || {
-                if let Some(at) = ssh_banner(addr) {
+                if let Some(at) = ssh_banner(addr, deadline) {
                     let _ = tx.send(at);
                 }
                 in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -704,10 +719,14 @@ fn wait_for_ssh_banner(port: u16, qemu: &mut Child, started: Instant) -> Fallibl
     }
 }
 
-/// One attempt: the time a line starting with `SSH-` arrived, if one did.
-fn ssh_banner(addr: SocketAddr) -> Option<Instant> {
+/// One attempt: the time a line starting with `SSH-` arrived, if one did
+/// before `deadline`.
+fn ssh_banner(addr: SocketAddr, deadline: Instant) -> Option<Instant> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    stream
+        .set_read_timeout(Some(left.max(Duration::from_millis(100))))
+        .ok()?;
     let mut got = Vec::new();
     let mut buf = [0u8; 256];
     while !got.contains(&b'\n') && got.len() < 255 {
