@@ -13,13 +13,13 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::vmenv::{FULL_IMAGE, MINIMAL_IMAGE, Suite, VmEnv, pids_mentioning};
+use common::vmenv::{FULL_IMAGE, MINIMAL_IMAGE, Suite, VmEnv, pids_mentioning, report};
 use common::{assert_success, stderr, stdout};
 
 #[test]
 fn end_to_end_suite() {
     if let Some(why) = common::vmenv::missing_prerequisite(&[MINIMAL_IMAGE, FULL_IMAGE]) {
-        eprintln!("skipped: {why}");
+        report(&format!("skipped: {why}"));
         return;
     }
     let env = VmEnv::start("e2e");
@@ -66,10 +66,10 @@ fn create(env: &VmEnv, name: &str, extra: &[&str]) -> Output {
     args.extend_from_slice(extra);
     let started = Instant::now();
     let out = env.banger(&args);
-    println!(
+    report(&format!(
         "  vm create {name}: {:.1} s",
         started.elapsed().as_secs_f64()
-    );
+    ));
     assert_success(&out);
     out
 }
@@ -139,11 +139,11 @@ fn vm_run_rm(env: &VmEnv) {
         args.extend_from_slice(cmd);
         let started = Instant::now();
         let out = env.banger(&args);
-        println!(
+        report(&format!(
             "  vm run --rm -- {}: {:.1} s",
             cmd.join(" "),
             started.elapsed().as_secs_f64()
-        );
+        ));
         out
     };
     let out = run(&["true"]);
@@ -270,7 +270,7 @@ fn lifecycle(env: &VmEnv) {
     assert_success(&env.exec(VM, "echo kept > /root/marker"));
     let t = Instant::now();
     assert_success(&env.banger(&["vm", "stop", VM]));
-    println!("  vm stop: {:.1} s", t.elapsed().as_secs_f64());
+    report(&format!("  vm stop: {:.1} s", t.elapsed().as_secs_f64()));
     let vm = env.show(VM);
     assert_eq!(vm["state"], "stopped", "{vm}");
     assert!(vm["runtime"]["tap"].is_null(), "the tap is released: {vm}");
@@ -288,7 +288,7 @@ fn lifecycle(env: &VmEnv) {
     );
     let t = Instant::now();
     assert_success(&env.banger(&["vm", "start", VM]));
-    println!("  vm start: {:.1} s", t.elapsed().as_secs_f64());
+    report(&format!("  vm start: {:.1} s", t.elapsed().as_secs_f64()));
     let out = env.exec(VM, "cat /root/marker");
     assert_success(&out);
     assert_eq!(stdout(&out), "kept\n");
@@ -406,10 +406,10 @@ fn systemd_image(env: &VmEnv) {
     let out = env.banger(&[
         "vm", "create", "--name", VM, "--image", FULL_IMAGE, "--memory", "1024",
     ]);
-    println!(
+    report(&format!(
         "  vm create {VM} (systemd): {:.1} s",
         started.elapsed().as_secs_f64()
-    );
+    ));
     assert_success(&out);
     let out = env.exec(VM, "cat /proc/1/comm; hostname");
     assert_success(&out);
@@ -420,7 +420,10 @@ fn systemd_image(env: &VmEnv) {
     assert_success(&env.exec(VM, "echo kept > /root/marker"));
     let t = Instant::now();
     assert_success(&env.banger(&["vm", "stop", VM]));
-    println!("  vm stop (systemd): {:.1} s", t.elapsed().as_secs_f64());
+    report(&format!(
+        "  vm stop (systemd): {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
     assert_success(&env.banger(&["vm", "start", VM]));
     assert_eq!(stdout(&env.exec(VM, "cat /root/marker")), "kept\n");
     assert_success(&env.banger(&["vm", "delete", VM]));

@@ -261,33 +261,43 @@ pub struct Suite {
     ran: usize,
 }
 
+/// Prints a line past the test harness's output capture (which takes only
+/// what `print!` writes), so `scripts/test` and CI show every scenario's
+/// result, not only a failing test's.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 impl Suite {
     pub fn scenario(&mut self, name: &str, body: impl FnOnce()) {
-        println!("scenario: {name} ...");
+        report(&format!("scenario: {name} ..."));
         let started = Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
         let secs = started.elapsed().as_secs_f64();
         self.ran += 1;
         match result {
-            Ok(()) => println!("scenario: {name}: ok ({secs:.1} s)"),
+            Ok(()) => report(&format!("scenario: {name}: ok ({secs:.1} s)")),
             Err(panic) => {
                 let why = panic
                     .downcast_ref::<String>()
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
                     .unwrap_or_default();
-                println!("scenario: {name}: FAILED ({secs:.1} s): {why}");
+                report(&format!("scenario: {name}: FAILED ({secs:.1} s): {why}"));
                 self.failed.push(name.to_owned());
             }
         }
     }
 
     pub fn finish(self) {
-        println!(
+        report(&format!(
             "scenario summary: {} of {} ok",
             self.ran - self.failed.len(),
             self.ran
-        );
+        ));
         assert!(
             self.failed.is_empty(),
             "failed scenarios: {:?}",

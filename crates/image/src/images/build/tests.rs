@@ -238,7 +238,7 @@ fn a_full_build_enables_the_units_and_mounts_the_work_disk() {
     }
     let fstab = String::from_utf8(image.read_file("/etc/fstab").unwrap()).unwrap();
     assert!(
-        fstab.contains("/dev/vdb /root ext4 defaults,nofail 0 2"),
+        fstab.contains("/dev/vdb /root ext4 defaults,nofail 0 0"),
         "{fstab}"
     );
 }
