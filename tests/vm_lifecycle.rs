@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,10 @@ fn end_to_end_suite() {
     suite.scenario(
         "a VM whose VMM died with the daemon is cleaned up and starts again",
         || dead_vmm(&env),
+    );
+    suite.scenario(
+        "vm create --no-start records the VM; its first start gives it its identity",
+        || no_start(&env),
     );
     suite.scenario("the systemd image boots, answers exec and ssh", || {
         systemd_image(&env)
@@ -154,6 +159,57 @@ fn vm_run_rm(env: &VmEnv) {
     assert_eq!(stdout(&out), "out\n");
     assert!(stderr(&out).contains("err\n"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("still running"), "no hint with --rm");
+
+    // Output is live: the first line is on our stdout while the guest
+    // command still sleeps, not when it ends.
+    let started = Instant::now();
+    let mut child = env
+        .home
+        .command(common::BANGER)
+        .args([
+            "vm",
+            "run",
+            "--rm",
+            "--name",
+            "e2e-run",
+            "--image",
+            MINIMAL_IMAGE,
+            "--memory",
+            "512",
+            "--",
+            "sh",
+            "-c",
+            "echo first; sleep 20; echo second",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout_pipe = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout_pipe).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let first = lines.recv_timeout(Duration::from_secs(300));
+    let still_running = child.try_wait().unwrap().is_none();
+    if first.is_err() {
+        let _ = child.kill();
+    }
+    assert_eq!(first.as_deref(), Ok("first"), "the first line arrived");
+    assert!(
+        still_running,
+        "`first` arrived only after the command ended"
+    );
+    let second = lines.recv_timeout(Duration::from_secs(120));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(second.as_deref(), Ok("second"), "{}", stderr(&out));
+    report(&format!(
+        "  vm run --rm -- sh -c 'echo first; sleep 20; echo second' (live output): {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
 
     // Ctrl-C while the command runs: the VM goes too, and the CLI says so.
     let child = env
@@ -465,4 +521,34 @@ fn observe(env: &VmEnv, vm: &str) {
     let logs = stdout(&out);
     assert!(logs.contains("==> serial console"), "{logs}");
     assert!(logs.contains("e2e-console-marker"), "{logs}");
+}
+
+fn no_start(env: &VmEnv) {
+    const VM: &str = "e2e-later";
+    let out = create(env, VM, &["--no-start"]);
+    assert!(!stderr(&out).contains("launching"), "{}", stderr(&out));
+    let vm = env.show(VM);
+    assert_eq!(vm["state"], "created", "{vm}");
+    assert!(vm["runtime"]["tap"].is_null(), "no tap before a boot: {vm}");
+    let id = vm["id"].as_str().unwrap();
+    let vm_dir = env.vms_dir().join(id);
+    assert!(vm_dir.join("work.ext4").is_file(), "the disks are ready");
+    assert!(pids_mentioning(&vm_dir).is_empty(), "nothing runs");
+    let out = env.banger(&["vm", "start", VM]);
+    assert_success(&out);
+    assert!(stderr(&out).contains("host key pinned"), "{}", stderr(&out));
+    let out = ssh(env, VM, &["cat", "/etc/hostname"]);
+    assert_success(&out);
+    assert_eq!(stdout(&out), format!("{VM}\n"));
+    // A second start keeps the identity it was given.
+    let out = env.banger(&["vm", "restart", VM]);
+    assert_success(&out);
+    assert!(
+        !stderr(&out).contains("host key pinned"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ssh(env, VM, &["true"]);
+    assert_success(&out);
+    assert_success(&env.banger(&["vm", "delete", VM]));
 }

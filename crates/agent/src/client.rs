@@ -9,6 +9,7 @@
 //! handshake, so one client serves both VMMs.
 
 mod error;
+mod stream;
 
 pub use error::{ClientError, Stage};
 
@@ -138,9 +139,7 @@ impl AgentClient {
     /// Sends `call` and decodes the result as `T`.
     pub fn call<T: DeserializeOwned>(mut self, call: Call) -> Result<T, ClientError> {
         let answer_within = match &call {
-            Call::Exec(request) => self
-                .timeout
-                .max(request.effective_timeout() + EXEC_ANSWER_MARGIN),
+            Call::Exec(request) => self.exec_answer_within(request),
             _ => self.timeout,
         };
         let line = Request::new(call).encode();
@@ -153,7 +152,14 @@ impl AgentClient {
             deadline,
             ReadChunk::Buffered,
         )
-        .map_err(|e| match e {
+        .map_err(|e| self.line_error(e, answer_within))?;
+        let response = Response::decode(&answer).map_err(from_response_error)?;
+        response.into_result().map_err(from_response_error)
+    }
+
+    /// Why the answer could not be read, waiting at most `answer_within`.
+    fn line_error(&self, e: LineError, answer_within: Duration) -> ClientError {
+        match e {
             LineError::TimedOut => ClientError::Timeout {
                 path: self.path.clone(),
                 stage: Stage::ReadingResponse,
@@ -166,9 +172,13 @@ impl AgentClient {
                 reason: format!("connection closed after {received} bytes of the response"),
             },
             LineError::Io(e) => self.io_error(Stage::ReadingResponse, e),
-        })?;
-        let response = Response::decode(&answer).map_err(from_response_error)?;
-        response.into_result().map_err(from_response_error)
+        }
+    }
+
+    /// How long to wait for the end of an `exec` answer.
+    fn exec_answer_within(&self, request: &ExecRequest) -> Duration {
+        self.timeout
+            .max(request.effective_timeout() + EXEC_ANSWER_MARGIN)
     }
 
     fn io_error(&self, stage: Stage, source: io::Error) -> ClientError {

@@ -11,6 +11,7 @@
 //! two sides cannot drift apart.
 
 mod exec;
+mod output;
 mod response;
 mod types;
 
@@ -18,6 +19,7 @@ pub use exec::{
     DEFAULT_EXEC_TIMEOUT_S, ExecRequest, ExecResult, MAX_EXEC_TIMEOUT_S, MAX_OUTPUT_BYTES,
     OutputEncoding,
 };
+pub use output::{MAX_FRAME_DATA, MAX_FRAME_LINE_BYTES, OutputChunk, OutputFrame, OutputStream};
 pub use response::{ErrorBody, ErrorCode, Response, ResponseError};
 pub use types::{
     Empty, HealthResult, HostKey, IdentityRequest, IdentityResult, ListeningPort, Proto,
@@ -191,6 +193,7 @@ mod tests {
                 timeout_s: Some(2.5),
                 max_output_bytes: Some(10),
                 output: OutputEncoding::Base64,
+                stream: true,
             }),
             Call::Exec(ExecRequest::new(["true"])),
             Call::Identity(IdentityRequest {
@@ -221,6 +224,17 @@ mod tests {
         assert_eq!(
             value,
             serde_json::json!({"version": 1, "method": "exec", "params": {"argv": ["ls", "-l"]}})
+        );
+
+        // `stream` goes on the wire only when set, so a request that does
+        // not stream is byte for byte what an older agent accepts.
+        let mut streaming = ExecRequest::new(["ls"]);
+        streaming.stream = true;
+        let value: Value =
+            serde_json::from_slice(&Request::new(Call::Exec(streaming)).encode()).unwrap();
+        assert_eq!(
+            value["params"],
+            serde_json::json!({"argv": ["ls"], "stream": true})
         );
     }
 

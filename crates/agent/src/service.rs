@@ -7,6 +7,7 @@
 mod capture;
 mod dispatch;
 pub mod exec;
+pub mod exec_stream;
 mod health;
 pub mod identity;
 pub mod listener;

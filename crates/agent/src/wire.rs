@@ -25,6 +25,17 @@ impl TimeoutStream for UnixStream {
     }
 }
 
+/// A shared reference reads and writes the socket too, so a reader can
+/// borrow a stream its owner still uses for error reports.
+impl TimeoutStream for &UnixStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_write_timeout(self, timeout)
+    }
+}
+
 #[cfg(target_os = "linux")]
 impl TimeoutStream for vsock::VsockStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -106,6 +117,59 @@ pub fn read_line<S: TimeoutStream>(
             return Err(LineError::TooLong { limit });
         }
         line.extend_from_slice(data);
+    }
+}
+
+/// Reads successive lines from one stream, keeping what follows a newline
+/// for the next line (unlike [`read_line`], which serves one message per
+/// connection and may drop it).
+pub struct LineReader<S> {
+    stream: S,
+    pending: Vec<u8>,
+}
+
+impl<S: TimeoutStream> LineReader<S> {
+    pub fn new(stream: S) -> Self {
+        LineReader {
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The next line (without its `\n`) of at most `limit` bytes, complete
+    /// before `deadline`.
+    pub fn next_line(&mut self, limit: usize, deadline: Instant) -> Result<Vec<u8>, LineError> {
+        let mut scanned = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(pos) = self.pending[scanned..].iter().position(|&b| b == b'\n') {
+                let end = scanned + pos;
+                if end > limit {
+                    return Err(LineError::TooLong { limit });
+                }
+                let mut line: Vec<u8> = self.pending.drain(..=end).collect();
+                line.pop();
+                return Ok(line);
+            }
+            scanned = self.pending.len();
+            if scanned > limit {
+                return Err(LineError::TooLong { limit });
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(LineError::TimedOut);
+            }
+            self.stream
+                .set_read_timeout(Some(remaining))
+                .map_err(LineError::Io)?;
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err(LineError::Closed { received: scanned }),
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_timeout(&e) => return Err(LineError::TimedOut),
+                Err(e) => return Err(LineError::Io(e)),
+            }
+        }
     }
 }
 
@@ -211,6 +275,31 @@ mod tests {
         let waited = start.elapsed();
         assert!(waited >= Duration::from_millis(190), "{waited:?}");
         assert!(waited < Duration::from_secs(3), "{waited:?}");
+    }
+
+    #[test]
+    fn line_reader_keeps_what_follows_each_newline() {
+        let (mut a, b) = pair();
+        let mut reader = LineReader::new(b);
+        a.write_all(b"one\ntwo\nthr").unwrap();
+        assert_eq!(reader.next_line(10, soon()).unwrap(), b"one");
+        assert_eq!(reader.next_line(10, soon()).unwrap(), b"two");
+        a.write_all(b"ee\n").unwrap();
+        assert_eq!(reader.next_line(10, soon()).unwrap(), b"three");
+        a.write_all(b"0123456789ab\n").unwrap();
+        assert!(matches!(
+            reader.next_line(10, soon()),
+            Err(LineError::TooLong { limit: 10 })
+        ));
+        drop(a);
+        let (mut a, b) = pair();
+        let mut reader = LineReader::new(b);
+        a.write_all(b"half").unwrap();
+        drop(a);
+        assert!(matches!(
+            reader.next_line(10, soon()),
+            Err(LineError::Closed { received: 4 })
+        ));
     }
 
     #[test]

@@ -14,7 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use banger_agent::protocol::{
-    AGENT_PORT, ErrorCode, ExecRequest, HostKey, IdentityRequest, MAX_REQUEST_BYTES, Proto,
+    AGENT_PORT, ErrorCode, ExecRequest, HostKey, IdentityRequest, MAX_REQUEST_BYTES, OutputStream,
+    Proto,
 };
 use banger_agent::service::{PowerControl, PowerError, ServiceConfig, serve};
 use banger_agent::{AgentClient, ClientError};
@@ -209,6 +210,40 @@ fn exec_reports_status_and_output() {
     assert_eq!(result.stdout, "hi\n");
     assert_eq!(result.stderr, "");
     assert!(!result.timed_out);
+}
+
+#[test]
+fn exec_streams_output_before_the_command_ends() {
+    let h = Harness::start();
+    let started = Instant::now();
+    let mut frames = Vec::new();
+    let result = h
+        .client()
+        .exec_streaming(
+            ExecRequest::new([
+                "sh",
+                "-c",
+                "echo first; echo oops >&2; sleep 2; echo second",
+            ]),
+            &mut |stream, data| frames.push((started.elapsed(), stream, data.to_vec())),
+        )
+        .unwrap();
+    assert_eq!(result.status, Some(0));
+    assert_eq!((result.stdout.as_str(), result.stderr.as_str()), ("", ""));
+    let joined = |which| -> Vec<u8> {
+        frames
+            .iter()
+            .filter(|(_, s, _)| *s == which)
+            .flat_map(|(_, _, d)| d.clone())
+            .collect()
+    };
+    assert_eq!(joined(OutputStream::Stdout), b"first\nsecond\n");
+    assert_eq!(joined(OutputStream::Stderr), b"oops\n");
+    // The first line left the guest while the 2 s command was still running.
+    assert!(
+        frames[0].0.as_secs_f64() < result.duration_s - 1.0,
+        "{frames:?}"
+    );
 }
 
 #[test]

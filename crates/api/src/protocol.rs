@@ -2,7 +2,8 @@
 //!
 //! One connection carries one request. The client writes a single line, an
 //! [`Envelope`]; the daemon answers with [`Response`] lines: progress lines
-//! for long operations, then one final result or error. While
+//! for long operations, output lines for a streaming `vm.exec`, then one
+//! final result or error. While
 //! the daemon works the client keeps the connection open; closing it (Ctrl-C)
 //! cancels the request, and the daemon runs that request's cleanup.
 //!
@@ -11,6 +12,7 @@
 //! ← {"op_id":"cli-1","result":{...}}
 //! ← {"op_id":"cli-1","error":{"code":"not_found","message":"..."}}
 //! ← {"op_id":"cli-2","progress":{"stage":"downloading linux-image-..."}}   (then a final line)
+//! ← {"op_id":"cli-3","output":{"stream":"stdout","data":"aGkK"}}   (streaming vm.exec)
 //! ```
 
 mod types;
@@ -134,6 +136,10 @@ pub struct VmCreateParams {
     pub disk_size: Option<ByteSize>,
     #[serde(default)]
     pub nat: bool,
+    /// Prepare disks and record the VM (`created`) without booting it;
+    /// `vm.start` boots it later.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_start: bool,
 }
 
 /// `vm.exec`: one program by argv in the guest, through the agent.
@@ -148,6 +154,10 @@ pub struct VmExecParams {
     /// Seconds before the guest kills the command; the agent's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<f64>,
+    /// Send the output as [`Outcome::Output`] lines while the command runs;
+    /// the result then carries none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
 }
 
 /// Test builds only: sleep, observably, so cancellation can be tested.
@@ -401,6 +411,8 @@ pub enum Outcome {
     Error(ProtocolError),
     /// A stage of a long operation (pull, build, create) has begun.
     Progress(Progress),
+    /// A piece of a streaming `vm.exec`'s output, as the guest sent it.
+    Output(OutputChunk),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -408,10 +420,26 @@ pub struct Progress {
     pub stage: String,
 }
 
+/// Which of the guest command's streams a chunk belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// `{"stream":"stdout","data":"<base64>"}`: at most 64 KiB of output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputChunk {
+    pub stream: OutputStream,
+    /// Padded base64 of the exact bytes (the output need not be UTF-8).
+    pub data: String,
+}
+
 impl Response {
     /// Whether this is the last line of the answer.
     pub fn is_final(&self) -> bool {
-        !matches!(self.outcome, Outcome::Progress(_))
+        !matches!(self.outcome, Outcome::Progress(_) | Outcome::Output(_))
     }
 }
 
@@ -457,6 +485,7 @@ mod tests {
                 memory_mib: Some(1024),
                 disk_size: Some("8G".parse().unwrap()),
                 nat: true,
+                no_start: true,
             }),
             Request::VmStart(VmRef { vm: "dev".into() }),
             Request::VmStop(VmRef { vm: "dev".into() }),
@@ -467,6 +496,7 @@ mod tests {
                 argv: vec!["sh".into(), "-c".into(), "exit 7".into()],
                 cwd: Some("/tmp".into()),
                 timeout_s: Some(1.5),
+                stream: true,
             }),
             Request::VmRestart(VmRef { vm: "dev".into() }),
             Request::VmPrune(VmPruneParams {
@@ -581,6 +611,47 @@ mod tests {
             serde_json::to_value(&err).unwrap(),
             json!({"op_id":"b","error":{"code":"not_found","message":"no VM"}})
         );
+    }
+
+    #[test]
+    fn output_lines_have_their_wire_form() {
+        let output = Response {
+            op_id: "d".into(),
+            outcome: Outcome::Output(OutputChunk {
+                stream: OutputStream::Stderr,
+                data: "aGkK".into(),
+            }),
+        };
+        assert!(!output.is_final());
+        let line = serde_json::to_value(&output).unwrap();
+        assert_eq!(
+            line,
+            json!({"op_id":"d","output":{"stream":"stderr","data":"aGkK"}})
+        );
+        assert_eq!(serde_json::from_value::<Response>(line).unwrap(), output);
+        let bad = json!({"op_id":"d","output":{"stream":"tty","data":""}});
+        assert!(serde_json::from_value::<Response>(bad).is_err());
+    }
+
+    #[test]
+    fn exec_streams_only_when_asked() {
+        let plain = VmExecParams {
+            vm: "dev".into(),
+            argv: vec!["true".into()],
+            cwd: None,
+            timeout_s: None,
+            stream: false,
+        };
+        let env = Request::VmExec(plain).into_envelope(None);
+        assert_eq!(env.params, json!({"vm": "dev", "argv": ["true"]}));
+        let parsed = Request::parse(
+            "vm.exec",
+            json!({"vm": "dev", "argv": ["true"], "stream": true}),
+        );
+        assert!(matches!(
+            parsed,
+            Ok(Request::VmExec(VmExecParams { stream: true, .. }))
+        ));
     }
 
     #[test]

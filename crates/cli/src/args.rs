@@ -167,14 +167,17 @@ pub enum VmCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Create a VM and boot it until its agent answers.
+    /// Create a VM and boot it until ssh answers (or only prepare it, with --no-start).
     #[command(
         after_help = "Example: banger vm create --name dev --memory 2048 --nat\n\
-                      Then: `banger vm exec dev -- uname -a`, `banger vm stop dev`, `banger vm delete dev`."
+                      Then: `banger vm ssh dev`, `banger vm exec dev -- uname -a`, `banger vm stop dev`, `banger vm delete dev`."
     )]
     Create {
         #[command(flatten)]
         spec: VmSpecArgs,
+        /// Prepare the disks and record the VM without booting it; `banger vm start` boots it.
+        #[arg(long)]
+        no_start: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -341,6 +344,7 @@ pub struct VmSpecArgs {
     /// Image name (default: `default_image_name` from config).
     #[arg(long)]
     pub image: Option<String>,
+    /// Virtual CPUs.
     #[arg(long)]
     pub vcpu: Option<u32>,
     /// Memory in MiB.
@@ -363,6 +367,7 @@ impl VmSpecArgs {
             memory_mib: self.memory,
             disk_size: self.disk_size,
             nat: self.nat,
+            no_start: false,
         }
     }
 }

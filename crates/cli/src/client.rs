@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use banger_api::protocol::{Outcome, ProtocolError, Request, Response};
+use banger_api::protocol::{Outcome, OutputStream, ProtocolError, Request, Response};
 use banger_config::{Mode, Paths};
 use serde::de::DeserializeOwned;
 
@@ -51,6 +51,8 @@ pub enum ClientError {
     NeedsConfirmation { what: String },
     #[error("cannot read the answer from stdin")]
     Stdin(#[source] std::io::Error),
+    #[error("cannot write the guest command's output")]
+    Output(#[source] std::io::Error),
 }
 
 fn daemon_message(error: &ProtocolError, op_id: &str) -> String {
@@ -65,6 +67,9 @@ fn daemon_message(error: &ProtocolError, op_id: &str) -> String {
 pub struct Client {
     socket: PathBuf,
 }
+
+/// Takes each piece of a streamed command's output; an error ends the call.
+pub type OutputHandler<'a> = dyn FnMut(OutputStream, &[u8]) -> std::io::Result<()> + 'a;
 
 enum Connect {
     Connected(UnixStream),
@@ -155,6 +160,26 @@ impl Client {
         request: Request,
         progress: &mut dyn FnMut(&str),
     ) -> Result<T, ClientError> {
+        self.exchange(request, progress, None)
+    }
+
+    /// [`Client::call`] for a request whose answer streams output (a
+    /// `vm.exec` with `stream`): each piece goes to `output` as it arrives;
+    /// an error from `output` ends the call.
+    pub fn call_streaming<T: DeserializeOwned>(
+        &self,
+        request: Request,
+        output: &mut OutputHandler<'_>,
+    ) -> Result<T, ClientError> {
+        self.exchange(request, &mut |stage| eprintln!("  {stage}"), Some(output))
+    }
+
+    fn exchange<T: DeserializeOwned>(
+        &self,
+        request: Request,
+        progress: &mut dyn FnMut(&str),
+        mut output: Option<&mut OutputHandler<'_>>,
+    ) -> Result<T, ClientError> {
         let Connect::Connected(stream) = self.try_connect()? else {
             return Err(ClientError::NotRunning {
                 socket: self.socket.clone(),
@@ -188,6 +213,19 @@ impl Client {
                 })?;
             match response.outcome {
                 Outcome::Progress(p) => progress(&p.stage),
+                Outcome::Output(chunk) => {
+                    let Some(output) = output.as_mut() else {
+                        return Err(ClientError::BadResponse {
+                            reason: "output lines for a request that did not ask for them".into(),
+                        });
+                    };
+                    let data = banger_agent::base64::decode(&chunk.data).map_err(|e| {
+                        ClientError::BadResponse {
+                            reason: format!("output line: {e}"),
+                        }
+                    })?;
+                    output(chunk.stream, &data).map_err(ClientError::Output)?;
+                }
                 Outcome::Result(value) => {
                     return serde_json::from_value(value).map_err(|e| ClientError::BadResponse {
                         reason: e.to_string(),
@@ -257,4 +295,93 @@ fn log_tail(log: &Path) -> String {
     }
     let tail: Vec<&str> = lines.into_iter().rev().collect();
     format!("; it ends with:\n  {}", tail.join("\n  "))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    use banger_api::protocol::{VmExecParams, VmExecResult};
+
+    use super::*;
+
+    /// A daemon that answers one connection with `lines`, after checking
+    /// the request asked for streaming.
+    fn scripted(lines: &'static [&'static str]) -> (tempfile::TempDir, Client) {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("bangerd.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut request = String::new();
+            BufReader::new(&conn).read_line(&mut request).unwrap();
+            assert!(request.contains(r#""stream":true"#), "{request}");
+            for line in lines {
+                // The client may stop reading early; that is what some tests check.
+                let _ = (&conn).write_all(format!("{line}\n").as_bytes());
+            }
+        });
+        (dir, Client::new(socket))
+    }
+
+    fn exec_request() -> Request {
+        Request::VmExec(VmExecParams {
+            vm: "dev".into(),
+            argv: vec!["make".into()],
+            cwd: None,
+            timeout_s: None,
+            stream: true,
+        })
+    }
+
+    const RESULT: &str = r#"{"op_id":"x","result":{"status":3,"signal":null,"timed_out":false,"stdout":"","stderr":"","duration_s":1.0}}"#;
+
+    #[test]
+    fn output_lines_reach_the_handler_in_order_before_the_result() {
+        let (_dir, client) = scripted(&[
+            r#"{"op_id":"x","output":{"stream":"stdout","data":"YQo="}}"#,
+            r#"{"op_id":"x","output":{"stream":"stderr","data":"Ygo="}}"#,
+            r#"{"op_id":"x","output":{"stream":"stdout","data":"/wA="}}"#,
+            RESULT,
+        ]);
+        let mut got = Vec::new();
+        let result: VmExecResult = client
+            .call_streaming(exec_request(), &mut |stream, data| {
+                got.push((stream, data.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(result.status, Some(3));
+        assert_eq!(
+            got,
+            [
+                (OutputStream::Stdout, b"a\n".to_vec()),
+                (OutputStream::Stderr, b"b\n".to_vec()),
+                (OutputStream::Stdout, vec![0xff, 0]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failing_handler_or_bad_data_ends_the_call() {
+        let (_dir, client) = scripted(&[
+            r#"{"op_id":"x","output":{"stream":"stdout","data":"YQo="}}"#,
+            RESULT,
+        ]);
+        let err = client
+            .call_streaming::<VmExecResult>(exec_request(), &mut |_, _| {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            })
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Output(_)), "{err}");
+        let (_dir, client) = scripted(&[
+            r#"{"op_id":"x","output":{"stream":"stdout","data":"!!"}}"#,
+            RESULT,
+        ]);
+        let err = client
+            .call_streaming::<VmExecResult>(exec_request(), &mut |_, _| Ok(()))
+            .unwrap_err();
+        assert!(matches!(err, ClientError::BadResponse { .. }), "{err}");
+    }
 }

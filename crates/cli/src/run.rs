@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use banger_api::protocol::{
     ImageBuildParams, ImageBuilt, ImageInfo, ImageRegisterParams, ImageVariant, KernelImportParams,
     KernelInfo, NameParams, NoParams, Operation, OperationsListParams, Pong, Request, Vm,
-    VmCreateParams, VmExecParams, VmExecResult, VmRef, VmSetParams,
+    VmCreateParams, VmExecParams, VmRef, VmSetParams,
 };
 use banger_config::{PathEnv, Paths};
 use clap::{CommandFactory, Parser};
@@ -18,9 +18,12 @@ use crate::client::Client;
 use crate::error::CliError;
 use crate::{doctor, render};
 
+mod exec;
 mod logs;
 mod manage;
 mod multi;
+
+use exec::vm_exec;
 
 use manage::Done;
 
@@ -89,7 +92,17 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let vm: Vm = client()?.call(Request::VmShow(VmRef { vm }))?;
             show(&vm, json, render::vm_detail)
         }
-        Command::Vm(VmCommand::Create { spec, json }) => vm_create(spec.into_params(), json),
+        Command::Vm(VmCommand::Create {
+            spec,
+            no_start,
+            json,
+        }) => vm_create(
+            VmCreateParams {
+                no_start,
+                ..spec.into_params()
+            },
+            json,
+        ),
         Command::Vm(VmCommand::Start { vms }) => {
             manage::lifecycle(&client()?, &vms, Done::State, |vm| {
                 Request::VmStart(VmRef { vm })
@@ -146,6 +159,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             argv: cmd,
             cwd,
             timeout_s: timeout,
+            stream: true,
         }),
         Command::Vm(VmCommand::Ssh { vm, args }) => vm_ssh(&vm, &args),
         Command::Vm(VmCommand::Run { spec, rm, cmd }) => vm_run(spec.into_params(), rm, cmd),
@@ -438,6 +452,7 @@ fn vm_run(params: VmCreateParams, rm: bool, cmd: Vec<String>) -> Result<(), CliE
             argv: cmd,
             cwd: None,
             timeout_s: None,
+            stream: true,
         })
     };
     if let Some(guard) = guard {
@@ -510,30 +525,6 @@ fn vm_ssh(reference: &str, args: &[String]) -> Result<(), CliError> {
     match status {
         0 => Ok(()),
         code => Err(CliError::GuestExit(code.clamp(1, 255) as u8)),
-    }
-}
-
-/// Prints the guest command's output and passes its status through:
-/// the exit code, or 128 + the signal that killed it.
-fn vm_exec(params: VmExecParams) -> Result<(), CliError> {
-    let result: VmExecResult = client()?.call(Request::VmExec(params))?;
-    std::io::stdout()
-        .write_all(result.stdout.as_bytes())
-        .and_then(|()| std::io::stdout().flush())
-        .map_err(CliError::Stdout)?;
-    let _ = std::io::stderr().write_all(result.stderr.as_bytes());
-    if result.timed_out {
-        eprintln!("banger: the command timed out in the guest and was killed");
-    }
-    let status = match (result.status, result.signal) {
-        (Some(code), _) => code.clamp(0, 255) as u8,
-        (None, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
-        (None, None) => 1,
-    };
-    if status == 0 {
-        Ok(())
-    } else {
-        Err(CliError::GuestExit(status))
     }
 }
 

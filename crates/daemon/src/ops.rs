@@ -126,6 +126,7 @@ mod tests {
                 op_id: id.into(),
                 cancel: Default::default(),
                 progress,
+                output: tokio::sync::mpsc::channel(1).0,
             };
             let mut op = OpTracker::begin(&store, &ctx, "vm.create", Some("dev".into()))
                 .await

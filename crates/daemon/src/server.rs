@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use banger_api::protocol::{
-    Envelope, ErrorCode, MAX_REQUEST_BYTES, Outcome, PROTOCOL_VERSION, Progress, ProtocolError,
-    Request, Response, validate_op_id,
+    Envelope, ErrorCode, MAX_REQUEST_BYTES, Outcome, OutputChunk, PROTOCOL_VERSION, Progress,
+    ProtocolError, Request, Response, validate_op_id,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedReadHalf;
@@ -24,6 +24,9 @@ use crate::dispatch::{RequestCtx, dispatch};
 
 /// How long a client may take to send its request line.
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Output chunks (at most 64 KiB each) waiting to be written to the client.
+const OUTPUT_QUEUE: usize = 16;
 
 /// Binds the socket and serves until `shutdown` fires. The socket is created
 /// under a umask that leaves it owner-only, inside a 0700 directory, then set
@@ -180,10 +183,12 @@ async fn handle_connection(
         };
         tracing::debug!("request received");
         let (progress, mut stages) = tokio::sync::mpsc::unbounded_channel();
+        let (output, mut chunks) = tokio::sync::mpsc::channel(OUTPUT_QUEUE);
         let ctx = Arc::new(RequestCtx {
             op_id: op_id.clone(),
             cancel: shutdown.child_token(),
             progress,
+            output,
         });
         let work = {
             let (daemon, ctx) = (daemon.clone(), ctx.clone());
@@ -196,9 +201,15 @@ async fn handle_connection(
                 Some(stage) = stages.recv() => {
                     write_line(&mut write, &progress_response(&op_id, stage)).await;
                 }
+                Some(chunk) = chunks.recv() => {
+                    write_line(&mut write, &output_response(&op_id, chunk)).await;
+                }
                 () = client_gone(&mut reader) => {
                     tracing::info!("client went away; cancelling the request");
                     ctx.cancel.cancel();
+                    // A handler waiting for room in the output queue must
+                    // not wait for a reader that is gone.
+                    drop(chunks);
                     // Let the handler run its cleanup to the end; nobody is
                     // left to read the answer.
                     let _ = work.await;
@@ -209,6 +220,9 @@ async fn handle_connection(
         // Stages reported just before the end still go out, in order.
         while let Ok(stage) = stages.try_recv() {
             write_line(&mut write, &progress_response(&op_id, stage)).await;
+        }
+        while let Ok(chunk) = chunks.try_recv() {
+            write_line(&mut write, &output_response(&op_id, chunk)).await;
         }
         let outcome = match joined {
             Ok(Ok(result)) => Outcome::Result(result),
@@ -306,6 +320,13 @@ fn progress_response(op_id: &str, stage: String) -> Response {
     Response {
         op_id: op_id.to_owned(),
         outcome: Outcome::Progress(Progress { stage }),
+    }
+}
+
+fn output_response(op_id: &str, chunk: OutputChunk) -> Response {
+    Response {
+        op_id: op_id.to_owned(),
+        outcome: Outcome::Output(chunk),
     }
 }
 

@@ -77,6 +77,14 @@ impl ClientError {
         }
     }
 
+    /// True when an agent older than streaming refused a streaming `exec`
+    /// for its `stream` field (it answers `bad_request` before running
+    /// anything); the caller can ask again without streaming.
+    pub fn is_streaming_unsupported(&self) -> bool {
+        matches!(self, ClientError::Agent { code: ErrorCode::BadRequest, message }
+            if message.contains("unknown field `stream`"))
+    }
+
     /// The agent's error code, when the agent itself refused the call.
     pub fn agent_code(&self) -> Option<ErrorCode> {
         match self {
@@ -123,6 +131,31 @@ mod tests {
         };
         assert!(!agent.is_retryable());
         assert_eq!(agent.agent_code(), Some(ErrorCode::Failed));
+    }
+
+    #[test]
+    fn an_older_agents_refusal_of_stream_is_recognised() {
+        // What an agent without the field answers: serde's wording for a
+        // struct with deny_unknown_fields, behind the agent's prefix.
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct OldExecRequest {
+            argv: Vec<String>,
+        }
+        let serde_error =
+            serde_json::from_str::<OldExecRequest>(r#"{"argv":["true"],"stream":true}"#)
+                .unwrap_err();
+        let old = ClientError::Agent {
+            code: ErrorCode::BadRequest,
+            message: format!("bad params for exec: {serde_error}"),
+        };
+        assert!(old.is_streaming_unsupported(), "{old}");
+        let other = ClientError::Agent {
+            code: ErrorCode::BadRequest,
+            message: "argv is empty".into(),
+        };
+        assert!(!other.is_streaming_unsupported());
     }
 
     #[test]

@@ -60,6 +60,11 @@ pub struct ExecRequest {
     /// How output is encoded in the result.
     #[serde(default, skip_serializing_if = "OutputEncoding::is_default")]
     pub output: OutputEncoding,
+    /// Send output as frames while the command runs (see `PROTOCOL.md`);
+    /// the result then carries none. Never sent when false, so a request
+    /// that does not stream is exactly what an older agent understands.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
 }
 
 impl ExecRequest {
@@ -77,6 +82,7 @@ impl ExecRequest {
             timeout_s: None,
             max_output_bytes: None,
             output: OutputEncoding::Utf8,
+            stream: false,
         }
     }
 

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use super::server::ServiceConfig;
-use super::{exec, health, identity};
+use super::{exec, exec_stream, health, identity};
 use crate::procnet;
-use crate::protocol::{Call, Empty, ErrorBody, ErrorCode, Response};
+use crate::protocol::{Call, Empty, ErrorBody, ErrorCode, OutputFrame, Response};
 
 /// Work to do after the response has been sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +29,13 @@ impl Outcome {
     }
 }
 
-/// Runs `call`.
-pub fn dispatch(call: Call, config: &ServiceConfig) -> Outcome {
+/// Runs `call`. A streaming `exec` writes its output frames with `frames`,
+/// which returns false once the host is gone.
+pub fn dispatch(
+    call: Call,
+    config: &ServiceConfig,
+    frames: &mut dyn FnMut(&[u8]) -> bool,
+) -> Outcome {
     match call {
         Call::Health => Outcome::reply(match health::collect() {
             Ok(result) => Response::success(&result),
@@ -42,10 +47,19 @@ pub fn dispatch(call: Call, config: &ServiceConfig) -> Outcome {
         }),
         Call::Exec(request) => Outcome::reply(match exec::validate(request) {
             Err(e) => Response::failure(ErrorBody::new(ErrorCode::BadRequest, e.to_string())),
-            Ok(spec) => match exec::run(&spec) {
-                Ok(result) => Response::success(&result),
-                Err(e) => failed(e),
-            },
+            Ok(spec) => {
+                let ran = if spec.stream {
+                    exec_stream::run(&spec, &mut |stream, data| {
+                        frames(&OutputFrame::new(stream, data).encode())
+                    })
+                } else {
+                    exec::run(&spec)
+                };
+                match ran {
+                    Ok(result) => Response::success(&result),
+                    Err(e) => failed(e),
+                }
+            }
         }),
         Call::Identity(request) => Outcome::reply(match identity::validate(&request) {
             Err(e) => Response::failure(ErrorBody::new(ErrorCode::BadRequest, e.to_string())),

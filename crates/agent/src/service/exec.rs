@@ -25,10 +25,10 @@ use crate::protocol::{
 
 /// How long output may keep arriving after the process ended (from
 /// descendants it left running) before the answer is sent without it.
-const DRAIN_GRACE: Duration = Duration::from_secs(1);
+pub(super) const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// The longest pause between two checks of whether the child exited.
-const MAX_POLL: Duration = Duration::from_millis(50);
+pub(super) const MAX_POLL: Duration = Duration::from_millis(50);
 
 /// A validated `exec` request.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +40,8 @@ pub struct ExecSpec {
     pub timeout: Duration,
     pub cap: usize,
     pub encoding: OutputEncoding,
+    /// Output goes out as frames while the command runs (`exec_stream`).
+    pub stream: bool,
 }
 
 /// Why an `exec` request is malformed (`bad_request`).
@@ -127,40 +129,15 @@ pub fn validate(request: ExecRequest) -> Result<ExecSpec, InvalidExec> {
         stdin,
         cap,
         encoding: request.output,
+        stream: request.stream,
     })
 }
 
-/// Runs a validated request to completion (or its timeout).
+/// Runs a validated request to completion (or its timeout), its output
+/// collected into the result.
 pub fn run(spec: &ExecSpec) -> Result<ExecResult, ExecError> {
-    let program = spec.argv[0].clone();
-    let cwd = resolve_cwd(spec.cwd.as_deref())?;
-    let mut command = Command::new(&program);
-    command
-        .args(&spec.argv[1..])
-        .current_dir(&cwd)
-        .stdin(if spec.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    // PID 1 starts without PATH or a useful HOME; give children sane ones
-    // unless the request sets its own.
-    if std::env::var_os("PATH").is_none() {
-        command.env("PATH", crate::DEFAULT_PATH);
-    }
-    if std::env::var_os("HOME").is_none_or(|h| h == "/") {
-        command.env("HOME", "/root");
-    }
-    command.envs(&spec.env);
-
-    let started = Instant::now();
-    let mut child = command.spawn().map_err(|source| ExecError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
+    let (mut child, started) = spawn(spec)?;
+    let program = &spec.argv[0];
     let (done_tx, done_rx) = mpsc::channel();
     let captures = start_captures(&mut child, spec.cap, done_tx);
     let captures = match captures {
@@ -196,6 +173,40 @@ pub fn run(spec: &ExecSpec) -> Result<ExecResult, ExecError> {
     })
 }
 
+/// Starts the program with piped stdout and stderr (stdin piped only when
+/// the request has some), in its own process group.
+pub(super) fn spawn(spec: &ExecSpec) -> Result<(Child, Instant), ExecError> {
+    let program = spec.argv[0].clone();
+    let cwd = resolve_cwd(spec.cwd.as_deref())?;
+    let mut command = Command::new(&program);
+    command
+        .args(&spec.argv[1..])
+        .current_dir(&cwd)
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // PID 1 starts without PATH or a useful HOME; give children sane ones
+    // unless the request sets its own.
+    if std::env::var_os("PATH").is_none() {
+        command.env("PATH", crate::DEFAULT_PATH);
+    }
+    if std::env::var_os("HOME").is_none_or(|h| h == "/") {
+        command.env("HOME", "/root");
+    }
+    command.envs(&spec.env);
+
+    let started = Instant::now();
+    let child = command
+        .spawn()
+        .map_err(|source| ExecError::Spawn { program, source })?;
+    Ok((child, started))
+}
+
 fn resolve_cwd(requested: Option<&Path>) -> Result<PathBuf, ExecError> {
     let path = match requested {
         Some(p) => p.to_path_buf(),
@@ -226,7 +237,7 @@ fn start_captures(
 
 /// Writes stdin on its own thread so a child that does not read it (or
 /// reads it only after writing lots of output) cannot deadlock the agent.
-fn feed_stdin(child: &mut Child, data: Vec<u8>) {
+pub(super) fn feed_stdin(child: &mut Child, data: Vec<u8>) {
     let Some(mut stdin) = child.stdin.take() else {
         return;
     };
@@ -260,7 +271,7 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> io::Result<(ExitSt
     }
 }
 
-fn kill_group(child: &Child) {
+pub(super) fn kill_group(child: &Child) {
     // The child leads its own group (process_group(0)), so its pid is the
     // group id. It is not reaped yet, so the id cannot have been reused.
     if let Ok(pid) = i32::try_from(child.id()) {

@@ -100,7 +100,8 @@ fn refuse_busy<C: TimeoutStream>(mut conn: C, config: &ServiceConfig) {
     let _ = wire::write_line(&mut conn, &response.encode(), config.write_timeout);
 }
 
-/// Serves one connection: exactly one request, exactly one response.
+/// Serves one connection: exactly one request, exactly one response (for a
+/// streaming `exec`, preceded by its output frames).
 pub(crate) fn handle_connection<C: TimeoutStream>(mut conn: C, config: &ServiceConfig) {
     let deadline = Instant::now() + config.request_timeout;
     let (response, after) =
@@ -108,7 +109,18 @@ pub(crate) fn handle_connection<C: TimeoutStream>(mut conn: C, config: &ServiceC
             Ok(line) => match Request::decode(&line) {
                 Ok(request) => {
                     let method = request.call.method();
-                    let outcome = dispatch::dispatch(request.call, config);
+                    let mut frames =
+                        |line: &[u8]| match wire::write_line(&mut conn, line, config.write_timeout)
+                        {
+                            Ok(()) => true,
+                            Err(e) => {
+                                crate::warn!(
+                                    "{method}: cannot send output, dropping the rest: {e}"
+                                );
+                                false
+                            }
+                        };
+                    let outcome = dispatch::dispatch(request.call, config, &mut frames);
                     if let Some(error) = &outcome.response.error {
                         crate::warn!("{method}: {} ({})", error.message, error.code);
                     }

@@ -2,7 +2,7 @@
 //! context; handlers return a JSON result or a typed error.
 
 use banger_api::build_info;
-use banger_api::protocol::{PROTOCOL_VERSION, Pong, Request};
+use banger_api::protocol::{OutputChunk, PROTOCOL_VERSION, Pong, Request};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +16,10 @@ pub struct RequestCtx {
     /// Stage lines for the client, sent ahead of the final answer (through
     /// [`crate::ops::OpTracker::stage`]).
     pub progress: tokio::sync::mpsc::UnboundedSender<String>,
+    /// Output of a streaming `vm.exec`, sent ahead of the final answer.
+    /// Bounded, so a client that reads slowly slows the guest command down
+    /// instead of filling the daemon's memory.
+    pub output: tokio::sync::mpsc::Sender<OutputChunk>,
     /// Fires when the client hangs up. Handlers doing long work select on it
     /// and unwind what they have done before returning [`DaemonError::Cancelled`].
     pub cancel: CancellationToken,
@@ -46,7 +50,7 @@ pub async fn dispatch(
         Request::VmStop(p) => to_value(crate::vm::stop(daemon, ctx, p).await?),
         Request::VmKill(p) => to_value(crate::vm::kill(daemon, ctx, p).await?),
         Request::VmDelete(p) => to_value(crate::vm::delete(daemon, ctx, p).await?),
-        Request::VmExec(p) => to_value(crate::vm::exec(daemon, p).await?),
+        Request::VmExec(p) => to_value(crate::vm::exec(daemon, ctx, p).await?),
         Request::VmRestart(p) => to_value(crate::vm::restart(daemon, ctx, p).await?),
         Request::VmPrune(p) => to_value(crate::vm::prune(daemon, ctx, p).await?),
         Request::VmSet(p) => to_value(crate::vm::set(daemon, ctx, p).await?),

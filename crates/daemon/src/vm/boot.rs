@@ -102,6 +102,7 @@ pub(super) async fn boot(
         })
         .await?
         .map_err(|e| DaemonError::from(e).in_stage(stage))?;
+        mark_identity_delivered(&daemon.paths.vm_dir(&vm.id))?;
     }
 
     let stage = "waiting for ssh";
@@ -249,4 +250,19 @@ fn console_tail(handle: &VmHandle) -> String {
     let text = std::fs::read_to_string(&handle.console_log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(CONSOLE_TAIL_LINES)..].join("\n")
+}
+
+/// Written in the VM directory once the guest has its identity; a VM
+/// without it (created with `--no-start`, or whose first boot failed before
+/// the identity went in) gets one at its next start.
+const IDENTITY_DELIVERED: &str = "identity-delivered";
+
+pub(super) fn needs_identity(vm_dir: &std::path::Path) -> bool {
+    !vm_dir.join(IDENTITY_DELIVERED).exists()
+}
+
+fn mark_identity_delivered(vm_dir: &std::path::Path) -> Result<(), DaemonError> {
+    let path = vm_dir.join(IDENTITY_DELIVERED);
+    std::fs::write(&path, b"")
+        .map_err(|e| DaemonError::Internal(format!("cannot write {}: {e}", path.display())))
 }

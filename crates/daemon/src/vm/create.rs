@@ -4,8 +4,10 @@
 use std::os::unix::fs::DirBuilderExt;
 
 use banger_agent::protocol::{HostKey as AgentHostKey, IdentityRequest};
-use banger_api::model::{ByteSize, VmAction, VmName, VmState, generate_name};
-use banger_api::protocol::{ErrorCode, Vm, VmCreateParams, VmRuntime, VmSpec};
+use banger_api::model::{VmAction, VmName, VmState, generate_name};
+use banger_api::protocol::{
+    ErrorCode, MIN_DISK_MIB, MIN_MEMORY_MIB, Vm, VmCreateParams, VmRuntime, VmSpec,
+};
 use banger_config::{HostFacts, resolve_vm_defaults};
 use banger_host::{DmName, ManagedRoots};
 use banger_image::cow::{CowSupport, choose, provision_root_disk};
@@ -22,9 +24,6 @@ use crate::dispatch::RequestCtx;
 use crate::dispatch::blocking::run;
 use crate::error::DaemonError;
 use crate::ops::OpTracker;
-
-/// The smallest memory a Debian guest boots in.
-const MIN_MEMORY_MIB: u64 = 128;
 
 pub async fn create(
     daemon: &Daemon,
@@ -43,7 +42,16 @@ pub async fn create(
         .clone()
         .unwrap_or_else(|| daemon.config.default_image_name().to_owned());
     let mut op = OpTracker::begin(&daemon.store, ctx, "vm.create", p.name.clone()).await?;
-    let result = create_tracked(daemon, ctx, &mut op, requested, &image_name, spec).await;
+    let result = create_tracked(
+        daemon,
+        ctx,
+        &mut op,
+        requested,
+        &image_name,
+        spec,
+        p.no_start,
+    )
+    .await;
     op.finish(result).await
 }
 
@@ -54,6 +62,7 @@ async fn create_tracked(
     requested: Option<VmName>,
     image_name: &str,
     spec: VmSpec,
+    no_start: bool,
 ) -> Result<Vm, DaemonError> {
     let manifest = ensure_image(daemon, op, image_name).await?;
     let kernel = manifest
@@ -90,7 +99,7 @@ async fn create_tracked(
     drop(alloc);
     let vm = recorded?;
 
-    match provision(daemon, op, ctx, vm.clone(), &manifest).await {
+    match provision(daemon, op, ctx, vm.clone(), &manifest, no_start).await {
         Ok(vm) => Ok(vm),
         Err(e) => {
             let reason = banger_api::error_chain(&e);
@@ -138,8 +147,8 @@ fn resolve_spec(daemon: &Daemon, p: &VmCreateParams) -> Result<VmSpec, DaemonErr
     if spec.memory_mib < MIN_MEMORY_MIB {
         return bad(format!("--memory must be at least {MIN_MEMORY_MIB} MiB"));
     }
-    if spec.disk_size < ByteSize::from_mib(64).expect("64 MiB is a size") {
-        return bad("--disk-size must be at least 64M".into());
+    if spec.disk_size.mib() < MIN_DISK_MIB {
+        return bad(format!("--disk-size must be at least {MIN_DISK_MIB}M"));
     }
     Ok(spec)
 }
@@ -206,6 +215,7 @@ async fn provision(
     ctx: &RequestCtx,
     mut vm: Vm,
     image: &ImageManifest,
+    no_start: bool,
 ) -> Result<Vm, DaemonError> {
     let host = daemon.vms.host()?;
     let vm_dir = daemon.paths.vm_dir(&vm.id);
@@ -256,6 +266,28 @@ async fn provision(
     .map_err(|e| e.in_stage(&stage))?;
     check_cancel(&ctx.cancel)?;
 
+    if no_start {
+        op.stage(&format!(
+            "created, not started: `banger vm start {}` boots it",
+            vm.name
+        ))
+        .await?;
+        return Ok(vm);
+    }
+    let identity = ssh_identity(daemon, op, &vm).await?;
+    check_cancel(&ctx.cancel)?;
+    boot(daemon, op, &ctx.cancel, vm, Some(identity)).await
+}
+
+/// The VM's ssh identity for its first boot: banger's user key (made once)
+/// authorised, and a fresh host key pinned in banger's known_hosts under the
+/// VM's name and address before anything connects. The agent installs it
+/// in the guest ([`super::boot`]).
+pub(super) async fn ssh_identity(
+    daemon: &Daemon,
+    op: &mut OpTracker,
+    vm: &Vm,
+) -> Result<IdentityRequest, DaemonError> {
     let stage = "ssh keys: host key pinned before the first connection";
     op.stage(stage).await?;
     let ssh = SshPaths::new(&daemon.paths);
@@ -263,8 +295,8 @@ async fn provision(
         Some(key) => ssh.with_user_key(key),
         None => ssh,
     };
-    let (name, ip, dir) = (vm.name.clone(), vm.runtime.ip, vm_dir.clone());
-    let identity = run(move || {
+    let (name, ip, dir) = (vm.name.clone(), vm.runtime.ip, daemon.paths.vm_dir(&vm.id));
+    run(move || {
         let user = ensure_user_key(&ssh)?;
         let host_key = generate_host_key(&dir)?;
         pin_host(&ssh, &name, ip, &host_key.public)?;
@@ -278,8 +310,5 @@ async fn provision(
         })
     })
     .await?
-    .map_err(|e| e.in_stage(stage))?;
-    check_cancel(&ctx.cancel)?;
-
-    boot(daemon, op, &ctx.cancel, vm, Some(identity)).await
+    .map_err(|e| e.in_stage(stage))
 }

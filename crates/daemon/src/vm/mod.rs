@@ -12,6 +12,7 @@
 mod backend;
 mod boot;
 mod create;
+mod exec;
 mod first_use;
 mod logread;
 mod manage;
@@ -42,10 +43,11 @@ use crate::dispatch::blocking::run;
 use crate::error::DaemonError;
 
 pub use create::create;
+pub use exec::exec;
 pub use manage::{prune, set};
 pub use observe::{logs, stats};
 pub use ports::ports;
-pub use power::{delete, exec, kill, restart, start, stop};
+pub use power::{delete, kill, restart, start, stop};
 pub use reconcile::reconcile;
 
 /// The transient file naming the processes of a running VM.

@@ -1,18 +1,13 @@
-//! `vm.start`, `vm.stop`, `vm.restart`, `vm.kill`, `vm.delete` and `vm.exec`.
+//! `vm.start`, `vm.stop`, `vm.restart`, `vm.kill` and `vm.delete`.
 
-use std::time::Duration;
-
-use banger_agent::client::AgentClient;
-use banger_agent::protocol::{AGENT_PORT, ExecRequest};
 use banger_api::model::{VmAction, VmState};
-use banger_api::protocol::{ErrorCode, Vm, VmExecParams, VmExecResult, VmRef};
+use banger_api::protocol::{Vm, VmRef};
 
 use super::boot::boot;
 use super::teardown::{dispose, halt, stop_guest};
-use super::{find, read_handles, transition};
+use super::{find, transition};
 use crate::daemon::Daemon;
 use crate::dispatch::RequestCtx;
-use crate::dispatch::blocking::run;
 use crate::error::DaemonError;
 use crate::ops::OpTracker;
 
@@ -83,7 +78,15 @@ async fn boot_or_fail(
     op: &mut OpTracker,
     vm: Vm,
 ) -> Result<Vm, DaemonError> {
-    match boot(daemon, op, &ctx.cancel, vm.clone(), None).await {
+    let booted = async {
+        let identity = if super::boot::needs_identity(&daemon.paths.vm_dir(&vm.id)) {
+            Some(super::create::ssh_identity(daemon, op, &vm).await?)
+        } else {
+            None
+        };
+        boot(daemon, op, &ctx.cancel, vm.clone(), identity).await
+    };
+    match booted.await {
         Ok(vm) => Ok(vm),
         Err(e) => {
             let reason = banger_api::error_chain(&e);
@@ -172,47 +175,4 @@ pub(super) async fn remove_halted(daemon: &Daemon, vm: &Vm) -> Result<(), Daemon
     transition(daemon, &vm.id, VmAction::Delete, None).await?;
     daemon.vms.forget_lock(&vm.id);
     Ok(())
-}
-
-/// Runs one command in the guest through the agent.
-pub async fn exec(daemon: &Daemon, p: VmExecParams) -> Result<VmExecResult, DaemonError> {
-    if p.argv.is_empty() {
-        return Err(DaemonError::failed(
-            ErrorCode::BadRequest,
-            "no command given: use `banger vm exec VM -- CMD...`",
-        ));
-    }
-    let vm = find(daemon, &p.vm).await?;
-    if vm.state != VmState::Running {
-        return Err(DaemonError::failed(
-            ErrorCode::OperationFailed,
-            format!(
-                "VM {} is {}; start it first with `banger vm start {}`",
-                vm.name, vm.state, vm.name
-            ),
-        ));
-    }
-    let handles = read_handles(&daemon.paths.vm_dir(&vm.id)).ok_or_else(|| {
-        DaemonError::failed(
-            ErrorCode::OperationFailed,
-            format!("VM {} has no running VMM on record", vm.name),
-        )
-    })?;
-    let mut request = ExecRequest::new(p.argv);
-    request.cwd = Some(p.cwd.unwrap_or_else(|| "/root".into()));
-    request.timeout_s = p.timeout_s;
-    let uds = handles.handle.vsock_uds;
-    let result = run(move || {
-        AgentClient::connect_hybrid(&uds, AGENT_PORT, Duration::from_secs(10))
-            .and_then(|c| c.exec(request))
-    })
-    .await??;
-    Ok(VmExecResult {
-        status: result.status,
-        signal: result.signal,
-        timed_out: result.timed_out,
-        stdout: result.stdout,
-        stderr: result.stderr,
-        duration_s: result.duration_s,
-    })
 }

@@ -1,0 +1,202 @@
+//! `exec` with streamed output: output frames while the command runs, then
+//! the usual response line.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::{AgentClient, ClientError, Stage, from_response_error};
+use crate::protocol::{
+    Call, ExecRequest, ExecResult, MAX_FRAME_LINE_BYTES, OutputFrame, OutputStream, Request,
+    Response,
+};
+use crate::wire::{self, LineError, LineReader};
+
+/// One line of a streaming answer.
+enum Line {
+    Output(OutputStream, Vec<u8>),
+    Final(Response),
+}
+
+impl AgentClient {
+    /// `exec` with `stream` set: hands each piece of output to `on_output`
+    /// as the guest sends it, then returns the result (whose `stdout` and
+    /// `stderr` are empty). The guest is not trusted: any line longer than
+    /// [`MAX_FRAME_LINE_BYTES`] ends the call with
+    /// [`ClientError::BadResponse`].
+    ///
+    /// An agent older than streaming refuses the request before running
+    /// anything; [`ClientError::is_streaming_unsupported`] says so, and
+    /// [`AgentClient::exec`] on a new connection still works there.
+    pub fn exec_streaming(
+        mut self,
+        mut request: ExecRequest,
+        on_output: &mut dyn FnMut(OutputStream, &[u8]),
+    ) -> Result<ExecResult, ClientError> {
+        request.stream = true;
+        let answer_within = self.exec_answer_within(&request);
+        let line = Request::new(Call::Exec(request)).encode();
+        wire::write_line(&mut self.stream, &line, self.timeout)
+            .map_err(|e| self.io_error(Stage::SendingRequest, e))?;
+        let deadline = Instant::now() + answer_within;
+        let mut lines = LineReader::new(&self.stream);
+        loop {
+            let line = lines
+                .next_line(MAX_FRAME_LINE_BYTES, deadline)
+                .map_err(|e| match e {
+                    LineError::TooLong { limit } => ClientError::BadResponse {
+                        reason: format!(
+                            "a line of the streamed exec answer is longer than {limit} bytes"
+                        ),
+                    },
+                    e => self.line_error(e, answer_within),
+                })?;
+            match parse(&line)? {
+                Line::Output(stream, data) => on_output(stream, &data),
+                Line::Final(response) => {
+                    return response.into_result().map_err(from_response_error);
+                }
+            }
+        }
+    }
+}
+
+/// A frame (an object with `output`) or the final response.
+fn parse(line: &[u8]) -> Result<Line, ClientError> {
+    let bad = |reason: String| ClientError::BadResponse { reason };
+    let value: Value =
+        serde_json::from_slice(line).map_err(|e| bad(format!("not a response: {e}")))?;
+    if value.get("output").is_none() {
+        return Response::decode(line)
+            .map(Line::Final)
+            .map_err(from_response_error);
+    }
+    let frame: OutputFrame =
+        serde_json::from_value(value).map_err(|e| bad(format!("bad output frame: {e}")))?;
+    let data = frame
+        .bytes()
+        .map_err(|e| bad(format!("bad output frame: {e}")))?;
+    Ok(Line::Output(frame.output.stream, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    use std::path::PathBuf;
+    use std::thread;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::protocol::{ErrorCode, OutputEncoding};
+
+    fn result_line() -> Vec<u8> {
+        Response::success(&ExecResult {
+            status: Some(0),
+            signal: None,
+            timed_out: false,
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            encoding: OutputEncoding::Utf8,
+            duration_s: 0.5,
+        })
+        .encode()
+    }
+
+    /// A client whose agent is a thread that checks the request asks for
+    /// streaming, then writes `answer` and closes.
+    fn scripted(answer: Vec<Vec<u8>>) -> (AgentClient, thread::JoinHandle<()>) {
+        let (host, mut agent) = UnixStream::pair().unwrap();
+        let script = thread::spawn(move || {
+            let mut request = String::new();
+            BufReader::new(&agent).read_line(&mut request).unwrap();
+            let request = Request::decode(request.trim_end().as_bytes()).unwrap();
+            assert!(matches!(
+                request.call,
+                Call::Exec(ExecRequest { stream: true, .. })
+            ));
+            for line in answer {
+                // The host may already have given up on an overlong line.
+                let _ = agent.write_all(&line).and_then(|()| agent.write_all(b"\n"));
+            }
+        });
+        let client = AgentClient {
+            stream: host,
+            path: PathBuf::from("/scripted.sock"),
+            timeout: Duration::from_secs(5),
+        };
+        (client, script)
+    }
+
+    /// What the call returned and the output it handed over.
+    type Outcome = (
+        Result<ExecResult, ClientError>,
+        Vec<(OutputStream, Vec<u8>)>,
+    );
+
+    fn run(answer: Vec<Vec<u8>>) -> Outcome {
+        let (client, script) = scripted(answer);
+        let mut got = Vec::new();
+        let result = client.exec_streaming(ExecRequest::new(["make"]), &mut |s, d| {
+            got.push((s, d.to_vec()))
+        });
+        script.join().unwrap();
+        (result, got)
+    }
+
+    #[test]
+    fn frames_reach_the_callback_in_order_then_the_result() {
+        let (result, got) = run(vec![
+            OutputFrame::new(OutputStream::Stdout, b"a\n").encode(),
+            OutputFrame::new(OutputStream::Stderr, b"b\n").encode(),
+            OutputFrame::new(OutputStream::Stdout, &[0xff, 0]).encode(),
+            result_line(),
+        ]);
+        assert_eq!(result.unwrap().status, Some(0));
+        assert_eq!(
+            got,
+            [
+                (OutputStream::Stdout, b"a\n".to_vec()),
+                (OutputStream::Stderr, b"b\n".to_vec()),
+                (OutputStream::Stdout, vec![0xff, 0]),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_overlong_line_is_refused() {
+        let mut huge = br#"{"output":{"stream":"stdout","data":""#.to_vec();
+        huge.extend(std::iter::repeat_n(b'A', MAX_FRAME_LINE_BYTES));
+        huge.extend_from_slice(br#""}}"#);
+        let (result, got) = run(vec![
+            OutputFrame::new(OutputStream::Stdout, b"ok\n").encode(),
+            huge,
+            result_line(),
+        ]);
+        let err = result.unwrap_err();
+        assert!(matches!(err, ClientError::BadResponse { .. }), "{err}");
+        assert!(
+            err.to_string().contains("longer than 131072 bytes"),
+            "{err}"
+        );
+        assert_eq!(got, [(OutputStream::Stdout, b"ok\n".to_vec())]);
+    }
+
+    #[test]
+    fn malformed_frames_and_agent_errors_are_typed() {
+        let (result, _) = run(vec![br#"{"output":{"stream":"tty","data":""}}"#.to_vec()]);
+        let err = result.unwrap_err();
+        assert!(err.to_string().contains("bad output frame"), "{err}");
+        let (result, _) = run(vec![
+            br#"{"output":{"stream":"stdout","data":"!"}}"#.to_vec(),
+        ]);
+        assert!(matches!(result, Err(ClientError::BadResponse { .. })));
+        let refusal = br#"{"ok":false,"error":{"code":"failed","message":"no such program"}}"#;
+        let (result, _) = run(vec![refusal.to_vec()]);
+        assert_eq!(result.unwrap_err().agent_code(), Some(ErrorCode::Failed));
+        let (result, _) = run(vec![]);
+        assert!(matches!(result, Err(ClientError::BadResponse { .. })));
+    }
+}
