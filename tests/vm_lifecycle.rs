@@ -127,21 +127,39 @@ fn assert_nothing_left(env: &VmEnv, name: &str, id: &str, ip: &str, tap: Option<
     assert_eq!(env.banger(&["vm", "show", name]).status.code(), Some(1));
 }
 
+/// `vm run --rm` of the minimal image as VM `e2e-run`, running `cmd`.
+fn run_args<'a>(cmd: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "vm",
+        "run",
+        "--rm",
+        "--name",
+        "e2e-run",
+        "--image",
+        MINIMAL_IMAGE,
+        "--memory",
+        "512",
+        "--",
+    ];
+    args.extend_from_slice(cmd);
+    args
+}
+
+/// [`run_args`] as a child with piped output, for the checks that act
+/// while it runs.
+fn spawn_run(env: &VmEnv, cmd: &[&str]) -> std::process::Child {
+    env.home
+        .command(common::BANGER)
+        .args(run_args(cmd))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn vm_run_rm(env: &VmEnv) {
     let run = |cmd: &[&str]| {
-        let mut args = vec![
-            "vm",
-            "run",
-            "--rm",
-            "--name",
-            "e2e-run",
-            "--image",
-            MINIMAL_IMAGE,
-            "--memory",
-            "512",
-            "--",
-        ];
-        args.extend_from_slice(cmd);
+        let args = run_args(cmd);
         let started = Instant::now();
         let out = env.banger(&args);
         report(&format!(
@@ -163,28 +181,7 @@ fn vm_run_rm(env: &VmEnv) {
     // Output is live: the first line is on our stdout while the guest
     // command still sleeps, not when it ends.
     let started = Instant::now();
-    let mut child = env
-        .home
-        .command(common::BANGER)
-        .args([
-            "vm",
-            "run",
-            "--rm",
-            "--name",
-            "e2e-run",
-            "--image",
-            MINIMAL_IMAGE,
-            "--memory",
-            "512",
-            "--",
-            "sh",
-            "-c",
-            "echo first; sleep 20; echo second",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(env, &["sh", "-c", "echo first; sleep 20; echo second"]);
     let (tx, lines) = std::sync::mpsc::channel();
     let stdout_pipe = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -212,27 +209,7 @@ fn vm_run_rm(env: &VmEnv) {
     ));
 
     // Ctrl-C while the command runs: the VM goes too, and the CLI says so.
-    let child = env
-        .home
-        .command(common::BANGER)
-        .args([
-            "vm",
-            "run",
-            "--rm",
-            "--name",
-            "e2e-run",
-            "--image",
-            MINIMAL_IMAGE,
-            "--memory",
-            "512",
-            "--",
-            "sleep",
-            "600",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(env, &["sleep", "600"]);
     let running = common::wait_until(Duration::from_secs(240), || {
         std::thread::sleep(Duration::from_millis(300));
         let out = env.banger(&["vm", "show", "e2e-run", "--json"]);
