@@ -25,11 +25,7 @@ fn end_to_end_suite() {
     }
     let env = VmEnv::start("e2e");
     // VMs left by an interrupted earlier run.
-    for vm in [
-        "e2e-one", "e2e-a", "e2e-b", "e2e-dead", "e2e-run", "e2e-sysd",
-    ] {
-        let _ = env.banger(&["vm", "delete", vm]);
-    }
+    env.delete_all_vms();
     let mut suite = Suite::default();
     suite.scenario(
         "vm run --rm passes the command's status and leaves nothing",

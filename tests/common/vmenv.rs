@@ -183,6 +183,19 @@ impl VmEnv {
         self.home.path().join("state/vms")
     }
 
+    /// Deletes every VM the home has: what an interrupted earlier run left,
+    /// or what this one made.
+    pub fn delete_all_vms(&self) {
+        let list = self.banger(&["vm", "list", "--json"]);
+        let vms: serde_json::Value =
+            serde_json::from_slice(&list.stdout).unwrap_or(serde_json::Value::Null);
+        for vm in vms.as_array().into_iter().flatten() {
+            if let Some(name) = vm["name"].as_str() {
+                let _ = self.banger(&["vm", "delete", name]);
+            }
+        }
+    }
+
     pub fn daemon_log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -191,14 +204,7 @@ impl VmEnv {
 impl Drop for VmEnv {
     fn drop(&mut self) {
         if self.daemon.borrow().is_some() {
-            let list = self.banger(&["vm", "list", "--json"]);
-            let vms: serde_json::Value =
-                serde_json::from_slice(&list.stdout).unwrap_or(serde_json::Value::Null);
-            for vm in vms.as_array().into_iter().flatten() {
-                if let Some(name) = vm["name"].as_str() {
-                    let _ = self.banger(&["vm", "delete", name]);
-                }
-            }
+            self.delete_all_vms();
             self.home.stop_daemon();
         }
         self.kill_daemon();

@@ -4,7 +4,8 @@ use banger_api::protocol::{
     ImageBuildParams, ImageBuilt, ImageInfo, ImageRegisterParams, ImageVariant, NameParams,
 };
 use banger_image::images::{
-    BuildOptions, ImageKind, ImageManifest, ImageName, ImageStore, Recipe, Variant, build_image,
+    BuildOptions, BuildOutcome, ImageKind, ImageManifest, ImageName, ImageStore, Recipe, Variant,
+    build_image,
 };
 
 use super::RequestCtx;
@@ -88,7 +89,13 @@ pub async fn build(
 ) -> Result<ImageBuilt, DaemonError> {
     let name = ImageName::new(&p.name)?;
     let mut op = OpTracker::begin(&daemon.store, ctx, "image.build", Some(p.name.clone())).await?;
-    let result = build_staged(daemon, &mut op, name, p.variant, p.force).await;
+    let result = build_staged(daemon, &mut op, name, p.variant, p.force)
+        .await
+        .map(|outcome| ImageBuilt {
+            image: info(outcome.manifest),
+            built: outcome.built,
+            seconds: outcome.duration.as_secs_f64(),
+        });
     op.finish(result).await
 }
 
@@ -110,7 +117,7 @@ pub async fn build_staged(
     name: ImageName,
     variant: ImageVariant,
     force: bool,
-) -> Result<ImageBuilt, DaemonError> {
+) -> Result<BuildOutcome, DaemonError> {
     let variant = match variant {
         ImageVariant::Full => Variant::Full,
         ImageVariant::Minimal => Variant::Minimal,
@@ -123,14 +130,9 @@ pub async fn build_staged(
         kernel_ref: Some(daemon.config.default_kernel_name().to_owned()),
     };
     let store = store(daemon);
-    let outcome = run_staged(op, move |progress| {
+    run_staged(op, move |progress| {
         build_image(&store, &recipe, &agent, &opts, progress)
     })
     .await
-    .and_then(|r| r.map_err(DaemonError::from))?;
-    Ok(ImageBuilt {
-        image: info(outcome.manifest),
-        built: outcome.built,
-        seconds: outcome.duration.as_secs_f64(),
-    })
+    .and_then(|r| r.map_err(DaemonError::from))
 }

@@ -41,9 +41,7 @@ pub(super) async fn ensure_image(
     ))
     .await?;
     let built = images::build_staged(daemon, op, ImageName::new(name)?, variant, false).await?;
-    let store = ImageStore::new(&daemon.paths.images_dir);
-    let n = built.image.name;
-    Ok(run(move || store.show(&n)).await??)
+    Ok(built.manifest)
 }
 
 /// Makes sure kernel `name` is in the store, pulling it when missing and
