@@ -112,10 +112,13 @@ fn daemon_restarts_over_a_stale_socket() {
     // The socket is stale once connecting is refused: a zombie leader is not
     // enough, its other threads may still hold the listening socket open for
     // a moment (a connection then is accepted and reset).
-    assert!(common::wait_until(std::time::Duration::from_secs(5), || {
-        std::os::unix::net::UnixStream::connect(home.socket())
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
-    }));
+    assert!(common::wait_until(
+        std::time::Duration::from_secs(5),
+        || {
+            std::os::unix::net::UnixStream::connect(home.socket())
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+        }
+    ));
     assert!(home.socket().exists(), "stale socket left behind");
     let out = home.banger(&["vm", "list", "--json"]);
     common::assert_success(&out);
