@@ -9,6 +9,8 @@
 //! (`BANGER_AGENT_BIN`, set by scripts/test).
 
 mod common;
+#[path = "e2e/workspace.rs"]
+mod workspace;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
@@ -46,6 +48,14 @@ fn end_to_end_suite() {
     suite.scenario(
         "vm create --no-start records the VM; its first start gives it its identity",
         || no_start(&env),
+    );
+    suite.scenario(
+        "vm run PATH -- CMD ships the repository with uncommitted work and runs CMD in it",
+        || workspace::run_in_workspace(&env),
+    );
+    suite.scenario(
+        "vm workspace export brings guest commits and edits back as a patch that applies",
+        || workspace::export_round_trip(&env),
     );
     suite.scenario("the systemd image boots, answers exec and ssh", || {
         systemd_image(&env)

@@ -9,9 +9,13 @@
 //! handshake, so one client serves both VMMs.
 
 mod error;
+mod input;
 mod stream;
 
 pub use error::{ClientError, Stage};
+
+/// Where a streaming `exec` hands each piece of the command's output.
+pub type OutputSink<'a> = &'a mut dyn FnMut(crate::protocol::OutputStream, &[u8]);
 
 use std::io;
 use std::os::unix::net::UnixStream;

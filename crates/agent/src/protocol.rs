@@ -11,6 +11,7 @@
 //! two sides cannot drift apart.
 
 mod exec;
+mod input;
 mod output;
 mod response;
 mod types;
@@ -19,6 +20,7 @@ pub use exec::{
     DEFAULT_EXEC_TIMEOUT_S, ExecRequest, ExecResult, MAX_EXEC_TIMEOUT_S, MAX_OUTPUT_BYTES,
     OutputEncoding,
 };
+pub use input::{BadInputFrame, InputChunk, InputEvent, InputFrame};
 pub use output::{MAX_FRAME_DATA, MAX_FRAME_LINE_BYTES, OutputChunk, OutputFrame, OutputStream};
 pub use response::{ErrorBody, ErrorCode, Response, ResponseError};
 pub use types::{
@@ -194,6 +196,11 @@ mod tests {
                 max_output_bytes: Some(10),
                 output: OutputEncoding::Base64,
                 stream: true,
+                stdin_stream: false,
+            }),
+            Call::Exec(ExecRequest {
+                stdin_stream: true,
+                ..ExecRequest::new(["tar", "-x"])
             }),
             Call::Exec(ExecRequest::new(["true"])),
             Call::Identity(IdentityRequest {
@@ -235,6 +242,15 @@ mod tests {
         assert_eq!(
             value["params"],
             serde_json::json!({"argv": ["ls"], "stream": true})
+        );
+        // Likewise `stdin_stream`.
+        let mut piped = ExecRequest::new(["tar", "-x"]);
+        piped.stdin_stream = true;
+        let value: Value =
+            serde_json::from_slice(&Request::new(Call::Exec(piped)).encode()).unwrap();
+        assert_eq!(
+            value["params"],
+            serde_json::json!({"argv": ["tar", "-x"], "stdin_stream": true})
         );
     }
 

@@ -7,6 +7,8 @@
 mod capture;
 mod dispatch;
 pub mod exec;
+pub mod exec_input;
+mod exec_spec;
 pub mod exec_stream;
 mod health;
 pub mod identity;

@@ -5,6 +5,7 @@
 //! one byte at a time cannot hold a connection open forever.
 
 use std::io::{self, Read, Write};
+use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,45 @@ impl TimeoutStream for vsock::VsockStream {
     }
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         vsock::VsockStream::set_write_timeout(self, timeout)
+    }
+}
+
+/// A boxed stream, so the agent can hand a connection's read side to a
+/// thread without making everything downstream generic over its type.
+impl<S: TimeoutStream + ?Sized> TimeoutStream for Box<S> {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        (**self).set_read_timeout(timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        (**self).set_write_timeout(timeout)
+    }
+}
+
+/// A connection that can be split: one handle reads (an `exec`'s streamed
+/// stdin) while another writes (its output frames and the response).
+pub trait DuplexStream: TimeoutStream + Send + Sized + 'static {
+    /// A second handle on the same connection.
+    fn try_clone(&self) -> io::Result<Self>;
+    /// Ends one or both directions for every handle.
+    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+}
+
+impl DuplexStream for UnixStream {
+    fn try_clone(&self) -> io::Result<Self> {
+        UnixStream::try_clone(self)
+    }
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        UnixStream::shutdown(self, how)
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl DuplexStream for vsock::VsockStream {
+    fn try_clone(&self) -> io::Result<Self> {
+        vsock::VsockStream::try_clone(self)
+    }
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        vsock::VsockStream::shutdown(self, how)
     }
 }
 
@@ -130,10 +170,19 @@ pub struct LineReader<S> {
 
 impl<S: TimeoutStream> LineReader<S> {
     pub fn new(stream: S) -> Self {
-        LineReader {
-            stream,
-            pending: Vec::new(),
-        }
+        LineReader::with_pending(stream, Vec::new())
+    }
+
+    /// A reader whose first bytes are `pending` (read from the stream
+    /// earlier, e.g. by another reader), then the stream's.
+    pub fn with_pending(stream: S, pending: Vec<u8>) -> Self {
+        LineReader { stream, pending }
+    }
+
+    /// The stream and the bytes read from it but not yet returned as a
+    /// line, which belong to whatever the peer sent next.
+    pub fn into_parts(self) -> (S, Vec<u8>) {
+        (self.stream, self.pending)
     }
 
     /// The next line (without its `\n`) of at most `limit` bytes, complete
@@ -300,6 +349,20 @@ mod tests {
             reader.next_line(10, soon()),
             Err(LineError::Closed { received: 4 })
         ));
+    }
+
+    #[test]
+    fn leftover_bytes_survive_handing_the_stream_on() {
+        let (mut a, b) = pair();
+        let mut reader = LineReader::new(b);
+        a.write_all(b"request\nframe one\nfra").unwrap();
+        assert_eq!(reader.next_line(100, soon()).unwrap(), b"request");
+        let (b, pending) = reader.into_parts();
+        assert_eq!(pending, b"frame one\nfra");
+        let mut reader = LineReader::with_pending(Box::new(b), pending);
+        a.write_all(b"me two\n").unwrap();
+        assert_eq!(reader.next_line(100, soon()).unwrap(), b"frame one");
+        assert_eq!(reader.next_line(100, soon()).unwrap(), b"frame two");
     }
 
     #[test]

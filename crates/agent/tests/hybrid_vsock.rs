@@ -14,8 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use banger_agent::protocol::{
-    AGENT_PORT, ErrorCode, ExecRequest, HostKey, IdentityRequest, MAX_REQUEST_BYTES, OutputStream,
-    Proto,
+    AGENT_PORT, ErrorCode, ExecRequest, HostKey, IdentityRequest, InputFrame, MAX_REQUEST_BYTES,
+    OutputStream, Proto,
 };
 use banger_agent::service::{PowerControl, PowerError, ServiceConfig, serve};
 use banger_agent::{AgentClient, ClientError};
@@ -244,6 +244,100 @@ fn exec_streams_output_before_the_command_ends() {
         frames[0].0.as_secs_f64() < result.duration_s - 1.0,
         "{frames:?}"
     );
+}
+
+#[test]
+fn exec_pipes_a_large_input_stream_into_the_command() {
+    let h = Harness::start();
+    let data: Vec<u8> = (0..3 << 20).map(|i: usize| (i % 251) as u8).collect();
+    let result = h
+        .client()
+        .exec_with_input(
+            ExecRequest::new(["wc", "-c"]),
+            &mut std::io::Cursor::new(data.clone()),
+            None,
+        )
+        .unwrap();
+    assert_eq!(result.status, Some(0), "{result:?}");
+    assert_eq!(result.stdout.trim(), (3 << 20).to_string());
+
+    // Echoed back while it goes in: output frames and input frames share
+    // the connection in both directions at once.
+    let mut echoed = Vec::new();
+    let result = h
+        .client()
+        .exec_with_input(
+            ExecRequest::new(["cat"]),
+            &mut std::io::Cursor::new(data.clone()),
+            Some(&mut |stream, piece: &[u8]| {
+                assert_eq!(stream, OutputStream::Stdout);
+                echoed.extend_from_slice(piece);
+            }),
+        )
+        .unwrap();
+    assert_eq!(result.status, Some(0), "{result:?}");
+    assert!(echoed == data);
+}
+
+/// Yields some bytes, then fails, like a producer dying mid-archive.
+struct FailingInput(usize);
+
+impl Read for FailingInput {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.0 == 0 {
+            return Err(std::io::Error::other("producer died"));
+        }
+        let n = buf.len().min(self.0);
+        buf[..n].fill(b'x');
+        self.0 -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn exec_input_cut_short_kills_the_command_before_it_acts() {
+    let h = Harness::start();
+    let dir = tempfile::tempdir().unwrap();
+    let acted = dir.path().join("acted");
+    let script = format!("cat > /dev/null; touch {}", acted.display());
+    let started = Instant::now();
+    let err = h
+        .client()
+        .exec_with_input(
+            ExecRequest::new(["sh", "-c", &script]),
+            &mut FailingInput(200_000),
+            None,
+        )
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Input { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    thread::sleep(Duration::from_millis(200));
+    assert!(!acted.exists(), "the command acted on partial input");
+}
+
+#[test]
+fn input_frames_sent_with_the_request_line_are_not_lost() {
+    let h = Harness::start();
+    // One write: the agent reads the frames along with the request.
+    let mut payload =
+        br#"{"version":1,"method":"exec","params":{"argv":["cat"],"stdin_stream":true}}"#.to_vec();
+    for frame in [
+        InputFrame::data(b"hello "),
+        InputFrame::data(b"there"),
+        InputFrame::end(),
+    ] {
+        payload.push(b'\n');
+        payload.extend_from_slice(&frame.encode());
+    }
+    payload.push(b'\n');
+    let answer = h.raw(payload);
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(answer["result"]["stdout"], "hello there");
+
+    let both = br#"{"version":1,"method":"exec","params":{"argv":["cat"],"stdin":"aGk=","stdin_stream":true}}
+"#;
+    let answer = h.raw(both.to_vec());
+    assert_eq!(answer["error"]["code"], "bad_request", "{answer}");
 }
 
 #[test]

@@ -17,6 +17,7 @@
 
 mod types;
 mod vm_ops;
+mod workspace;
 
 use std::fmt;
 
@@ -31,6 +32,11 @@ pub use vm_ops::{
     DiskUsage, GuestUsage, LogChunk, MAX_LOG_CHUNK, MIN_DISK_MIB, MIN_MEMORY_MIB, PortProto,
     PruneEntry, PruneOutcome, VmLogs, VmLogsParams, VmPort, VmPorts, VmPruneParams, VmSetParams,
     VmStats, VmmUsage,
+};
+
+pub use workspace::{
+    WorkspaceExportParams, WorkspaceExported, WorkspacePlan, WorkspacePrepareParams,
+    WorkspacePrepared, WorkspaceSource,
 };
 
 use crate::model::ByteSize;
@@ -206,6 +212,12 @@ pub enum Request {
     VmStats(VmRef),
     #[serde(rename = "vm.ports")]
     VmPorts(VmRef),
+    #[serde(rename = "vm.workspace.plan")]
+    WorkspacePlan(WorkspaceSource),
+    #[serde(rename = "vm.workspace.prepare")]
+    WorkspacePrepare(WorkspacePrepareParams),
+    #[serde(rename = "vm.workspace.export")]
+    WorkspaceExport(WorkspaceExportParams),
     #[serde(rename = "daemon.operations.list")]
     OperationsList(OperationsListParams),
     #[serde(rename = "kernel.list")]
@@ -253,6 +265,9 @@ impl Request {
         "vm.logs",
         "vm.stats",
         "vm.ports",
+        "vm.workspace.plan",
+        "vm.workspace.prepare",
+        "vm.workspace.export",
         "daemon.operations.list",
         "kernel.list",
         "kernel.show",
@@ -286,6 +301,9 @@ impl Request {
             Request::VmLogs(_) => "vm.logs",
             Request::VmStats(_) => "vm.stats",
             Request::VmPorts(_) => "vm.ports",
+            Request::WorkspacePlan(_) => "vm.workspace.plan",
+            Request::WorkspacePrepare(_) => "vm.workspace.prepare",
+            Request::WorkspaceExport(_) => "vm.workspace.export",
             Request::OperationsList(_) => "daemon.operations.list",
             Request::KernelList(_) => "kernel.list",
             Request::KernelShow(_) => "kernel.show",
@@ -516,6 +534,25 @@ mod tests {
             }),
             Request::VmStats(VmRef { vm: "dev".into() }),
             Request::VmPorts(VmRef { vm: "dev".into() }),
+            Request::WorkspacePlan(WorkspaceSource {
+                path: "/src/app".into(),
+                include_untracked: true,
+                from: Some("HEAD~1".into()),
+                branch: Some("fix".into()),
+            }),
+            Request::WorkspacePrepare(WorkspacePrepareParams {
+                vm: "dev".into(),
+                source: WorkspaceSource {
+                    path: "/src/app".into(),
+                    ..WorkspaceSource::default()
+                },
+                guest_path: Some("/root/app".into()),
+                no_bootstrap: true,
+            }),
+            Request::WorkspaceExport(WorkspaceExportParams {
+                vm: "dev".into(),
+                base_commit: Some("abc".into()),
+            }),
             Request::OperationsList(OperationsListParams { limit: Some(3) }),
             Request::KernelList(NoParams {}),
             Request::KernelShow(NameParams { name: "k".into() }),

@@ -1,7 +1,12 @@
 //! The command line, declared once; `completion` generates shell scripts
 //! from the same declaration.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod workspace;
+pub use workspace::{WorkspaceArgs, WorkspaceCommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -291,31 +296,60 @@ pub enum VmCommand {
     },
     /// Create a VM and open a shell in it, or run CMD in it and exit with its status.
     #[command(
-        after_help = "Examples:\n  banger vm run --rm -- make test\n  banger vm run --name scratch"
+        group(clap::ArgGroup::new("workspace_flags").multiple(true).requires("path")
+            .args(["include_untracked", "from", "branch", "no_bootstrap", "dry_run"])),
+        after_help = "With PATH, the git repository there is copied into the VM (a shallow clone of \
+                      its HEAD with your uncommitted changes laid over it) and CMD runs in it.\n\
+                      Examples:\n  banger vm run --rm -- make test\n  banger vm run ./repo -- make test\n  \
+                      banger vm run --name scratch\n\
+                      Then: `banger vm workspace export NAME > changes.patch` brings the VM's changes back."
     )]
     Run {
         #[command(flatten)]
         spec: VmSpecArgs,
+        /// A git repository (or a directory inside one) to copy into the VM.
+        path: Option<PathBuf>,
         /// Delete the VM when the command or session ends (not if it never became reachable).
         #[arg(long)]
         rm: bool,
-        /// The command to run in /root; without one, an interactive ssh session.
+        /// Prepare the VM (and workspace) and leave it running, without a session.
+        #[arg(short, long, conflicts_with_all = ["rm", "cmd"])]
+        detach: bool,
+        #[command(flatten)]
+        source: WorkspaceArgs,
+        /// Skip installing the tools .mise.toml/.tool-versions ask for.
+        #[arg(long)]
+        no_bootstrap: bool,
+        /// List the files that would be copied, and create nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The command to run (in the workspace with PATH, else in /root); without one, an
+        /// interactive ssh session.
         #[arg(last = true, value_name = "CMD")]
         cmd: Vec<String>,
     },
     /// Run a command in a VM; exits with the command's status.
-    #[command(after_help = "Example: banger vm exec dev -- sh -c 'echo hi; exit 7'")]
+    #[command(
+        after_help = "In a VM with a workspace the command runs there, through a login shell.\n\
+                      Example: banger vm exec dev -- sh -c 'echo hi; exit 7'"
+    )]
     Exec {
         vm: String,
-        /// Working directory in the guest (default /root).
+        /// Working directory in the guest (default: the workspace, else /root).
+        #[arg(long, visible_alias = "cwd", value_name = "P")]
+        guest_path: Option<String>,
+        /// Without a workspace in the VM, first copy the repository of the current directory.
         #[arg(long)]
-        cwd: Option<String>,
+        auto_prepare: bool,
         /// Seconds before the command is killed.
         #[arg(long, value_name = "SECONDS")]
         timeout: Option<f64>,
         #[arg(last = true, required = true, value_name = "CMD")]
         cmd: Vec<String>,
     },
+    /// Copy a git repository into a VM, or get the VM's changes back as a patch.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
 }
 
 const SEVERAL_VMS: &str = "Give several VMs (names or unique ID prefixes) to act on them at once; \
@@ -445,10 +479,63 @@ mod tests {
         let cli =
             Cli::try_parse_from(["banger", "vm", "run", "--rm", "--image", "i", "--", "true"])
                 .unwrap();
-        let Command::Vm(VmCommand::Run { spec, rm, cmd }) = cli.command else {
+        let Command::Vm(VmCommand::Run {
+            spec,
+            rm,
+            cmd,
+            path,
+            ..
+        }) = cli.command
+        else {
             panic!("not run");
         };
-        assert!(rm && cmd == ["true"] && spec.image.as_deref() == Some("i"));
+        assert!(rm && cmd == ["true"] && spec.image.as_deref() == Some("i") && path.is_none());
+    }
+
+    #[test]
+    fn run_takes_a_repository_and_its_flags_only_with_one() {
+        let cli = Cli::try_parse_from([
+            "banger",
+            "vm",
+            "run",
+            "./repo",
+            "--include-untracked",
+            "--from",
+            "HEAD~1",
+            "--branch",
+            "fix",
+            "--",
+            "make",
+            "test",
+        ])
+        .unwrap();
+        let Command::Vm(VmCommand::Run {
+            path, source, cmd, ..
+        }) = cli.command
+        else {
+            panic!("not run");
+        };
+        assert_eq!(path.as_deref(), Some(std::path::Path::new("./repo")));
+        assert!(source.include_untracked);
+        assert_eq!(source.from.as_deref(), Some("HEAD~1"));
+        assert_eq!(source.branch.as_deref(), Some("fix"));
+        assert_eq!(cmd, ["make", "test"]);
+        for flags in [
+            &["--dry-run"][..],
+            &["--include-untracked"],
+            &["--from", "HEAD"],
+            &["--no-bootstrap"],
+        ] {
+            let argv = ["banger", "vm", "run"].iter().chain(flags);
+            assert!(Cli::try_parse_from(argv).is_err(), "{flags:?} without PATH");
+        }
+        for bad in [
+            &["banger", "vm", "run", "-d", "--rm"][..],
+            &["banger", "vm", "run", "-d", "--", "true"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        assert!(Cli::try_parse_from(["banger", "vm", "run", ".", "-d"]).is_ok());
     }
 
     #[test]

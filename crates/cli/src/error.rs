@@ -9,6 +9,9 @@ use crate::client::ClientError;
 pub enum CliError {
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// A combination of arguments that cannot work, found after parsing.
+    #[error("{0}")]
+    Usage(String),
     #[error(transparent)]
     Paths(#[from] banger_config::PathError),
     #[error(transparent)]
@@ -55,6 +58,7 @@ impl CliError {
                 2
             }
             CliError::GuestExit(status) => *status,
+            CliError::Usage(_) => 2,
             _ => 1,
         }
     }

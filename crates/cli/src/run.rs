@@ -13,6 +13,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::args::{
     Cli, Command, DaemonCommand, ImageCommand, JsonFlag, KernelCommand, Shell, Variant, VmCommand,
+    WorkspaceCommand,
 };
 use crate::client::Client;
 use crate::error::CliError;
@@ -22,6 +23,8 @@ mod exec;
 mod logs;
 mod manage;
 mod multi;
+mod vm_run;
+mod workspace;
 
 use exec::vm_exec;
 
@@ -151,18 +154,62 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Vm(VmCommand::Ports { vms, json }) => manage::ports(&client()?, &vms, json),
         Command::Vm(VmCommand::Exec {
             vm,
-            cwd,
+            guest_path,
+            auto_prepare,
             timeout,
             cmd,
-        }) => vm_exec(VmExecParams {
-            vm,
-            argv: cmd,
-            cwd,
-            timeout_s: timeout,
-            stream: true,
-        }),
+        }) => {
+            if auto_prepare {
+                vm_run::prepare_if_missing(&vm)?;
+            }
+            vm_exec(VmExecParams {
+                vm,
+                argv: cmd,
+                cwd: guest_path,
+                timeout_s: timeout,
+                stream: true,
+            })
+        }
         Command::Vm(VmCommand::Ssh { vm, args }) => vm_ssh(&vm, &args),
-        Command::Vm(VmCommand::Run { spec, rm, cmd }) => vm_run(spec.into_params(), rm, cmd),
+        Command::Vm(VmCommand::Run {
+            spec,
+            path,
+            rm,
+            detach,
+            source,
+            no_bootstrap,
+            dry_run,
+            cmd,
+        }) => vm_run::vm_run(vm_run::RunArgs {
+            params: spec.into_params(),
+            path,
+            rm,
+            detach,
+            source,
+            no_bootstrap,
+            dry_run,
+            cmd,
+        }),
+        Command::Vm(VmCommand::Workspace(WorkspaceCommand::Prepare {
+            vm,
+            path,
+            source,
+            guest_path,
+            no_bootstrap,
+            dry_run,
+        })) => {
+            let client = client()?;
+            if dry_run {
+                let plan = workspace::preflight(&client, &path, &source, true, true)?;
+                return workspace::print_plan(&plan);
+            }
+            workspace::prepare(&client, &vm, &path, &source, guest_path, no_bootstrap).map(|_| ())
+        }
+        Command::Vm(VmCommand::Workspace(WorkspaceCommand::Export {
+            vm,
+            base_commit,
+            output,
+        })) => workspace::export(&client()?, vm, base_commit, output.as_deref()),
         Command::SshConfig { install, uninstall } => ssh_config(install, uninstall),
         Command::Kernel(cmd) => kernel(cmd),
         Command::Image(cmd) => image(cmd),
@@ -394,7 +441,7 @@ fn client() -> Result<Client, CliError> {
 /// same config and host), then the daemon's stages, then the VM.
 /// The one-line resolved spec (SPEC §3), from the same config and host
 /// facts the daemon resolves with.
-fn print_spec(paths: &Paths, params: &VmCreateParams) {
+pub(crate) fn print_spec(paths: &Paths, params: &VmCreateParams) {
     if let Ok(config) = banger_config::Config::load(&paths.config_file) {
         let d = banger_config::resolve_vm_defaults(&config, &banger_config::HostFacts::detect());
         eprintln!(
@@ -422,71 +469,10 @@ fn vm_create(params: VmCreateParams, json: JsonFlag) -> Result<(), CliError> {
     print(&render::vm_detail(&vm))
 }
 
-/// `vm run`: create, then run the command through the agent (its status
-/// becomes ours) or open an ssh session; with `--rm`, delete afterwards.
-fn vm_run(params: VmCreateParams, rm: bool, cmd: Vec<String>) -> Result<(), CliError> {
-    let paths = Paths::resolve(&PathEnv::from_process())?;
-    print_spec(&paths, &params);
-    let client = Client::connect_or_start(&paths)?;
-    // A VM that never became reachable is kept even with --rm, so its logs
-    // can be read: the daemon records it as `error`.
-    let vm: Vm = client.call(Request::VmCreate(params))?;
-    let name = vm.name.to_string();
-    let guard = if rm {
-        let (n, p) = (name.clone(), paths.clone());
-        let guard =
-            crate::interrupt::RmGuard::install(name.clone(), move || delete_quietly(&p, &n))
-                .map_err(|e| CliError::Io {
-                    what: "listen for Ctrl-C".into(),
-                    source: e,
-                })?;
-        Some(guard)
-    } else {
-        None
-    };
-    let outcome = if cmd.is_empty() {
-        vm_ssh(&name, &[])
-    } else {
-        vm_exec(VmExecParams {
-            vm: name.clone(),
-            argv: cmd,
-            cwd: None,
-            timeout_s: None,
-            stream: true,
-        })
-    };
-    if let Some(guard) = guard {
-        if guard.claim() {
-            delete_quietly(&paths, &name);
-        }
-    } else {
-        eprintln!(
-            "banger: {name} is still running; stop it with `banger vm stop {name}`, remove it with `banger vm delete {name}`"
-        );
-    }
-    outcome
-}
-
-/// `--rm`'s deletion: a failure is reported, not returned, so the guest
-/// command's status still decides the exit code.
-fn delete_quietly(paths: &Paths, name: &str) {
-    let deleted = Client::connect_or_start(paths).and_then(|c| {
-        c.call::<Vm>(Request::VmDelete(VmRef {
-            vm: name.to_owned(),
-        }))
-    });
-    if let Err(e) = deleted {
-        eprintln!(
-            "banger: could not delete {name}: {}; remove it with `banger vm delete {name}`",
-            banger_api::error_chain(&e)
-        );
-    }
-}
-
 /// Hands the terminal to the system ssh client with banger's config, key
 /// and pinned host key; ssh's status becomes ours. A host-key mismatch is
 /// explained rather than left to ssh's wording.
-fn vm_ssh(reference: &str, args: &[String]) -> Result<(), CliError> {
+pub(crate) fn vm_ssh(reference: &str, args: &[String]) -> Result<(), CliError> {
     use banger_net::ssh;
     let paths = Paths::resolve(&PathEnv::from_process())?;
     let vm: Vm = client()?.call(Request::VmShow(VmRef {

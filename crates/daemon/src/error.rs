@@ -23,6 +23,8 @@ pub enum DaemonError {
     Disk(#[from] banger_image::DiskError),
     #[error(transparent)]
     Ssh(#[from] banger_net::ssh::SshError),
+    #[error(transparent)]
+    Workspace(#[from] banger_workspace::WorkspaceError),
     #[error("the guest agent did not answer as expected")]
     AgentCall(#[from] banger_agent::client::ClientError),
     /// A stage of a VM operation failed; the code is the cause's.
@@ -47,6 +49,7 @@ impl DaemonError {
             DaemonError::Store(StoreError::VmNameTaken { .. }) => ErrorCode::AlreadyExists,
             DaemonError::Image(e) => image_code(e),
             DaemonError::Kernel(e) => kernel_code(e),
+            DaemonError::Workspace(e) => workspace_code(e),
             DaemonError::Stage { source, .. } => source.code(),
             DaemonError::Store(_)
             | DaemonError::Vmm(_)
@@ -100,5 +103,19 @@ fn kernel_code(e: &banger_image::kernel::KernelError) -> ErrorCode {
         E::NotFound { .. } => ErrorCode::NotFound,
         E::InvalidName { .. } => ErrorCode::BadRequest,
         _ => ErrorCode::OperationFailed,
+    }
+}
+
+fn workspace_code(e: &banger_workspace::WorkspaceError) -> ErrorCode {
+    use banger_workspace::WorkspaceError as E;
+    match e {
+        E::Missing { .. } => ErrorCode::NotFound,
+        E::NotARepo { .. }
+        | E::Bare { .. }
+        | E::Submodules { .. }
+        | E::NoCommits { .. }
+        | E::BadRevision { .. }
+        | E::BadBranch { .. } => ErrorCode::BadRequest,
+        E::Git { .. } | E::Io { .. } | E::Archive { .. } => ErrorCode::OperationFailed,
     }
 }

@@ -5,12 +5,19 @@
 use std::collections::HashSet;
 
 use banger_api::model::{Transition, VmAction};
-use banger_api::protocol::{Vm, VmRuntime, VmSpec};
+use banger_api::protocol::{Vm, VmRuntime, VmSpec, Workspace};
 use rusqlite::{Transaction, TransactionBehavior, params};
 
 use crate::clock::now_rfc3339;
 use crate::error::StoreError;
 use crate::store::Store;
+
+/// The JSON columns of `vms` written on their own.
+enum JsonColumn {
+    Runtime,
+    Spec,
+    Workspace,
+}
 
 /// vsock context ids 0–2 are reserved (hypervisor, local, host).
 const FIRST_GUEST_CID: u32 = 3;
@@ -72,19 +79,7 @@ impl Store {
     /// durable part teardown needs.
     pub fn set_vm_runtime(&self, id: &str, runtime: &VmRuntime) -> Result<(), StoreError> {
         let json = serde_json::to_string(runtime).expect("runtime always serialises");
-        let changed = self
-            .conn
-            .execute(
-                "UPDATE vms SET runtime = ?1, updated_at = ?2 WHERE id = ?3",
-                params![json, now_rfc3339(), id],
-            )
-            .map_err(StoreError::sqlite(&self.path, "recording a VM's runtime"))?;
-        if changed == 0 {
-            return Err(StoreError::VmNotFound {
-                reference: id.to_owned(),
-            });
-        }
-        Ok(())
+        self.set_vm_column(id, JsonColumn::Runtime, Some(json))
     }
 
     /// Replaces what the VM was asked to be (`vm set`). The caller has
@@ -92,13 +87,38 @@ impl Store {
     /// (disk grown, NAT rule added) first.
     pub fn set_vm_spec(&self, id: &str, spec: &VmSpec) -> Result<(), StoreError> {
         let json = serde_json::to_string(spec).expect("a spec always serialises");
+        self.set_vm_column(id, JsonColumn::Spec, Some(json))
+    }
+
+    /// Records the workspace prepared in the VM (or that there is none).
+    pub fn set_vm_workspace(
+        &self,
+        id: &str,
+        workspace: Option<&Workspace>,
+    ) -> Result<(), StoreError> {
+        let json =
+            workspace.map(|w| serde_json::to_string(w).expect("a workspace always serialises"));
+        self.set_vm_column(id, JsonColumn::Workspace, json)
+    }
+
+    fn set_vm_column(
+        &self,
+        id: &str,
+        column: JsonColumn,
+        json: Option<String>,
+    ) -> Result<(), StoreError> {
+        let (name, action) = match column {
+            JsonColumn::Runtime => ("runtime", "recording a VM's runtime"),
+            JsonColumn::Spec => ("spec", "recording a VM's spec"),
+            JsonColumn::Workspace => ("workspace", "recording a VM's workspace"),
+        };
         let changed = self
             .conn
             .execute(
-                "UPDATE vms SET spec = ?1, updated_at = ?2 WHERE id = ?3",
+                &format!("UPDATE vms SET {name} = ?1, updated_at = ?2 WHERE id = ?3"),
                 params![json, now_rfc3339(), id],
             )
-            .map_err(StoreError::sqlite(&self.path, "recording a VM's spec"))?;
+            .map_err(StoreError::sqlite(&self.path, action))?;
         if changed == 0 {
             return Err(StoreError::VmNotFound {
                 reference: id.to_owned(),
@@ -264,6 +284,26 @@ mod tests {
         );
         assert!(matches!(
             store.set_vm_spec("ffff", &spec),
+            Err(StoreError::VmNotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn workspace_is_recorded_and_cleared() {
+        let (_dir, store) = store();
+        let v = vm("aaaa000000000007", "ws");
+        store.insert_vm(&v).unwrap();
+        let ws = banger_api::protocol::Workspace {
+            guest_path: "/root/app".into(),
+            host_path: "/home/me/app".into(),
+            base_commit: "0123abcd".into(),
+        };
+        store.set_vm_workspace(&v.id, Some(&ws)).unwrap();
+        assert_eq!(store.find_vm("ws").unwrap().workspace, Some(ws));
+        store.set_vm_workspace(&v.id, None).unwrap();
+        assert_eq!(store.find_vm("ws").unwrap().workspace, None);
+        assert!(matches!(
+            store.set_vm_workspace("ffff", None),
             Err(StoreError::VmNotFound { .. })
         ));
     }

@@ -9,6 +9,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
+mod reader;
+pub use reader::ReadingChild;
+
 /// Longest stderr excerpt kept in an error message.
 const STDERR_EXCERPT: usize = 4096;
 

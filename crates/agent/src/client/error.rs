@@ -61,6 +61,10 @@ pub enum ClientError {
     BadResponse { reason: String },
     #[error("agent error ({code}): {message}")]
     Agent { code: ErrorCode, message: String },
+    /// Reading the input to send to the guest failed; the guest got no end
+    /// of input, so it killed the command rather than let it act on part.
+    #[error("reading the input to send to the guest failed: {source}")]
+    Input { source: io::Error },
 }
 
 impl ClientError {
@@ -83,6 +87,16 @@ impl ClientError {
     pub fn is_streaming_unsupported(&self) -> bool {
         matches!(self, ClientError::Agent { code: ErrorCode::BadRequest, message }
             if message.contains("unknown field `stream`"))
+    }
+
+    /// True when an agent older than streamed stdin refused an `exec` with
+    /// `stdin_stream` (it answers `bad_request` before running anything).
+    /// An agent older than `stream` names that field instead when both are
+    /// set, and it cannot know `stdin_stream` either, so that counts too.
+    pub fn is_stdin_stream_unsupported(&self) -> bool {
+        matches!(self, ClientError::Agent { code: ErrorCode::BadRequest, message }
+            if message.contains("unknown field `stdin_stream`")
+                || message.contains("unknown field `stream`"))
     }
 
     /// The agent's error code, when the agent itself refused the call.
@@ -156,6 +170,45 @@ mod tests {
             message: "argv is empty".into(),
         };
         assert!(!other.is_streaming_unsupported());
+        assert!(!other.is_stdin_stream_unsupported());
+    }
+
+    #[test]
+    fn an_older_agents_refusal_of_stdin_stream_is_recognised() {
+        // An agent that knows `stream` but not `stdin_stream`.
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct OldExecRequest {
+            argv: Vec<String>,
+            #[serde(default)]
+            stream: bool,
+        }
+        let serde_error = serde_json::from_str::<OldExecRequest>(
+            r#"{"argv":["tar","-x"],"stdin_stream":true,"stream":true}"#,
+        )
+        .unwrap_err();
+        let old = ClientError::Agent {
+            code: ErrorCode::BadRequest,
+            message: format!("bad params for exec: {serde_error}"),
+        };
+        assert!(old.is_stdin_stream_unsupported(), "{old}");
+        assert!(!old.is_streaming_unsupported(), "{old}");
+        let both = ClientError::Agent {
+            code: ErrorCode::BadRequest,
+            message: "bad params for exec: stdin and stdin_stream are exclusive".into(),
+        };
+        assert!(!both.is_stdin_stream_unsupported());
+        let input = ClientError::Input {
+            source: io::Error::other("disk on fire"),
+        };
+        assert!(
+            input
+                .to_string()
+                .contains("reading the input to send to the guest failed"),
+            "{input}"
+        );
+        assert!(!input.is_retryable());
     }
 
     #[test]

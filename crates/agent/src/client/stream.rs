@@ -1,14 +1,14 @@
 //! `exec` with streamed output: output frames while the command runs, then
 //! the usual response line.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{AgentClient, ClientError, Stage, from_response_error};
+use super::{AgentClient, ClientError, OutputSink, Stage, from_response_error};
 use crate::protocol::{
-    Call, ExecRequest, ExecResult, MAX_FRAME_LINE_BYTES, OutputFrame, OutputStream, Request,
-    Response,
+    Call, ExecRequest, ExecResult, MAX_FRAME_LINE_BYTES, MAX_RESPONSE_BYTES, OutputFrame,
+    OutputStream, Request, Response,
 };
 use crate::wire::{self, LineError, LineReader};
 
@@ -38,22 +38,46 @@ impl AgentClient {
         let line = Request::new(Call::Exec(request)).encode();
         wire::write_line(&mut self.stream, &line, self.timeout)
             .map_err(|e| self.io_error(Stage::SendingRequest, e))?;
+        self.read_exec_answer(answer_within, Some(on_output))
+    }
+
+    /// Reads an `exec` answer, starting now and ending `answer_within`
+    /// later at most: output frames (handed to `on_output`; only a
+    /// streaming request, one with `on_output`, gets them), then the
+    /// response. Reads through `&self.stream`, so another thread may write
+    /// input frames on the same connection meanwhile.
+    pub(super) fn read_exec_answer(
+        &self,
+        answer_within: Duration,
+        mut on_output: Option<OutputSink<'_>>,
+    ) -> Result<ExecResult, ClientError> {
+        // Without streaming the answer is one line holding all the output;
+        // with it, every line is a frame or an output-less result.
+        let limit = if on_output.is_some() {
+            MAX_FRAME_LINE_BYTES
+        } else {
+            MAX_RESPONSE_BYTES
+        };
         let deadline = Instant::now() + answer_within;
         let mut lines = LineReader::new(&self.stream);
         loop {
-            let line = lines
-                .next_line(MAX_FRAME_LINE_BYTES, deadline)
-                .map_err(|e| match e {
-                    LineError::TooLong { limit } => ClientError::BadResponse {
-                        reason: format!(
-                            "a line of the streamed exec answer is longer than {limit} bytes"
-                        ),
-                    },
-                    e => self.line_error(e, answer_within),
-                })?;
-            match parse(&line)? {
-                Line::Output(stream, data) => on_output(stream, &data),
-                Line::Final(response) => {
+            let line = lines.next_line(limit, deadline).map_err(|e| match e {
+                LineError::TooLong { limit } if on_output.is_some() => ClientError::BadResponse {
+                    reason: format!(
+                        "a line of the streamed exec answer is longer than {limit} bytes"
+                    ),
+                },
+                e => self.line_error(e, answer_within),
+            })?;
+            match (parse(&line)?, on_output.as_mut()) {
+                (Line::Output(stream, data), Some(on_output)) => on_output(stream, &data),
+                (Line::Output(..), None) => {
+                    return Err(ClientError::BadResponse {
+                        reason: "an output frame in the answer to an exec that does not stream"
+                            .into(),
+                    });
+                }
+                (Line::Final(response), _) => {
                     return response.into_result().map_err(from_response_error);
                 }
             }
@@ -85,7 +109,6 @@ mod tests {
     use std::os::unix::net::UnixStream;
     use std::path::PathBuf;
     use std::thread;
-    use std::time::Duration;
 
     use super::*;
     use crate::protocol::{ErrorCode, OutputEncoding};

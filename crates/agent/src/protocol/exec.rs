@@ -47,7 +47,8 @@ pub struct ExecRequest {
     /// Variables added to (or overriding) the agent's environment.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    /// Standard input, base64; absent means `/dev/null`.
+    /// Standard input, base64; absent means `/dev/null` (unless
+    /// `stdin_stream`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin: Option<String>,
     /// Seconds before the process group is killed; default
@@ -65,6 +66,11 @@ pub struct ExecRequest {
     /// that does not stream is exactly what an older agent understands.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stream: bool,
+    /// Standard input follows the request as input frames (see
+    /// `PROTOCOL.md`), for input too large for the request line. Excludes
+    /// `stdin`. Never sent when false, for the same reason as `stream`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_stream: bool,
 }
 
 impl ExecRequest {
@@ -83,6 +89,7 @@ impl ExecRequest {
             max_output_bytes: None,
             output: OutputEncoding::Utf8,
             stream: false,
+            stdin_stream: false,
         }
     }
 

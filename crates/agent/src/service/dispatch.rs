@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::exec_input::InputSource;
 use super::server::ServiceConfig;
 use super::{exec, exec_stream, health, identity};
 use crate::procnet;
@@ -21,7 +22,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn reply(response: Response) -> Self {
+    pub(super) fn reply(response: Response) -> Self {
         Outcome {
             response,
             after: None,
@@ -30,11 +31,13 @@ impl Outcome {
 }
 
 /// Runs `call`. A streaming `exec` writes its output frames with `frames`,
-/// which returns false once the host is gone.
+/// which returns false once the host is gone; an `exec` with
+/// `stdin_stream` reads its input frames from `input`.
 pub fn dispatch(
     call: Call,
     config: &ServiceConfig,
     frames: &mut dyn FnMut(&[u8]) -> bool,
+    input: Option<InputSource>,
 ) -> Outcome {
     match call {
         Call::Health => Outcome::reply(match health::collect() {
@@ -49,11 +52,11 @@ pub fn dispatch(
             Err(e) => Response::failure(ErrorBody::new(ErrorCode::BadRequest, e.to_string())),
             Ok(spec) => {
                 let ran = if spec.stream {
-                    exec_stream::run(&spec, &mut |stream, data| {
+                    exec_stream::run_with_input(&spec, input, &mut |stream, data| {
                         frames(&OutputFrame::new(stream, data).encode())
                     })
                 } else {
-                    exec::run(&spec)
+                    exec::run_with_input(&spec, input)
                 };
                 match ran {
                     Ok(result) => Response::success(&result),

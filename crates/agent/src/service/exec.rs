@@ -4,7 +4,6 @@
 //! everything it started, not just the direct child (whose descendants would
 //! otherwise keep running and keep the output pipes open).
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -18,10 +17,10 @@ use nix::unistd::Pid;
 use thiserror::Error;
 
 use super::capture::{self, Capture};
-use crate::base64::{self, Base64Error};
-use crate::protocol::{
-    ExecRequest, ExecResult, MAX_EXEC_TIMEOUT_S, MAX_OUTPUT_BYTES, OutputEncoding,
-};
+use super::exec_input::{self, InputSource, StdinFeed};
+pub use super::exec_spec::{ExecSpec, InvalidExec, validate};
+use crate::base64;
+use crate::protocol::{ExecResult, OutputEncoding};
 
 /// How long output may keep arriving after the process ended (from
 /// descendants it left running) before the answer is sent without it.
@@ -30,41 +29,6 @@ pub(super) const DRAIN_GRACE: Duration = Duration::from_secs(1);
 /// The longest pause between two checks of whether the child exited.
 pub(super) const MAX_POLL: Duration = Duration::from_millis(50);
 
-/// A validated `exec` request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExecSpec {
-    pub argv: Vec<String>,
-    pub cwd: Option<PathBuf>,
-    pub env: BTreeMap<String, String>,
-    pub stdin: Option<Vec<u8>>,
-    pub timeout: Duration,
-    pub cap: usize,
-    pub encoding: OutputEncoding,
-    /// Output goes out as frames while the command runs (`exec_stream`).
-    pub stream: bool,
-}
-
-/// Why an `exec` request is malformed (`bad_request`).
-#[derive(Debug, Error, PartialEq)]
-pub enum InvalidExec {
-    #[error("argv is empty")]
-    EmptyArgv,
-    #[error("argv[0] is empty")]
-    EmptyProgram,
-    #[error("{0} contains a NUL byte")]
-    Nul(String),
-    #[error("environment variable name {0:?} is empty or contains '='")]
-    EnvKey(String),
-    #[error("cwd {0:?} is not an absolute path")]
-    RelativeCwd(String),
-    #[error("stdin is not valid base64: {0}")]
-    Stdin(Base64Error),
-    #[error("timeout_s {0} is not in (0, {MAX_EXEC_TIMEOUT_S}]")]
-    Timeout(f64),
-    #[error("max_output_bytes {0} is above the limit of {MAX_OUTPUT_BYTES}")]
-    Cap(u64),
-}
-
 /// Why a valid request could not be carried out (`failed`).
 #[derive(Debug, Error)]
 pub enum ExecError {
@@ -72,70 +36,26 @@ pub enum ExecError {
     Cwd { path: PathBuf, source: io::Error },
     #[error("cannot run {program:?}: {source}")]
     Spawn { program: String, source: io::Error },
-    #[error("cannot start an output thread: {0}")]
+    #[error("cannot start a thread for the command's input or output: {0}")]
     Thread(io::Error),
     #[error("waiting for {program:?} failed: {source}")]
     Wait { program: String, source: io::Error },
-}
-
-/// Checks a request and fills in its defaults.
-pub fn validate(request: ExecRequest) -> Result<ExecSpec, InvalidExec> {
-    let Some(program) = request.argv.first() else {
-        return Err(InvalidExec::EmptyArgv);
-    };
-    if program.is_empty() {
-        return Err(InvalidExec::EmptyProgram);
-    }
-    for (i, arg) in request.argv.iter().enumerate() {
-        if arg.contains('\0') {
-            return Err(InvalidExec::Nul(format!("argv[{i}]")));
-        }
-    }
-    for (key, value) in &request.env {
-        if key.is_empty() || key.contains('=') {
-            return Err(InvalidExec::EnvKey(key.clone()));
-        }
-        if key.contains('\0') || value.contains('\0') {
-            return Err(InvalidExec::Nul(format!("env {key:?}")));
-        }
-    }
-    let cwd = match &request.cwd {
-        None => None,
-        Some(cwd) if cwd.contains('\0') => return Err(InvalidExec::Nul("cwd".into())),
-        Some(cwd) if !cwd.starts_with('/') => return Err(InvalidExec::RelativeCwd(cwd.clone())),
-        Some(cwd) => Some(PathBuf::from(cwd)),
-    };
-    let stdin = request
-        .stdin
-        .as_deref()
-        .map(base64::decode)
-        .transpose()
-        .map_err(InvalidExec::Stdin)?;
-    if let Some(t) = request.timeout_s {
-        if !t.is_finite() || t <= 0.0 || t > MAX_EXEC_TIMEOUT_S {
-            return Err(InvalidExec::Timeout(t));
-        }
-    }
-    let cap = match request.max_output_bytes {
-        None => MAX_OUTPUT_BYTES,
-        Some(n) if n > MAX_OUTPUT_BYTES as u64 => return Err(InvalidExec::Cap(n)),
-        Some(n) => n as usize,
-    };
-    Ok(ExecSpec {
-        timeout: request.effective_timeout(),
-        argv: request.argv,
-        cwd,
-        env: request.env,
-        stdin,
-        cap,
-        encoding: request.output,
-        stream: request.stream,
-    })
+    #[error("stdin_stream without a connection to read the input frames from")]
+    NoInput,
 }
 
 /// Runs a validated request to completion (or its timeout), its output
 /// collected into the result.
 pub fn run(spec: &ExecSpec) -> Result<ExecResult, ExecError> {
+    run_with_input(spec, None)
+}
+
+/// [`run`], the command's stdin read from `input` when the request has
+/// `stdin_stream`.
+pub fn run_with_input(
+    spec: &ExecSpec,
+    input: Option<InputSource>,
+) -> Result<ExecResult, ExecError> {
     let (mut child, started) = spawn(spec)?;
     let program = &spec.argv[0];
     let (done_tx, done_rx) = mpsc::channel();
@@ -148,17 +68,26 @@ pub fn run(spec: &ExecSpec) -> Result<ExecResult, ExecError> {
             return Err(ExecError::Thread(e));
         }
     };
-    if let Some(data) = &spec.stdin {
-        feed_stdin(&mut child, data.clone());
-    }
+    let feed = match exec_input::start(&mut child, spec, input, started + spec.timeout) {
+        Ok(feed) => feed,
+        Err(e) => {
+            kill_group(&child);
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
 
     let (status, timed_out) =
-        wait_with_timeout(&mut child, spec.timeout).map_err(|source| ExecError::Wait {
-            program: program.clone(),
-            source,
+        wait_with_timeout(&mut child, spec.timeout, feed.as_ref()).map_err(|source| {
+            ExecError::Wait {
+                program: program.clone(),
+                source,
+            }
         })?;
     let duration = started.elapsed();
     capture::wait_for_eof(&done_rx, 2, DRAIN_GRACE);
+    // The answer goes out now; the input thread stops reading.
+    drop(feed);
     let (stdout, stderr) = (captures.0.take(), captures.1.take());
     Ok(ExecResult {
         status: status.code(),
@@ -174,7 +103,7 @@ pub fn run(spec: &ExecSpec) -> Result<ExecResult, ExecError> {
 }
 
 /// Starts the program with piped stdout and stderr (stdin piped only when
-/// the request has some), in its own process group.
+/// the request has some or streams it), in its own process group.
 pub(super) fn spawn(spec: &ExecSpec) -> Result<(Child, Instant), ExecError> {
     let program = spec.argv[0].clone();
     let cwd = resolve_cwd(spec.cwd.as_deref())?;
@@ -182,7 +111,7 @@ pub(super) fn spawn(spec: &ExecSpec) -> Result<(Child, Instant), ExecError> {
     command
         .args(&spec.argv[1..])
         .current_dir(&cwd)
-        .stdin(if spec.stdin.is_some() {
+        .stdin(if spec.stdin.is_some() || spec.stdin_stream {
             Stdio::piped()
         } else {
             Stdio::null()
@@ -252,12 +181,20 @@ pub(super) fn feed_stdin(child: &mut Child, data: Vec<u8>) {
     }
 }
 
-/// Polls for the child's exit with a growing pause; on timeout kills its
-/// process group and reaps it.
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> io::Result<(ExitStatus, bool)> {
+/// Polls for the child's exit with a growing pause; on timeout, or once its
+/// streamed input is known to be incomplete, kills its process group and
+/// reaps it.
+fn wait_with_timeout(
+    child: &mut Child,
+    timeout: Duration,
+    feed: Option<&StdinFeed>,
+) -> io::Result<(ExitStatus, bool)> {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(1);
     loop {
+        if let Some(feed) = feed {
+            feed.kill_if_incomplete(child);
+        }
         if let Some(status) = child.try_wait()? {
             return Ok((status, false));
         }
@@ -274,8 +211,14 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> io::Result<(ExitSt
 pub(super) fn kill_group(child: &Child) {
     // The child leads its own group (process_group(0)), so its pid is the
     // group id. It is not reaped yet, so the id cannot have been reused.
-    if let Ok(pid) = i32::try_from(child.id()) {
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    kill_pgid(child.id());
+}
+
+/// SIGKILLs process group `pgid`; true when some process got the signal.
+pub(super) fn kill_pgid(pgid: u32) -> bool {
+    match i32::try_from(pgid) {
+        Ok(pgid) => killpg(Pid::from_raw(pgid), Signal::SIGKILL).is_ok(),
+        Err(_) => false,
     }
 }
 
@@ -289,6 +232,7 @@ fn encode(bytes: &[u8], encoding: OutputEncoding) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::ExecRequest;
 
     fn spec(argv: &[&str]) -> ExecSpec {
         validate(ExecRequest::new(argv.iter().copied())).unwrap()
@@ -409,49 +353,5 @@ mod tests {
         let request = ExecRequest::new(["true"]).cwd("/nonexistent/banger-dir");
         let err = run(&validate(request).unwrap()).unwrap_err();
         assert!(matches!(err, ExecError::Cwd { .. }), "{err}");
-    }
-
-    #[test]
-    fn validation_rejects_malformed_requests() {
-        let check = |request: ExecRequest| validate(request).unwrap_err();
-        assert_eq!(
-            check(ExecRequest::new(Vec::<String>::new())),
-            InvalidExec::EmptyArgv
-        );
-        assert_eq!(check(ExecRequest::new([""])), InvalidExec::EmptyProgram);
-        assert_eq!(
-            check(ExecRequest::new(["a", "b\0c"])),
-            InvalidExec::Nul("argv[1]".into())
-        );
-        assert_eq!(
-            check(ExecRequest::new(["a"]).env("A=B", "x")),
-            InvalidExec::EnvKey("A=B".into())
-        );
-        assert_eq!(
-            check(ExecRequest::new(["a"]).cwd("relative")),
-            InvalidExec::RelativeCwd("relative".into())
-        );
-        let mut bad_stdin = ExecRequest::new(["a"]);
-        bad_stdin.stdin = Some("!!".into());
-        assert!(matches!(check(bad_stdin), InvalidExec::Stdin(_)));
-        let mut zero = ExecRequest::new(["a"]);
-        zero.timeout_s = Some(0.0);
-        assert_eq!(check(zero), InvalidExec::Timeout(0.0));
-        let mut huge = ExecRequest::new(["a"]);
-        huge.timeout_s = Some(1e9);
-        assert_eq!(check(huge), InvalidExec::Timeout(1e9));
-        let mut cap = ExecRequest::new(["a"]);
-        cap.max_output_bytes = Some(MAX_OUTPUT_BYTES as u64 + 1);
-        assert_eq!(check(cap), InvalidExec::Cap(MAX_OUTPUT_BYTES as u64 + 1));
-    }
-
-    #[test]
-    fn validation_fills_defaults() {
-        let s = spec(&["true"]);
-        assert_eq!(s.timeout, Duration::from_secs(600));
-        assert_eq!(s.cap, MAX_OUTPUT_BYTES);
-        assert_eq!(s.cwd, None);
-        assert_eq!(s.stdin, None);
-        assert_eq!(s.encoding, OutputEncoding::Utf8);
     }
 }

@@ -15,7 +15,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::exec::{DRAIN_GRACE, ExecError, ExecSpec, MAX_POLL, feed_stdin, kill_group, spawn};
+use super::exec::{DRAIN_GRACE, ExecError, ExecSpec, MAX_POLL, kill_group, spawn};
+use super::exec_input::{self, InputSource, StdinFeed};
 use crate::protocol::{ExecResult, MAX_FRAME_DATA, OutputStream};
 
 /// Chunks queued for the connection's thread. With one more held by each
@@ -38,6 +39,17 @@ pub fn run(
     spec: &ExecSpec,
     emit: &mut dyn FnMut(OutputStream, &[u8]) -> bool,
 ) -> Result<ExecResult, ExecError> {
+    run_with_input(spec, None, emit)
+}
+
+/// [`run`], the command's stdin read from `input` when the request has
+/// `stdin_stream`. The input is read on its own thread while this one
+/// relays output, so a command echoing its input back cannot deadlock.
+pub fn run_with_input(
+    spec: &ExecSpec,
+    input: Option<InputSource>,
+    emit: &mut dyn FnMut(OutputStream, &[u8]) -> bool,
+) -> Result<ExecResult, ExecError> {
     let (mut child, started) = spawn(spec)?;
     let (tx, rx) = mpsc::sync_channel(QUEUED_CHUNKS);
     let truncated = match start_pumps(&mut child, spec.cap, tx) {
@@ -48,14 +60,21 @@ pub fn run(
             return Err(ExecError::Thread(e));
         }
     };
-    if let Some(data) = &spec.stdin {
-        feed_stdin(&mut child, data.clone());
-    }
-    let (status, timed_out, duration) = relay(&mut child, spec.timeout, started, &rx, emit)
-        .map_err(|source| ExecError::Wait {
-            program: spec.argv[0].clone(),
-            source,
-        })?;
+    let feed = match exec_input::start(&mut child, spec, input, started + spec.timeout) {
+        Ok(feed) => feed,
+        Err(e) => {
+            kill_group(&child);
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
+    let ended = relay(&mut child, spec.timeout, started, &rx, emit, feed.as_ref());
+    // The answer goes out now; the input thread stops reading.
+    drop(feed);
+    let (status, timed_out, duration) = ended.map_err(|source| ExecError::Wait {
+        program: spec.argv[0].clone(),
+        source,
+    })?;
     Ok(ExecResult {
         status: status.code(),
         signal: status.signal(),
@@ -71,13 +90,15 @@ pub fn run(
 
 /// Passes output on until the command has ended and both pipes reached EOF,
 /// or [`DRAIN_GRACE`] after the end (background processes it left may hold
-/// the pipes open for ever). Kills the process group at the deadline.
+/// the pipes open for ever). Kills the process group at the deadline, or
+/// once its streamed input is known to be incomplete.
 fn relay(
     child: &mut Child,
     timeout: Duration,
     started: Instant,
     rx: &Receiver<Event>,
     emit: &mut dyn FnMut(OutputStream, &[u8]) -> bool,
+    feed: Option<&StdinFeed>,
 ) -> io::Result<Ended> {
     let deadline = started + timeout;
     let mut ended: Option<(Ended, Instant)> = None;
@@ -86,6 +107,9 @@ fn relay(
     let mut pause = Duration::from_millis(1);
     loop {
         if ended.is_none() {
+            if let Some(feed) = feed {
+                feed.kill_if_incomplete(child);
+            }
             let status = match child.try_wait()? {
                 Some(status) => Some((status, false)),
                 None if Instant::now() >= deadline => {

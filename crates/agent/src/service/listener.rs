@@ -4,11 +4,11 @@
 use std::io;
 use std::os::unix::net::{UnixListener, UnixStream};
 
-use crate::wire::TimeoutStream;
+use crate::wire::DuplexStream;
 
 /// A listening socket handing out one stream per connection.
 pub trait Listener: Send + 'static {
-    type Conn: TimeoutStream + Send + 'static;
+    type Conn: DuplexStream;
 
     fn accept(&self) -> io::Result<Self::Conn>;
 

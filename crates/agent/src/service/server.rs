@@ -2,6 +2,7 @@
 //! in size and time), answer it, and run what must happen after the answer
 //! (power-off).
 
+use std::net::Shutdown;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,10 +10,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::dispatch::{self, AfterReply};
+use super::exec_input::InputSource;
 use super::listener::Listener;
 use super::power::PowerControl;
-use crate::protocol::{ErrorBody, ErrorCode, MAX_REQUEST_BYTES, Request, Response};
-use crate::wire::{self, LineError, ReadChunk, TimeoutStream};
+use crate::protocol::{Call, ErrorBody, ErrorCode, MAX_REQUEST_BYTES, Request, Response};
+use crate::wire::{self, DuplexStream, LineError, LineReader, TimeoutStream};
 
 /// How the service behaves; [`ServiceConfig::guest`] is the real one.
 pub struct ServiceConfig {
@@ -102,56 +104,54 @@ fn refuse_busy<C: TimeoutStream>(mut conn: C, config: &ServiceConfig) {
 
 /// Serves one connection: exactly one request, exactly one response (for a
 /// streaming `exec`, preceded by its output frames).
-pub(crate) fn handle_connection<C: TimeoutStream>(mut conn: C, config: &ServiceConfig) {
+pub(crate) fn handle_connection<C: DuplexStream>(conn: C, config: &ServiceConfig) {
     let deadline = Instant::now() + config.request_timeout;
-    let (response, after) =
-        match wire::read_line(&mut conn, MAX_REQUEST_BYTES, deadline, ReadChunk::Buffered) {
-            Ok(line) => match Request::decode(&line) {
-                Ok(request) => {
-                    let method = request.call.method();
-                    let mut frames =
-                        |line: &[u8]| match wire::write_line(&mut conn, line, config.write_timeout)
-                        {
-                            Ok(()) => true,
-                            Err(e) => {
-                                crate::warn!(
-                                    "{method}: cannot send output, dropping the rest: {e}"
-                                );
-                                false
-                            }
-                        };
-                    let outcome = dispatch::dispatch(request.call, config, &mut frames);
-                    if let Some(error) = &outcome.response.error {
-                        crate::warn!("{method}: {} ({})", error.message, error.code);
-                    }
-                    (outcome.response, outcome.after)
-                }
-                Err(error) => (Response::failure(error), None),
-            },
-            Err(LineError::Io(e)) => {
-                crate::warn!("reading a request failed: {e}");
-                return;
+    // A line reader rather than one buffered read: with `stdin_stream` the
+    // host's first input frames may arrive in the same read as the request,
+    // and they must reach the input thread.
+    let mut lines = LineReader::new(conn);
+    let read = lines.next_line(MAX_REQUEST_BYTES, deadline);
+    let (mut conn, buffered) = lines.into_parts();
+    let mut split = false;
+    let (response, after) = match read {
+        Ok(line) => match Request::decode(&line) {
+            Ok(request) => {
+                let (outcome, input_split) = answer(request, &mut conn, buffered, config);
+                split = input_split;
+                (outcome.response, outcome.after)
             }
-            Err(LineError::TooLong { limit }) => (
-                bad_request(format!("request longer than {limit} bytes")),
-                None,
-            ),
-            Err(LineError::TimedOut) => (
-                bad_request(format!(
-                    "no complete request line within {} s",
-                    config.request_timeout.as_secs_f64()
-                )),
-                None,
-            ),
-            Err(LineError::Closed { received }) => (
-                bad_request(format!(
-                    "connection closed after {received} bytes, before a newline"
-                )),
-                None,
-            ),
-        };
+            Err(error) => (Response::failure(error), None),
+        },
+        Err(LineError::Io(e)) => {
+            crate::warn!("reading a request failed: {e}");
+            return;
+        }
+        Err(LineError::TooLong { limit }) => (
+            bad_request(format!("request longer than {limit} bytes")),
+            None,
+        ),
+        Err(LineError::TimedOut) => (
+            bad_request(format!(
+                "no complete request line within {} s",
+                config.request_timeout.as_secs_f64()
+            )),
+            None,
+        ),
+        Err(LineError::Closed { received }) => (
+            bad_request(format!(
+                "connection closed after {received} bytes, before a newline"
+            )),
+            None,
+        ),
+    };
     if let Err(e) = wire::write_line(&mut conn, &response.encode(), config.write_timeout) {
         crate::warn!("writing a response failed: {e}");
+    }
+    if split {
+        // An input thread still blocked writing to a pipe nobody reads
+        // holds a second handle; shutting down closes the connection for
+        // the host regardless, and ends any input it is still sending.
+        let _ = conn.shutdown(Shutdown::Both);
     }
     // The host has its answer; close before acting so it sees EOF even if
     // the guest goes away mid-action.
@@ -162,4 +162,41 @@ pub(crate) fn handle_connection<C: TimeoutStream>(mut conn: C, config: &ServiceC
             crate::error!("power-off failed: {e}");
         }
     }
+}
+
+/// Carries out a valid request, writing any output frames on `conn`. An
+/// `exec` with `stdin_stream` reads its input frames through a second
+/// handle, starting with `buffered`; the flag says one was made.
+fn answer<C: DuplexStream>(
+    request: Request,
+    conn: &mut C,
+    buffered: Vec<u8>,
+    config: &ServiceConfig,
+) -> (dispatch::Outcome, bool) {
+    let method = request.call.method();
+    let input = match &request.call {
+        Call::Exec(exec) if exec.stdin_stream => match conn.try_clone() {
+            Ok(reader) => Some(InputSource::new(reader, buffered)),
+            Err(e) => {
+                let message = format!("cannot read the input frames: {e}");
+                crate::warn!("{method}: {message}");
+                let response = Response::failure(ErrorBody::new(ErrorCode::Failed, message));
+                return (dispatch::Outcome::reply(response), false);
+            }
+        },
+        _ => None,
+    };
+    let split = input.is_some();
+    let mut frames = |line: &[u8]| match wire::write_line(conn, line, config.write_timeout) {
+        Ok(()) => true,
+        Err(e) => {
+            crate::warn!("{method}: cannot send output, dropping the rest: {e}");
+            false
+        }
+    };
+    let outcome = dispatch::dispatch(request.call, config, &mut frames, input);
+    if let Some(error) = &outcome.response.error {
+        crate::warn!("{method}: {} ({})", error.message, error.code);
+    }
+    (outcome, split)
 }

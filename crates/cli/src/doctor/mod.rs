@@ -227,13 +227,14 @@ fn first_line(s: &str) -> &str {
 }
 
 /// Host programs banger drives, with the Debian package that ships each.
-const REQUIRED_TOOLS: [(&str, &str); 7] = [
+const REQUIRED_TOOLS: [(&str, &str); 8] = [
     ("ip", "iproute2"),
     ("mkfs.ext4", "e2fsprogs"),
     ("debugfs", "e2fsprogs"),
     ("ssh", "openssh-client"),
     ("ssh-keygen", "openssh-client"),
     ("git", "git"),
+    ("tar", "tar"),
     ("qemu-img", "qemu-utils"),
 ];
 

@@ -57,6 +57,11 @@ pub async fn dispatch(
         Request::VmLogs(p) => to_value(crate::vm::logs(daemon, p).await?),
         Request::VmStats(p) => to_value(crate::vm::stats(daemon, p).await?),
         Request::VmPorts(p) => to_value(crate::vm::ports(daemon, p).await?),
+        Request::WorkspacePlan(p) => to_value(crate::vm::workspace_plan(p).await?),
+        Request::WorkspacePrepare(p) => {
+            to_value(crate::vm::workspace_prepare(daemon, ctx, p).await?)
+        }
+        Request::WorkspaceExport(p) => to_value(crate::vm::workspace_export(daemon, ctx, p).await?),
         Request::OperationsList(params) => {
             let limit = params.limit.unwrap_or(DEFAULT_FINISHED_OPS) as usize;
             to_value(daemon.store.call(move |s| s.list_operations(limit)).await?)

@@ -1,6 +1,7 @@
 //! `vm.exec`: one command in the guest through the agent, its output either
 //! in the result or, with `stream`, relayed to the client as it comes.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use banger_agent::base64;
@@ -9,7 +10,7 @@ use banger_agent::protocol::{
     AGENT_PORT, ExecRequest, ExecResult, MAX_FRAME_DATA, OutputStream as GuestStream,
 };
 use banger_api::model::VmState;
-use banger_api::protocol::{ErrorCode, OutputChunk, OutputStream, VmExecParams, VmExecResult};
+use banger_api::protocol::{ErrorCode, OutputChunk, OutputStream, Vm, VmExecParams, VmExecResult};
 
 use super::{find, read_handles};
 use crate::daemon::Daemon;
@@ -33,25 +34,23 @@ pub async fn exec(
         ));
     }
     let vm = find(daemon, &p.vm).await?;
-    if vm.state != VmState::Running {
-        return Err(DaemonError::failed(
-            ErrorCode::OperationFailed,
-            format!(
-                "VM {} is {}; start it first with `banger vm start {}`",
-                vm.name, vm.state, vm.name
-            ),
-        ));
-    }
-    let handles = read_handles(&daemon.paths.vm_dir(&vm.id)).ok_or_else(|| {
-        DaemonError::failed(
-            ErrorCode::OperationFailed,
-            format!("VM {} has no running VMM on record", vm.name),
-        )
-    })?;
-    let mut request = ExecRequest::new(p.argv);
-    request.cwd = Some(p.cwd.unwrap_or_else(|| "/root".into()));
+    let uds = running_agent(daemon, &vm)?;
+    // In a VM with a workspace, commands run there by default, through a
+    // login shell so tools set up by profile scripts are on PATH.
+    let (argv, cwd) = match (&vm.workspace, p.cwd) {
+        (Some(ws), None) => {
+            let ws = ws.clone();
+            if let Some(warning) = run(move || super::workspace::head_moved(&ws)).await? {
+                let _ = ctx.progress.send(warning);
+            }
+            let cwd = vm.workspace.as_ref().map(|w| w.guest_path.clone());
+            (banger_workspace::guest::login_argv(&p.argv), cwd)
+        }
+        (_, cwd) => (p.argv, cwd),
+    };
+    let mut request = ExecRequest::new(argv);
+    request.cwd = Some(cwd.unwrap_or_else(|| "/root".into()));
     request.timeout_s = p.timeout_s;
-    let uds = handles.handle.vsock_uds;
     let connect = move || AgentClient::connect_hybrid(&uds, AGENT_PORT, CONNECT_TIMEOUT);
     let result = if p.stream {
         let output = ctx.output.clone();
@@ -67,6 +66,26 @@ pub async fn exec(
         stderr: result.stderr,
         duration_s: result.duration_s,
     })
+}
+
+/// The agent socket of a running VM, or why there is none.
+pub(super) fn running_agent(daemon: &Daemon, vm: &Vm) -> Result<PathBuf, DaemonError> {
+    if vm.state != VmState::Running {
+        return Err(DaemonError::failed(
+            ErrorCode::OperationFailed,
+            format!(
+                "VM {} is {}; start it first with `banger vm start {}`",
+                vm.name, vm.state, vm.name
+            ),
+        ));
+    }
+    let handles = read_handles(&daemon.paths.vm_dir(&vm.id)).ok_or_else(|| {
+        DaemonError::failed(
+            ErrorCode::OperationFailed,
+            format!("VM {} has no running VMM on record", vm.name),
+        )
+    })?;
+    Ok(handles.handle.vsock_uds)
 }
 
 /// Runs `request` with streaming, relaying each piece of output to the

@@ -22,6 +22,7 @@ mod power;
 mod ready;
 mod reconcile;
 mod teardown;
+mod workspace;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -49,6 +50,9 @@ pub use observe::{logs, stats};
 pub use ports::ports;
 pub use power::{delete, kill, restart, start, stop};
 pub use reconcile::reconcile;
+pub use workspace::{
+    export as workspace_export, plan as workspace_plan, prepare as workspace_prepare,
+};
 
 /// The transient file naming the processes of a running VM.
 const HANDLES_FILE: &str = "handles.json";

@@ -1,0 +1,225 @@
+//! `exec` with `stdin_stream`: the command's standard input arrives as input
+//! frames on the connection, after the request.
+//!
+//! A dedicated thread reads the frames and writes their bytes to the
+//! command's stdin pipe. A command that reads slowly therefore slows the
+//! host's writer down (the socket's buffers fill) instead of growing the
+//! agent's memory, and the connection's own thread stays free to relay
+//! output and watch the command.
+//!
+//! Input that ends any other way than with the end frame (connection closed
+//! or broken, a malformed or oversized frame, a stall past the command's
+//! timeout) is incomplete. The pipe is then kept open and the command's
+//! process group killed, so nothing ever sees end of file on partial input
+//! and acts on it (a half-extracted archive, say).
+
+use std::io::{self, Write};
+use std::process::{Child, ChildStdin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::exec::{ExecError, ExecSpec, MAX_POLL, feed_stdin, kill_group, kill_pgid};
+use crate::protocol::{InputEvent, InputFrame, MAX_FRAME_LINE_BYTES};
+use crate::wire::{LineError, LineReader, TimeoutStream};
+
+/// How often the input thread, while no frame arrives, checks whether the
+/// command is over.
+const STOP_POLL: Duration = MAX_POLL;
+
+/// The connection's read side, positioned just after the request line.
+pub struct InputSource {
+    lines: LineReader<Box<dyn TimeoutStream + Send>>,
+}
+
+impl InputSource {
+    /// `reader` is a handle on the connection used only for reading;
+    /// `buffered` holds what was read past the request's newline already
+    /// (the first frames, when the host sent them right behind it).
+    pub fn new<S: TimeoutStream + Send + 'static>(reader: S, buffered: Vec<u8>) -> InputSource {
+        InputSource {
+            lines: LineReader::with_pending(Box::new(reader), buffered),
+        }
+    }
+}
+
+/// What the input thread and the command's watcher share.
+struct Shared {
+    /// Why the input is incomplete, once it is known to be.
+    failure: OnceLock<String>,
+    /// The watcher killed the process group for it.
+    killed: AtomicBool,
+}
+
+/// A running input thread. Dropping it tells the thread the command is
+/// over (the watcher has reaped it), so the thread stops reading.
+pub(super) struct StdinFeed {
+    shared: Arc<Shared>,
+    program: String,
+    // Never sent on: dropping it disconnects the thread's receiver.
+    _stop: mpsc::Sender<()>,
+}
+
+/// How the frames ended.
+enum Fed {
+    /// The end frame: the input is complete.
+    Complete,
+    /// The command is over and the agent answers without the rest.
+    Stopped,
+    /// The input can never be complete.
+    Failed(String),
+}
+
+/// Starts whatever feeds the command's stdin: the request's bytes, or the
+/// input frames of `input`, read until `deadline` (the command's timeout).
+pub(super) fn start(
+    child: &mut Child,
+    spec: &ExecSpec,
+    input: Option<InputSource>,
+    deadline: Instant,
+) -> Result<Option<StdinFeed>, ExecError> {
+    if let Some(data) = &spec.stdin {
+        feed_stdin(child, data.clone());
+        return Ok(None);
+    }
+    if !spec.stdin_stream {
+        return Ok(None);
+    }
+    let input = input.ok_or(ExecError::NoInput)?;
+    StdinFeed::start(child, input, deadline, &spec.argv[0])
+        .map(Some)
+        .map_err(ExecError::Thread)
+}
+
+impl StdinFeed {
+    fn start(
+        child: &mut Child,
+        input: InputSource,
+        deadline: Instant,
+        program: &str,
+    ) -> io::Result<StdinFeed> {
+        let shared = Arc::new(Shared {
+            failure: OnceLock::new(),
+            killed: AtomicBool::new(false),
+        });
+        let (stop_tx, stop_rx) = mpsc::channel();
+        let (pipe_tx, pipe_rx) = mpsc::channel::<ChildStdin>();
+        let pgid = child.id();
+        let state = Arc::clone(&shared);
+        let name = program.to_string();
+        thread::Builder::new()
+            .name("exec-input".into())
+            .spawn(move || {
+                let Ok(pipe) = pipe_rx.recv() else { return };
+                let mut stdin = Some(pipe);
+                let fed = feed(input.lines, &mut stdin, deadline, &stop_rx);
+                if let Fed::Failed(reason) = &fed {
+                    let _ = state.failure.set(reason.clone());
+                    // Hold the pipe until the command is dead: closing it
+                    // would show the command an end of file, as if its
+                    // input were complete.
+                    let _ = stop_rx.recv();
+                }
+                if !matches!(fed, Fed::Complete) && stdin.is_some() {
+                    kill_leftovers(&state, pgid, &name);
+                }
+            })?;
+        // Handed over only once the thread runs: had it failed to start,
+        // the caller kills the group before the pipe closes.
+        let pipe = child.stdin.take().expect("stdin is piped");
+        let _ = pipe_tx.send(pipe);
+        Ok(StdinFeed {
+            shared,
+            program: program.to_string(),
+            _stop: stop_tx,
+        })
+    }
+
+    /// Kills the command's process group once the input is known to be
+    /// incomplete. Call it only while the command is not yet reaped.
+    pub(super) fn kill_if_incomplete(&self, child: &Child) {
+        if self.shared.killed.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Some(reason) = self.shared.failure.get() {
+            crate::warn!(
+                "exec {:?}: incomplete input ({reason}); killing it so nothing acts on partial input",
+                self.program
+            );
+            kill_group(child);
+            self.shared.killed.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Reads frames until the end frame, a failure, or the command being over,
+/// writing their bytes to `stdin` while it takes them.
+fn feed(
+    mut lines: LineReader<Box<dyn TimeoutStream + Send>>,
+    stdin: &mut Option<ChildStdin>,
+    deadline: Instant,
+    stop: &Receiver<()>,
+) -> Fed {
+    loop {
+        if let Err(TryRecvError::Disconnected) = stop.try_recv() {
+            return Fed::Stopped;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Fed::Failed("no end of input within the command's timeout".into());
+        }
+        // Short waits, so the end of the command is noticed even when the
+        // host sends nothing more.
+        let line = match lines.next_line(MAX_FRAME_LINE_BYTES, (now + STOP_POLL).min(deadline)) {
+            Ok(line) => line,
+            Err(LineError::TimedOut) => continue,
+            Err(LineError::TooLong { limit }) => {
+                return Fed::Failed(format!("an input frame is longer than {limit} bytes"));
+            }
+            Err(LineError::Closed { .. }) => {
+                return Fed::Failed("the connection ended before the end of input".into());
+            }
+            Err(LineError::Io(e)) => return Fed::Failed(format!("reading input failed: {e}")),
+        };
+        match InputFrame::decode(&line) {
+            Err(e) => return Fed::Failed(format!("bad input frame: {e}")),
+            Ok(InputEvent::End) => {
+                // Closing the pipe is the command's end of file.
+                *stdin = None;
+                return Fed::Complete;
+            }
+            Ok(InputEvent::Data(bytes)) => {
+                // EPIPE: the command closed its stdin or ended and wants no
+                // more. Keep reading (and dropping) frames so the host's
+                // writer never blocks on a full socket.
+                if let Some(pipe) = stdin {
+                    if pipe.write_all(&bytes).is_err() {
+                        *stdin = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The command ended before its input did, and the pipe was still open:
+/// processes it left running may still read it and must not see the end of
+/// file that closing it means. While members remain the group id stays
+/// taken; when none do, the id was freed a moment ago, and handing it to a
+/// new group so soon would need the whole pid space to wrap around.
+fn kill_leftovers(shared: &Shared, pgid: u32, program: &str) {
+    if shared.killed.load(Ordering::SeqCst) {
+        return;
+    }
+    if kill_pgid(pgid) {
+        crate::warn!(
+            "exec {program:?}: ended before its input did; killed the processes it left \
+             so none acts on partial input"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+//! `vm workspace prepare|export` and the workspace half of `vm run PATH`.
+
+use std::io::Write;
+use std::path::Path;
+
+use banger_api::protocol::{
+    OutputStream, Request, WorkspaceExportParams, WorkspaceExported, WorkspacePlan,
+    WorkspacePrepareParams, WorkspacePrepared, WorkspaceSource,
+};
+
+use super::absolute;
+use crate::args::WorkspaceArgs;
+use crate::client::Client;
+use crate::error::CliError;
+
+/// Checks the repository and what shipping it needs, before any VM exists.
+pub(super) fn preflight(
+    client: &Client,
+    path: &Path,
+    args: &WorkspaceArgs,
+    nat: bool,
+    no_bootstrap: bool,
+) -> Result<WorkspacePlan, CliError> {
+    let plan: WorkspacePlan = client.call(Request::WorkspacePlan(source(path, args)?))?;
+    if let (Some(file), false, false) = (&plan.tooling, nat, no_bootstrap) {
+        return Err(CliError::Usage(format!(
+            "{} has {file}: installing its tools needs network; add --nat, or --no-bootstrap to skip them",
+            plan.root
+        )));
+    }
+    Ok(plan)
+}
+
+fn source(path: &Path, args: &WorkspaceArgs) -> Result<WorkspaceSource, CliError> {
+    Ok(args.clone().into_source(absolute(path)?))
+}
+
+/// `--dry-run`: the files that would be copied, one per line on stdout,
+/// and what else would happen on stderr.
+pub(super) fn print_plan(plan: &WorkspacePlan) -> Result<(), CliError> {
+    let mut text = String::new();
+    for file in &plan.files {
+        text.push_str(file);
+        text.push('\n');
+    }
+    super::print(&text)?;
+    let base = &plan.base_commit[..plan.base_commit.len().min(12)];
+    let on = plan
+        .branch
+        .as_deref()
+        .map_or_else(|| "detached".to_owned(), |b| format!("on branch {b}"));
+    let tree = if plan.overlay {
+        "with your uncommitted changes"
+    } else {
+        "as committed"
+    };
+    eprintln!(
+        "would copy {} files of {} at {base} ({on}, {tree}) to {}",
+        plan.files.len(),
+        plan.root,
+        plan.default_guest_path
+    );
+    untracked_note(plan.untracked_skipped);
+    if let Some(file) = &plan.tooling {
+        eprintln!("would install the tools {file} asks for (unless --no-bootstrap)");
+    }
+    Ok(())
+}
+
+/// Copies the repository into the running VM, with progress on stderr.
+pub(super) fn prepare(
+    client: &Client,
+    vm: &str,
+    path: &Path,
+    args: &WorkspaceArgs,
+    guest_path: Option<String>,
+    no_bootstrap: bool,
+) -> Result<WorkspacePrepared, CliError> {
+    let prepared: WorkspacePrepared =
+        client.call(Request::WorkspacePrepare(WorkspacePrepareParams {
+            vm: vm.to_owned(),
+            source: source(path, args)?,
+            guest_path,
+            no_bootstrap,
+        }))?;
+    let ws = &prepared.workspace;
+    eprintln!(
+        "workspace {} ready: {} files ({:.1} MiB) at {} in {:.1} s",
+        ws.guest_path,
+        prepared.files,
+        prepared.bytes as f64 / (1024.0 * 1024.0),
+        &ws.base_commit[..ws.base_commit.len().min(12)],
+        prepared.duration_s
+    );
+    untracked_note(prepared.untracked_skipped);
+    if let Some(bootstrap) = &prepared.bootstrap {
+        eprintln!("tools: {bootstrap}");
+    }
+    Ok(prepared)
+}
+
+fn untracked_note(skipped: usize) {
+    if skipped > 0 {
+        eprintln!(
+            "note: {skipped} untracked file{} not copied; --include-untracked copies them",
+            if skipped == 1 { " was" } else { "s were" }
+        );
+    }
+}
+
+/// `vm workspace export`: the patch to stdout, or to `output` through a
+/// temporary file renamed into place once the patch is complete, so a
+/// failed export never leaves a truncated patch under that name.
+pub(super) fn export(
+    client: &Client,
+    vm: String,
+    base_commit: Option<String>,
+    output: Option<&Path>,
+) -> Result<(), CliError> {
+    let request = Request::WorkspaceExport(WorkspaceExportParams { vm, base_commit });
+    let exported: WorkspaceExported = match output {
+        None => client.call_streaming(request, &mut |stream, data| match stream {
+            OutputStream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(data).and_then(|()| out.flush())
+            }
+            OutputStream::Stderr => std::io::stderr().write_all(data),
+        })?,
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let io = |what: &str| {
+                let what = format!("{what} {}", path.display());
+                move |source| CliError::Io { what, source }
+            };
+            let mut file =
+                tempfile::NamedTempFile::new_in(dir).map_err(io("create a file beside"))?;
+            let exported = client.call_streaming(request, &mut |stream, data| match stream {
+                OutputStream::Stdout => file.write_all(data),
+                OutputStream::Stderr => std::io::stderr().write_all(data),
+            })?;
+            file.as_file().sync_all().map_err(io("write"))?;
+            file.persist(path).map_err(|e| io("write")(e.error))?;
+            exported
+        }
+    };
+    if exported.bytes == 0 {
+        eprintln!(
+            "no changes in {} since {}",
+            exported.guest_path, exported.base_commit
+        );
+    } else {
+        eprintln!(
+            "patch of {} against {}: {} bytes",
+            exported.guest_path, exported.base_commit, exported.bytes
+        );
+    }
+    Ok(())
+}

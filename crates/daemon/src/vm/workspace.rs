@@ -1,0 +1,353 @@
+//! `vm.workspace.*` (SPEC §10): plan what of a host repository ships,
+//! ship it into a running VM through the agent (a tar stream into the
+//! guest's `tar`), and export the guest's changes as a binary patch.
+//!
+//! The host-side git work is `banger-workspace`'s; this module adds the VM:
+//! its state, its lock, the agent connection and the record.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use banger_agent::base64;
+use banger_agent::client::AgentClient;
+use banger_agent::protocol::{AGENT_PORT, ExecRequest, ExecResult, OutputStream as GuestStream};
+use banger_api::protocol::{
+    ErrorCode, OutputChunk, OutputStream, Vm, Workspace, WorkspaceExportParams, WorkspaceExported,
+    WorkspacePlan, WorkspacePrepareParams, WorkspacePrepared, WorkspaceSource,
+};
+use banger_workspace::{Plan, Selection, guest};
+
+use super::exec::running_agent;
+use super::find;
+use crate::daemon::Daemon;
+use crate::dispatch::RequestCtx;
+use crate::dispatch::blocking::run;
+use crate::error::DaemonError;
+use crate::ops::OpTracker;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Shipping a big repository into a TCG guest takes a while; a stalled one
+/// is still bounded.
+const SHIP_TIMEOUT_S: f64 = 3600.0;
+/// Installing tools can download compilers.
+const BOOTSTRAP_TIMEOUT_S: f64 = 1800.0;
+/// Most guest stderr kept for an export's error message.
+const MAX_STDERR: usize = 16 * 1024;
+
+/// `vm.workspace.plan`: checks the repository and lists what would ship.
+pub async fn plan(source: WorkspaceSource) -> Result<WorkspacePlan, DaemonError> {
+    let plan = plan_source(&source).await?;
+    Ok(WorkspacePlan {
+        root: plan.root.display().to_string(),
+        base_commit: plan.base_commit.clone(),
+        branch: plan.branch.clone(),
+        overlay: plan.overlay,
+        files: plan
+            .files
+            .iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect(),
+        untracked_skipped: plan.untracked_skipped,
+        tooling: plan.tooling.clone(),
+        default_guest_path: guest::default_path(&plan.root),
+    })
+}
+
+async fn plan_source(source: &WorkspaceSource) -> Result<Plan, DaemonError> {
+    let path = PathBuf::from(&source.path);
+    if !path.is_absolute() {
+        return Err(DaemonError::failed(
+            ErrorCode::BadRequest,
+            format!("workspace path {:?} must be absolute", source.path),
+        ));
+    }
+    let selection = Selection {
+        include_untracked: source.include_untracked,
+        from: source.from.clone(),
+        branch: source.branch.clone(),
+    };
+    Ok(run(move || banger_workspace::plan(&path, &selection)).await??)
+}
+
+/// `vm.workspace.prepare`: ships the repository into the running VM.
+pub async fn prepare(
+    daemon: &Daemon,
+    ctx: &RequestCtx,
+    p: WorkspacePrepareParams,
+) -> Result<WorkspacePrepared, DaemonError> {
+    let vm = find(daemon, &p.vm).await?;
+    let mut op = OpTracker::begin(
+        &daemon.store,
+        ctx,
+        "vm.workspace.prepare",
+        Some(vm.name.to_string()),
+    )
+    .await?;
+    let _lock = daemon.vms.lock(&vm.id).await;
+    let result = prepare_locked(daemon, ctx, &mut op, vm, p).await;
+    op.finish(result).await
+}
+
+async fn prepare_locked(
+    daemon: &Daemon,
+    ctx: &RequestCtx,
+    op: &mut OpTracker,
+    vm: Vm,
+    p: WorkspacePrepareParams,
+) -> Result<WorkspacePrepared, DaemonError> {
+    let started = Instant::now();
+    let uds = running_agent(daemon, &vm)?;
+    op.stage(&format!("checking {}", p.source.path)).await?;
+    let plan = plan_source(&p.source).await?;
+    let guest_path = match &p.guest_path {
+        Some(path) => {
+            guest::check_path(path)
+                .map_err(|msg| DaemonError::failed(ErrorCode::BadRequest, msg))?;
+            path.trim_end_matches('/').to_owned()
+        }
+        None => guest::default_path(&plan.root),
+    };
+    let bootstrap = plan.tooling.clone().filter(|_| !p.no_bootstrap);
+    if let (Some(file), false) = (&bootstrap, vm.spec.nat) {
+        return Err(DaemonError::failed(
+            ErrorCode::BadRequest,
+            format!(
+                "{} has {file}: installing its tools needs network, and VM {name} has no NAT; \
+                 turn it on with `banger vm set {name} --nat` or pass --no-bootstrap",
+                plan.root.display(),
+                name = vm.name
+            ),
+        ));
+    }
+    super::check_cancel(&ctx.cancel)?;
+    op.stage(&format!(
+        "sending {} files at {} to {guest_path}",
+        plan.files.len(),
+        short(&plan.base_commit)
+    ))
+    .await?;
+    let scratch = daemon
+        .paths
+        .vm_dir(&vm.id)
+        .join(format!("workspace-{}", ctx.op_id));
+    let ship = {
+        let (plan, uds, guest_path) = (plan.clone(), uds.clone(), guest_path.clone());
+        run(move || ship(&plan, &scratch, &uds, &guest_path))
+    };
+    let bytes = tokio::select! {
+        shipped = ship => shipped??,
+        () = ctx.cancel.cancelled() => return Err(DaemonError::Cancelled),
+    };
+    let workspace = Workspace {
+        guest_path: guest_path.clone(),
+        host_path: plan.root.display().to_string(),
+        base_commit: plan.base_commit.clone(),
+    };
+    {
+        let (id, ws) = (vm.id.clone(), workspace.clone());
+        daemon
+            .store
+            .call(move |s| s.set_vm_workspace(&id, Some(&ws)))
+            .await?;
+    }
+    let bootstrap = match bootstrap {
+        Some(file) => {
+            op.stage(&format!(
+                "installing the tools {file} asks for (best effort)"
+            ))
+            .await?;
+            let (name, path) = (vm.name.to_string(), guest_path.clone());
+            Some(run(move || install_tools(&uds, &path, &name)).await?)
+        }
+        None => None,
+    };
+    Ok(WorkspacePrepared {
+        workspace,
+        files: plan.files.len(),
+        bytes,
+        untracked_skipped: plan.untracked_skipped,
+        bootstrap,
+        duration_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Packs the plan and streams the archive into the guest's `tar`; returns
+/// the archive's size.
+fn ship(plan: &Plan, scratch: &Path, uds: &Path, guest_path: &str) -> Result<u64, DaemonError> {
+    let packed = banger_workspace::pack(plan, scratch)?;
+    let mut tar = packed.archive()?;
+    let mut counted = Counted {
+        inner: &mut tar,
+        bytes: 0,
+    };
+    let mut request = ExecRequest::new(guest::argv(guest::EXTRACT, &[guest_path]));
+    request.timeout_s = Some(SHIP_TIMEOUT_S);
+    let answer = AgentClient::connect_hybrid(uds, AGENT_PORT, CONNECT_TIMEOUT)
+        .and_then(|c| c.exec_with_input(request, &mut counted, None));
+    let bytes = counted.bytes;
+    // The host's archive failing explains a guest failure better than the
+    // guest's "unexpected end of archive" would.
+    tar.finish()
+        .map_err(|source| banger_workspace::WorkspaceError::Archive {
+            root: plan.root.clone(),
+            source,
+        })?;
+    let result = answer.map_err(|e| {
+        if e.is_stdin_stream_unsupported() {
+            DaemonError::failed(
+                ErrorCode::OperationFailed,
+                "this VM's guest agent predates workspaces; recreate the VM to get the current agent",
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    match result.status {
+        Some(0) => Ok(bytes),
+        Some(guest::EXTRACT_EXISTS) => Err(DaemonError::failed(
+            ErrorCode::AlreadyExists,
+            format!(
+                "{guest_path} already exists in the guest and is not empty; choose another --guest-path, \
+                 or export what is there first and remove it"
+            ),
+        )),
+        _ => Err(guest_failure(
+            "unpacking the workspace in the guest",
+            &result,
+        )),
+    }
+}
+
+/// Runs the tooling bootstrap; its outcome is reported, never an error.
+fn install_tools(uds: &Path, guest_path: &str, vm: &str) -> String {
+    let log = guest::bootstrap_log(vm);
+    let mut request = ExecRequest::new(guest::argv(guest::BOOTSTRAP, &[guest_path, &log]));
+    request.timeout_s = Some(BOOTSTRAP_TIMEOUT_S);
+    match AgentClient::connect_hybrid(uds, AGENT_PORT, CONNECT_TIMEOUT)
+        .and_then(|c| c.exec(request))
+    {
+        Ok(r) if r.status == Some(0) => format!("tools installed; log: {log}"),
+        Ok(r) if r.status == Some(guest::BOOTSTRAP_NO_MISE) => {
+            "mise is not installed in this image; no tools were installed".to_owned()
+        }
+        Ok(r) if r.timed_out => format!("installing tools timed out; log: {log}"),
+        Ok(_) => format!("installing tools failed; log: {log}"),
+        Err(e) => format!("installing tools failed: {}", banger_api::error_chain(&e)),
+    }
+}
+
+/// `vm.workspace.export`: the binary patch of the guest workspace against
+/// its base, streamed to the client as stdout output.
+pub async fn export(
+    daemon: &Daemon,
+    ctx: &RequestCtx,
+    p: WorkspaceExportParams,
+) -> Result<WorkspaceExported, DaemonError> {
+    let vm = find(daemon, &p.vm).await?;
+    let workspace = vm.workspace.clone().ok_or_else(|| {
+        DaemonError::failed(
+            ErrorCode::BadRequest,
+            format!(
+                "VM {name} has no workspace; prepare one with `banger vm workspace prepare {name} PATH`",
+                name = vm.name
+            ),
+        )
+    })?;
+    let base = p.base_commit.unwrap_or(workspace.base_commit.clone());
+    if !(4..=64).contains(&base.len()) || !base.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(DaemonError::failed(
+            ErrorCode::BadRequest,
+            format!("--base-commit {base:?} must be a commit id (4 to 64 hex digits)"),
+        ));
+    }
+    let uds = running_agent(daemon, &vm)?;
+    let output = ctx.output.clone();
+    let (path, commit) = (workspace.guest_path.clone(), base.clone());
+    let (result, bytes, stderr) = run(move || {
+        let mut bytes = 0u64;
+        let mut stderr = Vec::new();
+        let mut relay = |stream: GuestStream, data: &[u8]| match stream {
+            GuestStream::Stdout => {
+                bytes += data.len() as u64;
+                let _ = output.blocking_send(OutputChunk {
+                    stream: OutputStream::Stdout,
+                    data: base64::encode(data),
+                });
+            }
+            GuestStream::Stderr => {
+                let room = MAX_STDERR.saturating_sub(stderr.len());
+                stderr.extend_from_slice(&data[..data.len().min(room)]);
+            }
+        };
+        let mut request = ExecRequest::new(guest::argv(guest::EXPORT, &[&path, &commit]));
+        request.timeout_s = Some(SHIP_TIMEOUT_S);
+        let result = AgentClient::connect_hybrid(&uds, AGENT_PORT, CONNECT_TIMEOUT)
+            .and_then(|c| c.exec_streaming(request, &mut relay));
+        (result, bytes, stderr)
+    })
+    .await?;
+    let mut result = result?;
+    if result.status != Some(0) {
+        result.stderr = String::from_utf8_lossy(&stderr).into_owned();
+        return Err(guest_failure("computing the patch in the guest", &result));
+    }
+    Ok(WorkspaceExported {
+        base_commit: base,
+        guest_path: workspace.guest_path,
+        bytes,
+    })
+}
+
+/// Warns when the host repository moved on since the workspace was made:
+/// the guest works on an older base than the user may think.
+pub(super) fn head_moved(workspace: &Workspace) -> Option<String> {
+    let root = Path::new(&workspace.host_path);
+    let head =
+        banger_workspace::git::output(root, &["rev-parse", "--verify", "--quiet", "HEAD"]).ok()?;
+    (head != workspace.base_commit).then(|| {
+        format!(
+            "warning: {} is at {} now, the workspace in {} was prepared from {}",
+            workspace.host_path,
+            short(&head),
+            workspace.guest_path,
+            short(&workspace.base_commit)
+        )
+    })
+}
+
+fn guest_failure(what: &str, result: &ExecResult) -> DaemonError {
+    let how = match (result.status, result.signal) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => "no status".to_owned(),
+    };
+    let stderr = result.stderr.trim();
+    let detail = if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {stderr}")
+    };
+    DaemonError::failed(
+        ErrorCode::OperationFailed,
+        format!("{what} failed ({how}){detail}"),
+    )
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+/// Counts what passes through, for the report.
+struct Counted<'a, R> {
+    inner: &'a mut R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}

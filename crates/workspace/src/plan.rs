@@ -1,0 +1,241 @@
+//! Which repository, which commit, which files: everything decided before
+//! anything is shipped, so `--dry-run` and the real run agree.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::error::WorkspaceError;
+use crate::git;
+
+/// The files that mark a repository as wanting a tooling bootstrap.
+pub const TOOLING_FILES: &[&str] = &[".mise.toml", ".tool-versions"];
+
+/// What the user chose to ship.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Also ship untracked files that are not ignored.
+    pub include_untracked: bool,
+    /// The base commit (any commit-ish); the checked-out HEAD when absent.
+    pub from: Option<String>,
+    /// The branch the guest's checkout is on; see [`Plan::branch`].
+    pub branch: Option<String>,
+}
+
+/// A checked repository and what shipping it means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The work tree's top level.
+    pub root: PathBuf,
+    /// The full id of the commit the guest's clone has.
+    pub base_commit: String,
+    /// The guest's branch: `--branch`, else the host's current branch when
+    /// the base is what is checked out; `None` is a detached checkout.
+    pub branch: Option<String>,
+    /// The working tree is laid over the base commit: true exactly when the
+    /// base is the checked-out commit (another commit's tree would be mixed
+    /// with this one's edits otherwise).
+    pub overlay: bool,
+    /// Every file the guest's working tree gets, relative, sorted.
+    pub files: Vec<PathBuf>,
+    /// Of those, the ones taken from the host's working tree (overlay).
+    pub overlaid: Vec<PathBuf>,
+    /// Files of the base commit that the working tree no longer has.
+    pub removed: Vec<PathBuf>,
+    /// Untracked, non-ignored files left out (no `--include-untracked`).
+    pub untracked_skipped: usize,
+    /// The host repository's `origin`, which the guest's clone points at.
+    pub origin_url: Option<String>,
+    /// `user.name` and `user.email` as the host repository sees them.
+    pub identity: Vec<(String, String)>,
+    /// The tooling file found at the top level, if any.
+    pub tooling: Option<String>,
+}
+
+/// Checks the repository at `path` and decides what ships.
+pub fn plan(path: &Path, selection: &Selection) -> Result<Plan, WorkspaceError> {
+    let root = find_root(path)?;
+    let run = |args: &[&str]| {
+        git::output(&root, args).map_err(|source| WorkspaceError::Git {
+            root: root.clone(),
+            source,
+        })
+    };
+    let list = |args: &[&str]| {
+        git::paths(&root, args).map_err(|source| WorkspaceError::Git {
+            root: root.clone(),
+            source,
+        })
+    };
+    if root.join(".gitmodules").exists()
+        || run(&["ls-files", "--stage"])?
+            .lines()
+            .any(|l| l.starts_with("160000 "))
+    {
+        return Err(WorkspaceError::Submodules { root });
+    }
+    let head = git::output(
+        &root,
+        &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+    )
+    .map_err(|_| WorkspaceError::NoCommits { root: root.clone() })?;
+    let base_commit = match &selection.from {
+        None => head.clone(),
+        Some(rev) => resolve(&root, rev)?,
+    };
+    let overlay = base_commit == head;
+    let branch = match &selection.branch {
+        Some(name) => Some(check_branch(&root, name)?),
+        None if overlay => git::output(&root, &["symbolic-ref", "--quiet", "--short", "HEAD"]).ok(),
+        None => None,
+    };
+    let base_files = list(&[
+        "ls-tree",
+        "-r",
+        "-z",
+        "--name-only",
+        "--full-tree",
+        &base_commit,
+    ])?;
+    let (files, overlaid, removed, untracked_skipped) = if overlay {
+        let deleted: BTreeSet<PathBuf> = list(&["ls-files", "-z", "--deleted"])?
+            .into_iter()
+            .collect();
+        let mut shipped: BTreeSet<PathBuf> = list(&["ls-files", "-z", "--cached"])?
+            .into_iter()
+            .filter(|p| !deleted.contains(p))
+            .collect();
+        let untracked = list(&["ls-files", "-z", "--others", "--exclude-standard"])?;
+        let skipped = if selection.include_untracked {
+            shipped.extend(untracked);
+            0
+        } else {
+            untracked.len()
+        };
+        let shipped = only_real_files(&root, shipped);
+        let removed = base_files
+            .into_iter()
+            .filter(|p| !shipped.contains(p))
+            .collect();
+        let shipped: Vec<PathBuf> = shipped.into_iter().collect();
+        (shipped.clone(), shipped, removed, skipped)
+    } else {
+        let mut files = base_files;
+        files.sort();
+        (files, Vec::new(), Vec::new(), 0)
+    };
+    let config = |key: &str| git::output(&root, &["config", "--get", key]).ok();
+    let identity = ["user.name", "user.email"]
+        .into_iter()
+        .filter_map(|key| config(key).map(|v| (key.to_owned(), v)))
+        .collect();
+    let tooling = TOOLING_FILES
+        .iter()
+        .find(|name| files.iter().any(|f| f.as_os_str() == **name))
+        .map(|name| (*name).to_owned());
+    Ok(Plan {
+        origin_url: config("remote.origin.url"),
+        root,
+        base_commit,
+        branch,
+        overlay,
+        files,
+        overlaid,
+        removed,
+        untracked_skipped,
+        identity,
+        tooling,
+    })
+}
+
+/// The work tree's top level, with the preflight errors a user can act on.
+fn find_root(path: &Path) -> Result<PathBuf, WorkspaceError> {
+    let meta = std::fs::metadata(path).map_err(|_| WorkspaceError::Missing {
+        path: path.to_owned(),
+    })?;
+    let dir = if meta.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(Path::new("/"))
+    };
+    let not_a_repo = || WorkspaceError::NotARepo {
+        path: path.to_owned(),
+    };
+    match git::output(dir, &["rev-parse", "--is-bare-repository"]) {
+        Ok(bare) if bare == "true" => {
+            return Err(WorkspaceError::Bare {
+                path: path.to_owned(),
+            });
+        }
+        Ok(_) => {}
+        Err(_) => return Err(not_a_repo()),
+    }
+    let top = git::output(dir, &["rev-parse", "--show-toplevel"]).map_err(|_| not_a_repo())?;
+    if top.is_empty() {
+        return Err(not_a_repo());
+    }
+    Ok(PathBuf::from(top))
+}
+
+fn resolve(root: &Path, rev: &str) -> Result<String, WorkspaceError> {
+    let bad = |reason: &str| WorkspaceError::BadRevision {
+        rev: rev.to_owned(),
+        root: root.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if rev.is_empty() || rev.starts_with('-') {
+        return Err(bad("not a revision"));
+    }
+    let spec = format!("{rev}^{{commit}}");
+    git::output(
+        root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ],
+    )
+    .map_err(|_| bad("no such commit"))
+}
+
+fn check_branch(root: &Path, name: &str) -> Result<String, WorkspaceError> {
+    let bad = || WorkspaceError::BadBranch {
+        name: name.to_owned(),
+    };
+    if name.is_empty() || name.starts_with('-') || name.starts_with('@') {
+        return Err(bad());
+    }
+    git::output(root, &["check-ref-format", "--branch", name]).map_err(|_| bad())?;
+    Ok(name.to_owned())
+}
+
+/// Keeps the paths that are really files (or symlinks) under `root`: none
+/// missing, and none reached through a symlinked directory, whose target
+/// could be anywhere on the host.
+fn only_real_files(root: &Path, paths: BTreeSet<PathBuf>) -> BTreeSet<PathBuf> {
+    let mut real_dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    paths
+        .into_iter()
+        .filter(|rel| {
+            let mut dir = PathBuf::new();
+            for part in rel.parent().into_iter().flat_map(|p| p.components()) {
+                dir.push(part);
+                if real_dirs.contains(&dir) {
+                    continue;
+                }
+                match std::fs::symlink_metadata(root.join(&dir)) {
+                    Ok(m) if m.is_dir() => {
+                        real_dirs.insert(dir.clone());
+                    }
+                    _ => return false,
+                }
+            }
+            std::fs::symlink_metadata(root.join(rel)).is_ok_and(|m| !m.is_dir())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
