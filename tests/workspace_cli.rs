@@ -6,17 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Home, assert_success, stderr, stdout};
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert_success(&out);
-}
+use common::{Home, assert_success, git, stderr, stdout};
 
 /// A repository with two committed files, an uncommitted edit, an
 /// untracked file and an ignored one.

@@ -235,3 +235,15 @@ pub fn e2e_lock() -> std::fs::File {
     file
 }
 pub mod vmenv;
+
+/// `git -C dir ARGS`, which must succeed; its stdout, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_success(&out);
+    stdout(&out).trim().to_owned()
+}

@@ -3,11 +3,11 @@
 //! work and runs the command in it; `workspace export` brings the guest's
 //! changes back as a patch that applies on the host.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::common::vmenv::{MINIMAL_IMAGE, VmEnv, report};
-use crate::common::{assert_success, stderr, stdout};
+use crate::common::{assert_success, git, stderr, stdout};
 
 /// A host repository: committed files, one uncommitted edit, one untracked
 /// file, one ignored file.
@@ -15,17 +15,6 @@ struct HostRepo {
     _dir: tempfile::TempDir,
     path: PathBuf,
     head: String,
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert_success(&out);
-    stdout(&out).trim().to_owned()
 }
 
 fn host_repo() -> HostRepo {

@@ -1,12 +1,10 @@
 //! The command line, declared once; `completion` generates shell scripts
 //! from the same declaration.
 
-use std::path::PathBuf;
-
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod workspace;
-pub use workspace::{WorkspaceArgs, WorkspaceCommand};
+pub use workspace::{RunArgs, WorkspaceArgs, WorkspaceCommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -296,38 +294,13 @@ pub enum VmCommand {
     },
     /// Create a VM and open a shell in it, or run CMD in it and exit with its status.
     #[command(
-        group(clap::ArgGroup::new("workspace_flags").multiple(true).requires("path")
-            .args(["include_untracked", "from", "branch", "no_bootstrap", "dry_run"])),
         after_help = "With PATH, the git repository there is copied into the VM (a shallow clone of \
                       its HEAD with your uncommitted changes laid over it) and CMD runs in it.\n\
                       Examples:\n  banger vm run --rm -- make test\n  banger vm run ./repo -- make test\n  \
                       banger vm run --name scratch\n\
                       Then: `banger vm workspace export NAME > changes.patch` brings the VM's changes back."
     )]
-    Run {
-        #[command(flatten)]
-        spec: VmSpecArgs,
-        /// A git repository (or a directory inside one) to copy into the VM.
-        path: Option<PathBuf>,
-        /// Delete the VM when the command or session ends (not if it never became reachable).
-        #[arg(long)]
-        rm: bool,
-        /// Prepare the VM (and workspace) and leave it running, without a session.
-        #[arg(short, long, conflicts_with_all = ["rm", "cmd"])]
-        detach: bool,
-        #[command(flatten)]
-        source: WorkspaceArgs,
-        /// Skip installing the tools .mise.toml/.tool-versions ask for.
-        #[arg(long)]
-        no_bootstrap: bool,
-        /// List the files that would be copied, and create nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// The command to run (in the workspace with PATH, else in /root); without one, an
-        /// interactive ssh session.
-        #[arg(last = true, value_name = "CMD")]
-        cmd: Vec<String>,
-    },
+    Run(RunArgs),
     /// Run a command in a VM; exits with the command's status.
     #[command(
         after_help = "In a VM with a workspace the command runs there, through a login shell.\n\
@@ -479,13 +452,13 @@ mod tests {
         let cli =
             Cli::try_parse_from(["banger", "vm", "run", "--rm", "--image", "i", "--", "true"])
                 .unwrap();
-        let Command::Vm(VmCommand::Run {
+        let Command::Vm(VmCommand::Run(RunArgs {
             spec,
             rm,
             cmd,
             path,
             ..
-        }) = cli.command
+        })) = cli.command
         else {
             panic!("not run");
         };
@@ -509,9 +482,9 @@ mod tests {
             "test",
         ])
         .unwrap();
-        let Command::Vm(VmCommand::Run {
+        let Command::Vm(VmCommand::Run(RunArgs {
             path, source, cmd, ..
-        }) = cli.command
+        })) = cli.command
         else {
             panic!("not run");
         };

@@ -171,25 +171,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             })
         }
         Command::Vm(VmCommand::Ssh { vm, args }) => vm_ssh(&vm, &args),
-        Command::Vm(VmCommand::Run {
-            spec,
-            path,
-            rm,
-            detach,
-            source,
-            no_bootstrap,
-            dry_run,
-            cmd,
-        }) => vm_run::vm_run(vm_run::RunArgs {
-            params: spec.into_params(),
-            path,
-            rm,
-            detach,
-            source,
-            no_bootstrap,
-            dry_run,
-            cmd,
-        }),
+        Command::Vm(VmCommand::Run(args)) => vm_run::vm_run(args),
         Command::Vm(VmCommand::Workspace(WorkspaceCommand::Prepare {
             vm,
             path,

@@ -140,3 +140,22 @@ fn the_export_script_gives_a_patch_that_applies_on_the_host() {
         b"\0\x02\xff"
     );
 }
+
+#[test]
+fn a_repository_owned_by_someone_else_ships_too() {
+    // The daemon may run as root over a user's repository: git's ownership
+    // check must not refuse it. Only root can hand files to another owner.
+    if !banger_sys::os::is_root() {
+        eprintln!("skipped: needs root to give the repository another owner");
+        return;
+    }
+    let repo = Repo::new(&[("a.txt", "one")]);
+    repo.write("a.txt", "edited");
+    banger_sys::Cmd::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(repo.path())
+        .run()
+        .unwrap();
+    let (_keep, ws) = ship(&repo, &Selection::default());
+    assert_eq!(std::fs::read_to_string(ws.join("a.txt")).unwrap(), "edited");
+}

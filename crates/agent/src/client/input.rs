@@ -128,4 +128,4 @@ fn send_input(
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -111,21 +111,10 @@ mod tests {
     use std::thread;
 
     use super::*;
-    use crate::protocol::{ErrorCode, OutputEncoding};
+    use crate::protocol::ErrorCode;
 
     fn result_line() -> Vec<u8> {
-        Response::success(&ExecResult {
-            status: Some(0),
-            signal: None,
-            timed_out: false,
-            stdout: String::new(),
-            stderr: String::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            encoding: OutputEncoding::Utf8,
-            duration_s: 0.5,
-        })
-        .encode()
+        super::super::input::tests::result_line(None)
     }
 
     /// A client whose agent is a thread that checks the request asks for

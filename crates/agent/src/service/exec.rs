@@ -60,22 +60,9 @@ pub fn run_with_input(
     let program = &spec.argv[0];
     let (done_tx, done_rx) = mpsc::channel();
     let captures = start_captures(&mut child, spec.cap, done_tx);
-    let captures = match captures {
-        Ok(c) => c,
-        Err(e) => {
-            kill_group(&child);
-            let _ = child.wait();
-            return Err(ExecError::Thread(e));
-        }
-    };
-    let feed = match exec_input::start(&mut child, spec, input, started + spec.timeout) {
-        Ok(feed) => feed,
-        Err(e) => {
-            kill_group(&child);
-            let _ = child.wait();
-            return Err(e);
-        }
-    };
+    let captures = captures.map_err(|e| abandon(&mut child, ExecError::Thread(e)))?;
+    let feed = exec_input::start(&mut child, spec, input, started + spec.timeout)
+        .map_err(|e| abandon(&mut child, e))?;
 
     let (status, timed_out) =
         wait_with_timeout(&mut child, spec.timeout, feed.as_ref()).map_err(|source| {
@@ -206,6 +193,13 @@ fn wait_with_timeout(
         thread::sleep(pause.min(remaining));
         pause = (pause * 2).min(MAX_POLL);
     }
+}
+
+/// Kills and reaps a command whose setup failed half-way; returns `error`.
+pub(super) fn abandon(child: &mut Child, error: ExecError) -> ExecError {
+    kill_group(child);
+    let _ = child.wait();
+    error
 }
 
 pub(super) fn kill_group(child: &Child) {

@@ -15,7 +15,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::exec::{DRAIN_GRACE, ExecError, ExecSpec, MAX_POLL, kill_group, spawn};
+use super::exec::{DRAIN_GRACE, ExecError, ExecSpec, MAX_POLL, abandon, kill_group, spawn};
 use super::exec_input::{self, InputSource, StdinFeed};
 use crate::protocol::{ExecResult, MAX_FRAME_DATA, OutputStream};
 
@@ -52,22 +52,10 @@ pub fn run_with_input(
 ) -> Result<ExecResult, ExecError> {
     let (mut child, started) = spawn(spec)?;
     let (tx, rx) = mpsc::sync_channel(QUEUED_CHUNKS);
-    let truncated = match start_pumps(&mut child, spec.cap, tx) {
-        Ok(flags) => flags,
-        Err(e) => {
-            kill_group(&child);
-            let _ = child.wait();
-            return Err(ExecError::Thread(e));
-        }
-    };
-    let feed = match exec_input::start(&mut child, spec, input, started + spec.timeout) {
-        Ok(feed) => feed,
-        Err(e) => {
-            kill_group(&child);
-            let _ = child.wait();
-            return Err(e);
-        }
-    };
+    let truncated = start_pumps(&mut child, spec.cap, tx)
+        .map_err(|e| abandon(&mut child, ExecError::Thread(e)))?;
+    let feed = exec_input::start(&mut child, spec, input, started + spec.timeout)
+        .map_err(|e| abandon(&mut child, e))?;
     let ended = relay(&mut child, spec.timeout, started, &rx, emit, feed.as_ref());
     // The answer goes out now; the input thread stops reading.
     drop(feed);

@@ -1,8 +1,37 @@
-//! `vm workspace` and the repository selection shared with `vm run PATH`.
+//! `vm run [PATH]`, `vm workspace`, and the repository selection they share.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+
+/// `vm run`'s arguments.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("workspace_flags").multiple(true).requires("path")
+    .args(["include_untracked", "from", "branch", "no_bootstrap", "dry_run"])))]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub spec: super::VmSpecArgs,
+    /// A git repository (or a directory inside one) to copy into the VM.
+    pub path: Option<PathBuf>,
+    /// Delete the VM when the command or session ends (not if it never became reachable).
+    #[arg(long)]
+    pub rm: bool,
+    /// Prepare the VM (and workspace) and leave it running, without a session.
+    #[arg(short, long, conflicts_with_all = ["rm", "cmd"])]
+    pub detach: bool,
+    #[command(flatten)]
+    pub source: WorkspaceArgs,
+    /// Skip installing the tools .mise.toml/.tool-versions ask for.
+    #[arg(long)]
+    pub no_bootstrap: bool,
+    /// List the files that would be copied, and create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The command to run (in the workspace with PATH, else in /root); without one, an
+    /// interactive ssh session.
+    #[arg(last = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
+}
 
 /// What of a repository to copy (SPEC §10).
 #[derive(Debug, Clone, Default, Args)]

@@ -2,28 +2,16 @@
 //! PATH), then run the command there or open a shell; with `--rm`, delete
 //! the VM afterwards, also after Ctrl-C.
 
-use std::path::PathBuf;
-
-use banger_api::protocol::{Request, Vm, VmCreateParams, VmExecParams, VmRef};
+use banger_api::protocol::{Request, Vm, VmExecParams, VmRef};
 use banger_config::{PathEnv, Paths};
 
 use super::{client, print_spec, vm_exec, vm_ssh, workspace};
-use crate::args::WorkspaceArgs;
+use crate::args::{RunArgs, WorkspaceArgs};
 use crate::client::Client;
 use crate::error::CliError;
 
-pub(crate) struct RunArgs {
-    pub params: VmCreateParams,
-    pub path: Option<PathBuf>,
-    pub rm: bool,
-    pub detach: bool,
-    pub source: WorkspaceArgs,
-    pub no_bootstrap: bool,
-    pub dry_run: bool,
-    pub cmd: Vec<String>,
-}
-
 pub(crate) fn vm_run(a: RunArgs) -> Result<(), CliError> {
+    let params = a.spec.clone().into_params();
     let paths = Paths::resolve(&PathEnv::from_process())?;
     let client = Client::connect_or_start(&paths)?;
     // Everything about the repository is checked before a VM exists.
@@ -32,7 +20,7 @@ pub(crate) fn vm_run(a: RunArgs) -> Result<(), CliError> {
             &client,
             path,
             &a.source,
-            a.params.nat,
+            params.nat,
             a.no_bootstrap,
         )?),
         None => None,
@@ -41,10 +29,10 @@ pub(crate) fn vm_run(a: RunArgs) -> Result<(), CliError> {
         let plan = plan.expect("clap requires PATH with --dry-run");
         return workspace::print_plan(&plan);
     }
-    print_spec(&paths, &a.params);
+    print_spec(&paths, &params);
     // A VM that never became reachable is kept even with --rm, so its logs
     // can be read: the daemon records it as `error`.
-    let vm: Vm = client.call(Request::VmCreate(a.params.clone()))?;
+    let vm: Vm = client.call(Request::VmCreate(params))?;
     let name = vm.name.to_string();
     let guard = if a.rm {
         let (n, p) = (name.clone(), paths.clone());

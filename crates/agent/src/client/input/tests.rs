@@ -10,7 +10,8 @@ use crate::protocol::{
 };
 use crate::wire::LineReader;
 
-fn result_line(signal: Option<i32>) -> Vec<u8> {
+/// The final answer of a scripted exec: success, or killed by `signal`.
+pub(in crate::client) fn result_line(signal: Option<i32>) -> Vec<u8> {
     Response::success(&ExecResult {
         status: if signal.is_some() { None } else { Some(0) },
         signal,
