@@ -254,6 +254,25 @@ fn a_bad_config_stops_the_daemon_with_a_clear_error() {
 }
 
 #[test]
+fn a_file_sync_entry_outside_the_owners_home_stops_the_daemon() {
+    let home = Home::new();
+    let owner = home.path().join("owner");
+    std::fs::create_dir(&owner).unwrap();
+    home.write_config("[[file_sync]]\nhost = \"/etc/passwd\"\nguest = \"/root/passwd\"\n");
+    let out = home
+        .command(common::BANGERD)
+        .env("HOME", &owner)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("config.toml:2") && err.contains("outside the owner's home"),
+        "{err}"
+    );
+}
+
+#[test]
 fn concurrent_first_commands_share_one_daemon() {
     let home = Home::new();
     use std::process::Stdio;

@@ -16,7 +16,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::vmenv::{FULL_IMAGE, MINIMAL_IMAGE, Suite, VmEnv, pids_mentioning, report};
+use common::vmenv::{
+    FULL_IMAGE, MINIMAL_IMAGE, OWNER_GIT_NAME, SYNCED_DOTFILE, Suite, VmEnv, pids_mentioning,
+    report,
+};
 use common::{assert_success, stderr, stdout};
 
 #[test]
@@ -267,6 +270,19 @@ fn lifecycle(env: &VmEnv) {
     assert_eq!(stdout(&out), format!("hi\n{VM}\n"));
     let out = env.exec(VM, "ip -o -4 addr show eth0");
     assert!(stdout(&out).contains(&format!("{ip}/")), "{}", stdout(&out));
+    // The work disk came with the owner's git identity and synced file.
+    let out = env.exec(
+        VM,
+        &format!(
+            "git config --global user.name; cat {SYNCED_DOTFILE}; stat -c %a {SYNCED_DOTFILE}"
+        ),
+    );
+    assert_eq!(
+        stdout(&out),
+        format!("{OWNER_GIT_NAME}\nsynced from the owner's home\n640\n"),
+        "{}",
+        stderr(&out)
+    );
 
     // DNS: the name answers while the VM runs.
     assert_eq!(env.dig(&format!("{VM}.vm")), ip);

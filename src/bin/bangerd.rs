@@ -61,6 +61,9 @@ fn main() -> ExitCode {
         paths,
         config,
         owner_uid: banger_sys::os::effective_uid(),
+        owner_home: std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(std::path::PathBuf::from),
     };
     match banger_daemon::run(opts) {
         Ok(()) => ExitCode::SUCCESS,

@@ -59,6 +59,30 @@ pub fn missing_prerequisite(images: &[&str]) -> Option<String> {
     None
 }
 
+/// The owner's home the e2e daemon runs with, inside the cached home: a
+/// git identity and one dotfile that `[[file_sync]]` copies into new VMs.
+const OWNER_HOME: &str = "owner-home";
+pub const SYNCED_DOTFILE: &str = "/root/.config/e2e/synced";
+pub const OWNER_GIT_NAME: &str = "E2E Owner";
+const OWNER_FILE_SYNC: &str = "[[file_sync]]\nhost = \"~/.config/e2e/synced\"\n\
+                               guest = \"/root/.config/e2e/synced\"\nmode = \"0640\"\n";
+
+fn owner_home(home: &Home) -> PathBuf {
+    let dir = home.path().join(OWNER_HOME);
+    std::fs::create_dir_all(dir.join(".config/e2e")).unwrap();
+    std::fs::write(
+        dir.join(".config/e2e/synced"),
+        "synced from the owner's home\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(".gitconfig"),
+        format!("[user]\n\tname = {OWNER_GIT_NAME}\n\temail = owner@example.com\n"),
+    )
+    .unwrap();
+    dir
+}
+
 /// The VMM the suite asks for (`BANGER_E2E_VMM`), `auto` by default.
 pub fn vmm() -> String {
     std::env::var("BANGER_E2E_VMM").unwrap_or_else(|_| "auto".into())
@@ -71,6 +95,7 @@ pub struct VmEnv {
     pub home: Home,
     pub ns: banger_sys::netns::Netns,
     daemon: RefCell<Option<Child>>,
+    _owner_home: PathBuf,
     log: PathBuf,
     _lock: std::fs::File,
 }
@@ -83,11 +108,15 @@ impl VmEnv {
         let home = Home::at(&super::e2e_cache_dir());
         home.stop_daemon();
         let vmm = vmm();
-        home.write_config(&format!("dns_listen = \"127.0.0.1:0\"\nvmm = \"{vmm}\"\n"));
+        home.write_config(&format!(
+            "dns_listen = \"127.0.0.1:0\"\nvmm = \"{vmm}\"\n{OWNER_FILE_SYNC}"
+        ));
+        let owner_home = owner_home(&home);
         let ns = banger_sys::netns::Netns::create(tag).expect("network namespace");
         let log = home.path().join(format!("state/bangerd-{tag}.log"));
         let env = VmEnv {
             home,
+            _owner_home: owner_home,
             ns,
             daemon: RefCell::new(None),
             log,
@@ -104,7 +133,8 @@ impl VmEnv {
             .open(&self.log)
             .unwrap();
         let mut cmd = self.home.command("ip");
-        cmd.args(["netns", "exec", self.ns.name(), super::BANGERD])
+        cmd.env("HOME", self.home.path().join(OWNER_HOME))
+            .args(["netns", "exec", self.ns.name(), super::BANGERD])
             .stdout(Stdio::null())
             .stderr(log);
         *self.daemon.borrow_mut() = Some(cmd.spawn().expect("start bangerd in the namespace"));

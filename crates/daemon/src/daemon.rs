@@ -19,6 +19,9 @@ pub struct DaemonOptions {
     pub config: Config,
     /// The uid allowed to connect besides root.
     pub owner_uid: u32,
+    /// The owner's home: where `[[file_sync]]` files and the git identity
+    /// new work disks get are read from. `None` skips both.
+    pub owner_home: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,8 @@ pub enum StartupError {
     Store(#[source] banger_store::StoreError),
     #[error("another bangerd already serves {socket}; stop it first (its lock is {lock})")]
     AlreadyRunning { socket: PathBuf, lock: PathBuf },
+    #[error(transparent)]
+    Config(#[from] banger_config::ConfigError),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot {action} {path}")]
@@ -46,6 +51,9 @@ pub struct Daemon {
     pub config: Config,
     pub store: StoreHandle,
     pub owner_uid: u32,
+    pub owner_home: Option<PathBuf>,
+    /// `[[file_sync]]` with host paths resolved in the owner's home.
+    pub file_sync: Vec<banger_config::ResolvedFileSync>,
     /// `<name>.vm` → guest address, for running VMs.
     pub dns: DnsRecords,
     /// Where the DNS server listens, once it is up.
@@ -63,6 +71,12 @@ impl Daemon {
         opts.paths
             .ensure_private_dirs()
             .map_err(StartupError::Dirs)?;
+        // A [[file_sync]] host path outside the home is a config error,
+        // refused at start like any other.
+        let file_sync = match &opts.owner_home {
+            Some(home) => opts.config.resolve_file_sync(home)?,
+            None => Vec::new(),
+        };
         let store = Store::open(&opts.paths.db_file).map_err(StartupError::Store)?;
         let interrupted = store
             .mark_interrupted_operations()
@@ -89,6 +103,8 @@ impl Daemon {
             config: opts.config,
             store: StoreHandle::new(store),
             owner_uid: opts.owner_uid,
+            owner_home: opts.owner_home,
+            file_sync,
             dns,
             dns_addr: None,
             vms: Machinery::new(CancellationToken::new()),

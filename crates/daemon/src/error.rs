@@ -25,6 +25,14 @@ pub enum DaemonError {
     Ssh(#[from] banger_net::ssh::SshError),
     #[error(transparent)]
     Workspace(#[from] banger_workspace::WorkspaceError),
+    #[error(transparent)]
+    Process(#[from] banger_sys::ProcessError),
+    #[error("cannot prepare the work disk's content: cannot {what}")]
+    Seed {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the guest agent did not answer as expected")]
     AgentCall(#[from] banger_agent::client::ClientError),
     /// A stage of a VM operation failed; the code is the cause's.
@@ -57,6 +65,8 @@ impl DaemonError {
             | DaemonError::Disk(_)
             | DaemonError::Ssh(_)
             | DaemonError::AgentCall(_)
+            | DaemonError::Process(_)
+            | DaemonError::Seed { .. }
             | DaemonError::Agent(_)
             | DaemonError::Cancelled
             | DaemonError::Internal(_) => ErrorCode::OperationFailed,

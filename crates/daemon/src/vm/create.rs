@@ -18,7 +18,7 @@ use banger_net::subnet::GuestSubnet;
 use super::boot::boot;
 use super::first_use::{ensure_image, ensure_kernel};
 use super::teardown::unwind_create;
-use super::{WORK_DISK_FILE, check_cancel, find, save_runtime, transition};
+use super::{WORK_DISK_FILE, check_cancel, find, save_runtime, seed, transition};
 use crate::daemon::Daemon;
 use crate::dispatch::RequestCtx;
 use crate::dispatch::blocking::run;
@@ -258,12 +258,23 @@ async fn provision(
         vm_dir.join(WORK_DISK_FILE),
         vm.spec.disk_size,
     );
-    run(move || {
-        let seed = store.root_seed(&image_name)?;
-        banger_image::create_work_disk(&path, size, seed.as_deref()).map_err(DaemonError::from)
+    let (seed_dir, sync, home) = (
+        vm_dir.join("work-seed"),
+        daemon.file_sync.clone(),
+        daemon.owner_home.clone(),
+    );
+    let warnings = run(move || {
+        let image_seed = store.root_seed(&image_name)?;
+        let (seed, warnings) =
+            seed::compose(&seed_dir, image_seed.as_deref(), &sync, home.as_deref())?;
+        banger_image::create_work_disk(&path, size, Some(seed.path()))?;
+        Ok::<_, DaemonError>(warnings)
     })
     .await?
     .map_err(|e| e.in_stage(&stage))?;
+    for warning in warnings {
+        op.stage(&warning).await?;
+    }
     check_cancel(&ctx.cancel)?;
 
     if no_start {

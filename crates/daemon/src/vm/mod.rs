@@ -21,6 +21,7 @@ mod ports;
 mod power;
 mod ready;
 mod reconcile;
+mod seed;
 mod teardown;
 mod workspace;
 
