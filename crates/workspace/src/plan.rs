@@ -37,7 +37,8 @@ pub struct Plan {
     pub overlay: bool,
     /// Every file the guest's working tree gets, relative, sorted.
     pub files: Vec<PathBuf>,
-    /// Of those, the ones taken from the host's working tree (overlay).
+    /// Of those, the ones taken from the host's working tree (overlay):
+    /// the ones that differ from the base commit.
     pub overlaid: Vec<PathBuf>,
     /// Files of the base commit that the working tree no longer has.
     pub removed: Vec<PathBuf>,
@@ -105,7 +106,14 @@ pub fn plan(path: &Path, selection: &Selection) -> Result<Plan, WorkspaceError> 
             .filter(|p| !deleted.contains(p))
             .collect();
         let untracked = list(&["ls-files", "-z", "--others", "--exclude-standard"])?;
+        // What differs from the base (staged or not): only these travel
+        // from the working tree; the clone has every other file already.
+        let mut changed: BTreeSet<PathBuf> =
+            list(&["diff", "--name-only", "-z", "--no-renames", "HEAD", "--"])?
+                .into_iter()
+                .collect();
         let skipped = if selection.include_untracked {
+            changed.extend(untracked.iter().cloned());
             shipped.extend(untracked);
             0
         } else {
@@ -116,8 +124,8 @@ pub fn plan(path: &Path, selection: &Selection) -> Result<Plan, WorkspaceError> 
             .into_iter()
             .filter(|p| !shipped.contains(p))
             .collect();
-        let shipped: Vec<PathBuf> = shipped.into_iter().collect();
-        (shipped.clone(), shipped, removed, skipped)
+        let overlaid = shipped.intersection(&changed).cloned().collect();
+        (shipped.into_iter().collect(), overlaid, removed, skipped)
     } else {
         let mut files = base_files;
         files.sort();

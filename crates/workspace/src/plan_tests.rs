@@ -32,8 +32,11 @@ fn the_working_tree_decides_with_untracked_files_only_when_asked() {
     repo.write("staged.txt", "staged");
     repo.git(&["add", "staged.txt"]);
     repo.write("debug.log", "ignored");
+    repo.write("a.txt", "edited");
     let p = default_plan(&repo);
     assert_eq!(p.files, paths(&[".gitignore", "a.txt", "staged.txt"]));
+    // Only what differs from the base travels from the working tree.
+    assert_eq!(p.overlaid, paths(&["a.txt", "staged.txt"]));
     assert_eq!(p.removed, paths(&["gone.txt"]));
     assert_eq!(p.untracked_skipped, 1);
     let with = plan(

@@ -122,8 +122,8 @@ async fn prepare_locked(
     }
     super::check_cancel(&ctx.cancel)?;
     op.stage(&format!(
-        "sending {} files at {} to {guest_path}",
-        plan.files.len(),
+        "shallow clone of {} at {}",
+        plan.root.display(),
         short(&plan.base_commit)
     ))
     .await?;
@@ -131,9 +131,20 @@ async fn prepare_locked(
         .paths
         .vm_dir(&vm.id)
         .join(format!("workspace-{}", ctx.op_id));
+    let packed = {
+        let plan = plan.clone();
+        run(move || banger_workspace::pack(&plan, &scratch)).await??
+    };
+    super::check_cancel(&ctx.cancel)?;
+    op.stage(&format!(
+        "sending {} files ({} from the working tree) to {guest_path}",
+        plan.files.len(),
+        plan.overlaid.len()
+    ))
+    .await?;
     let ship = {
-        let (plan, uds, guest_path) = (plan.clone(), uds.clone(), guest_path.clone());
-        run(move || ship(&plan, &scratch, &uds, &guest_path))
+        let (root, uds, guest_path) = (plan.root.clone(), uds.clone(), guest_path.clone());
+        run(move || ship(&packed, &root, &uds, &guest_path))
     };
     let bytes = tokio::select! {
         shipped = ship => shipped??,
@@ -172,10 +183,13 @@ async fn prepare_locked(
     })
 }
 
-/// Packs the plan and streams the archive into the guest's `tar`; returns
-/// the archive's size.
-fn ship(plan: &Plan, scratch: &Path, uds: &Path, guest_path: &str) -> Result<u64, DaemonError> {
-    let packed = banger_workspace::pack(plan, scratch)?;
+/// Streams the packed archive into the guest's `tar`; returns its size.
+fn ship(
+    packed: &banger_workspace::Packed,
+    root: &Path,
+    uds: &Path,
+    guest_path: &str,
+) -> Result<u64, DaemonError> {
     let mut tar = packed.archive()?;
     let mut counted = Counted {
         inner: &mut tar,
@@ -190,7 +204,7 @@ fn ship(plan: &Plan, scratch: &Path, uds: &Path, guest_path: &str) -> Result<u64
     // guest's "unexpected end of archive" would.
     tar.finish()
         .map_err(|source| banger_workspace::WorkspaceError::Archive {
-            root: plan.root.clone(),
+            root: root.to_owned(),
             source,
         })?;
     let result = answer.map_err(|e| {
