@@ -173,14 +173,18 @@ pub fn image_detail(i: &ImageInfo) -> String {
     key_values(&rows)
 }
 
-/// `1536 MiB`, `1.5 GiB`: sizes as people read them.
+/// `512 bytes`, `12 KiB`, `1536 MiB`, `1.5 GiB`: sizes as people read them.
 pub fn human_bytes(n: u64) -> String {
     const MIB: f64 = 1024.0 * 1024.0;
     let mib = n as f64 / MIB;
     if mib >= 1024.0 {
         format!("{:.1} GiB", mib / 1024.0)
-    } else {
+    } else if n >= 1 << 20 {
         format!("{mib:.0} MiB")
+    } else if n >= 1 << 10 {
+        format!("{} KiB", n.div_ceil(1024))
+    } else {
+        format!("{n} bytes")
     }
 }
 
@@ -335,6 +339,8 @@ mod tests {
     #[test]
     fn sizes_read_well() {
         assert_eq!(human_bytes(3 << 20), "3 MiB");
+        assert_eq!(human_bytes(10_000), "10 KiB");
+        assert_eq!(human_bytes(512), "512 bytes");
         assert_eq!(human_bytes(1536 << 20), "1.5 GiB");
     }
 

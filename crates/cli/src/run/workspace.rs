@@ -55,8 +55,8 @@ pub(super) fn print_plan(plan: &WorkspacePlan) -> Result<(), CliError> {
         "as committed"
     };
     eprintln!(
-        "would copy {} files of {} at {base} ({on}, {tree}) to {}",
-        plan.files.len(),
+        "would copy {} of {} at {base} ({on}, {tree}) to {}",
+        files(plan.files.len()),
         plan.root,
         plan.default_guest_path
     );
@@ -85,10 +85,10 @@ pub(super) fn prepare(
         }))?;
     let ws = &prepared.workspace;
     eprintln!(
-        "workspace {} ready: {} files ({:.1} MiB) at {} in {:.1} s",
+        "workspace {} ready: {} ({}) at {} in {:.1} s",
         ws.guest_path,
-        prepared.files,
-        prepared.bytes as f64 / (1024.0 * 1024.0),
+        files(prepared.files),
+        crate::render::human_bytes(prepared.bytes),
         &ws.base_commit[..ws.base_commit.len().min(12)],
         prepared.duration_s
     );
@@ -97,6 +97,14 @@ pub(super) fn prepare(
         eprintln!("tools: {bootstrap}");
     }
     Ok(prepared)
+}
+
+fn files(n: usize) -> String {
+    if n == 1 {
+        "1 file".to_owned()
+    } else {
+        format!("{n} files")
+    }
 }
 
 fn untracked_note(skipped: usize) {

@@ -137,7 +137,7 @@ async fn prepare_locked(
     };
     super::check_cancel(&ctx.cancel)?;
     op.stage(&format!(
-        "sending {} files ({} from the working tree) to {guest_path}",
+        "sending {} file(s), {} of them from the working tree, to {guest_path}",
         plan.files.len(),
         plan.overlaid.len()
     ))
