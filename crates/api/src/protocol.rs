@@ -36,7 +36,7 @@ pub use vm_ops::{
 
 pub use workspace::{
     WorkspaceExportParams, WorkspaceExported, WorkspacePlan, WorkspacePrepareParams,
-    WorkspacePrepared, WorkspaceSource,
+    WorkspacePrepared, WorkspaceSource, short_commit,
 };
 
 use crate::model::ByteSize;

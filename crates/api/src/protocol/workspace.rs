@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use super::Workspace;
 
+/// A commit id shortened for messages (12 hex digits, as git would).
+pub fn short_commit(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
 /// Which repository and what of it to ship: shared by plan and prepare.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,4 +94,14 @@ pub struct WorkspaceExported {
     pub guest_path: String,
     /// Size of the patch; 0 means nothing changed.
     pub bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_commit_keeps_twelve_digits_or_the_whole_id() {
+        let id = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(super::short_commit(id), "0123456789ab");
+        assert_eq!(super::short_commit("abc"), "abc");
+    }
 }

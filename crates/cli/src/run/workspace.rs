@@ -5,7 +5,7 @@ use std::path::Path;
 
 use banger_api::protocol::{
     OutputStream, Request, WorkspaceExportParams, WorkspaceExported, WorkspacePlan,
-    WorkspacePrepareParams, WorkspacePrepared, WorkspaceSource,
+    WorkspacePrepareParams, WorkspacePrepared, WorkspaceSource, short_commit,
 };
 
 use super::absolute;
@@ -44,7 +44,7 @@ pub(super) fn print_plan(plan: &WorkspacePlan) -> Result<(), CliError> {
         text.push('\n');
     }
     super::print(&text)?;
-    let base = &plan.base_commit[..plan.base_commit.len().min(12)];
+    let base = short_commit(&plan.base_commit);
     let on = plan
         .branch
         .as_deref()
@@ -89,7 +89,7 @@ pub(super) fn prepare(
         ws.guest_path,
         files(prepared.files),
         crate::render::human_bytes(prepared.bytes),
-        &ws.base_commit[..ws.base_commit.len().min(12)],
+        short_commit(&ws.base_commit),
         prepared.duration_s
     );
     untracked_note(prepared.untracked_skipped);

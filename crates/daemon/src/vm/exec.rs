@@ -39,11 +39,11 @@ pub async fn exec(
     // login shell so tools set up by profile scripts are on PATH.
     let (argv, cwd) = match (&vm.workspace, p.cwd) {
         (Some(ws), None) => {
+            let cwd = Some(ws.guest_path.clone());
             let ws = ws.clone();
             if let Some(warning) = run(move || super::workspace::head_moved(&ws)).await? {
                 let _ = ctx.progress.send(warning);
             }
-            let cwd = vm.workspace.as_ref().map(|w| w.guest_path.clone());
             (banger_workspace::guest::login_argv(&p.argv), cwd)
         }
         (_, cwd) => (p.argv, cwd),

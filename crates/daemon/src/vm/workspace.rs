@@ -14,7 +14,7 @@ use banger_agent::client::AgentClient;
 use banger_agent::protocol::{AGENT_PORT, ExecRequest, ExecResult, OutputStream as GuestStream};
 use banger_api::protocol::{
     ErrorCode, OutputChunk, OutputStream, Vm, Workspace, WorkspaceExportParams, WorkspaceExported,
-    WorkspacePlan, WorkspacePrepareParams, WorkspacePrepared, WorkspaceSource,
+    WorkspacePlan, WorkspacePrepareParams, WorkspacePrepared, WorkspaceSource, short_commit,
 };
 use banger_workspace::{Plan, Selection, guest};
 
@@ -124,7 +124,7 @@ async fn prepare_locked(
     op.stage(&format!(
         "shallow clone of {} at {}",
         plan.root.display(),
-        short(&plan.base_commit)
+        short_commit(&plan.base_commit)
     ))
     .await?;
     let scratch = daemon
@@ -323,9 +323,9 @@ pub(super) fn head_moved(workspace: &Workspace) -> Option<String> {
         format!(
             "warning: {} is at {} now, the workspace in {} was prepared from {}",
             workspace.host_path,
-            short(&head),
+            short_commit(&head),
             workspace.guest_path,
-            short(&workspace.base_commit)
+            short_commit(&workspace.base_commit)
         )
     })
 }
@@ -346,10 +346,6 @@ fn guest_failure(what: &str, result: &ExecResult) -> DaemonError {
         ErrorCode::OperationFailed,
         format!("{what} failed ({how}){detail}"),
     )
-}
-
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
 }
 
 /// Counts what passes through, for the report.
