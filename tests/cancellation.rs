@@ -119,3 +119,49 @@ fn stopping_the_daemon_cancels_in_flight_work() {
     );
     assert!(!home.socket().exists(), "socket removed on shutdown");
 }
+
+/// One daemon per state directory is decided before anything changes: a
+/// second `bangerd` for the same home finds the lock, names its holder and
+/// exits, leaving the first one's in-flight operation running (it used to
+/// mark it interrupted and reconcile VMs before finding the lock).
+#[test]
+fn a_second_daemon_touches_nothing_of_the_first() {
+    let home = Home::new();
+    let first = home.start_daemon();
+    let markers = tempfile::tempdir().unwrap();
+    let stream = UnixStream::connect(home.socket()).unwrap();
+    (&stream)
+        .write_all(sleep_request("busy-1", 3_000, markers.path()).as_bytes())
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || markers
+            .path()
+            .join("started")
+            .exists()),
+        "work never started"
+    );
+
+    let out = home.bangerd(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("another bangerd") && err.contains(&format!("pid {first}")),
+        "the refusal names the holder: {err}"
+    );
+    assert!(
+        !err.contains("interrupted") && !err.contains("reconcile") && !err.contains("DNS"),
+        "the second daemon did work before finding the lock: {err}"
+    );
+    assert_eq!(
+        operation(&home, "busy-1")["state"],
+        "running",
+        "the first daemon's operation was marked by the second"
+    );
+    let lines = read_answer(&stream);
+    assert_eq!(
+        lines.last().unwrap(),
+        &serde_json::json!({"op_id": "busy-1", "result": null}),
+        "{lines:?}"
+    );
+    assert_eq!(operation(&home, "busy-1")["state"], "succeeded");
+}

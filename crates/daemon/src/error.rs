@@ -1,6 +1,9 @@
-//! Errors of request handling, each mapped to one protocol error code.
+//! Errors of request handling, each mapped to one protocol error code, and
+//! of start-up.
 
 use banger_api::protocol::{ErrorCode, ProtocolError};
+use std::path::{Path, PathBuf};
+
 use banger_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -127,5 +130,43 @@ fn workspace_code(e: &banger_workspace::WorkspaceError) -> ErrorCode {
         | E::BadRevision { .. }
         | E::BadBranch { .. } => ErrorCode::BadRequest,
         E::Git { .. } | E::Io { .. } | E::Archive { .. } => ErrorCode::OperationFailed,
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot prepare banger's directories")]
+    Dirs(#[source] banger_config::PathError),
+    #[error("cannot open the state store")]
+    Store(#[source] banger_store::StoreError),
+    #[error(
+        "another bangerd ({holder}) already serves this state directory ({socket}); stop it \
+         first (its lock is {lock}); this one changed nothing"
+    )]
+    AlreadyRunning {
+        socket: PathBuf,
+        lock: PathBuf,
+        holder: String,
+    },
+    #[error(transparent)]
+    Config(#[from] banger_config::ConfigError),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot {action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StartupError {
+    let path = path.to_owned();
+    move |source| StartupError::Io {
+        action,
+        path,
+        source,
     }
 }

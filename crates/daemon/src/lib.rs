@@ -1,24 +1,42 @@
 //! `bangerd`, the daemon core: it owns the state store, serves the protocol of
 //! [`banger_api::protocol`] on a Unix socket, and tracks long operations.
 //!
-//! Request flow: [`server`] accepts a connection, checks the peer's uid, reads
-//! one [`Envelope`](banger_api::protocol::Envelope), parses it into a typed
-//! [`Request`](banger_api::protocol::Request) and hands it to [`dispatch`]
-//! together with a cancellation token that fires when the client hangs up.
+//! Layers, each importing only the ones below it:
+//! - [`startup`]: the composition root (lock, OS boundaries, store, DNS,
+//!   reconcile), then [`server`]: transport, peer authentication, cancellation;
+//! - [`dispatch`]: the router, one `match` arm per method;
+//! - handlers: [`vm`], [`images`], [`kernels`], [`daemon_info`], `debug`;
+//! - what handlers share: [`supply`] (images and kernels fetched or built as
+//!   stages), [`ops`] (the operations registry), [`machinery`] (host ops, VMM,
+//!   guest, tap pool, locks), [`guest`], [`backend`];
+//! - the bottom: [`state`] (the shared `Daemon`), [`context`] (one request's
+//!   context), [`blocking`], [`store_handle`], [`error`], [`lock`].
 #![forbid(unsafe_code)]
 
 mod agent_bin;
 mod auth;
-mod daemon;
+mod backend;
+mod blocking;
+mod context;
+mod daemon_info;
+#[cfg(feature = "test-methods")]
+mod debug;
 mod dispatch;
 mod error;
+mod guest;
+mod images;
+mod kernels;
+mod lock;
 mod logging;
+mod machinery;
 mod ops;
 mod server;
+mod startup;
+mod state;
 mod store_handle;
+mod supply;
 mod vm;
 
-pub use daemon::{Daemon, DaemonOptions, StartupError, run};
-pub use error::DaemonError;
+pub use error::{DaemonError, StartupError};
 pub use logging::init_logging;
-pub use server::serve;
+pub use startup::{DaemonOptions, run};

@@ -4,7 +4,7 @@
 
 use banger_api::protocol::{Operation, OperationState};
 
-use crate::dispatch::RequestCtx;
+use crate::context::RequestCtx;
 use crate::error::DaemonError;
 use crate::store_handle::StoreHandle;
 

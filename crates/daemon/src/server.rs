@@ -2,7 +2,6 @@
 //! JSON. This layer authenticates the peer, parses, dispatches, and turns a
 //! hang-up into cancellation. It knows nothing about what methods do.
 
-use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,8 +18,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::auth::Authorizer;
-use crate::daemon::{Daemon, StartupError};
-use crate::dispatch::{RequestCtx, dispatch};
+use crate::context::RequestCtx;
+use crate::dispatch::dispatch;
+use crate::error::{StartupError, io_err};
+use crate::lock::StateLock;
+use crate::state::Daemon;
 
 /// How long a client may take to send its request line.
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,9 +33,13 @@ const OUTPUT_QUEUE: usize = 16;
 /// Binds the socket and serves until `shutdown` fires. The socket is created
 /// under a umask that leaves it owner-only, inside a 0700 directory, then set
 /// to 0600: no other local user can connect at any moment.
-pub async fn serve(daemon: Daemon, shutdown: CancellationToken) -> Result<(), StartupError> {
+/// The caller holds the state directory's lock.
+pub async fn serve(
+    daemon: Daemon,
+    _lock: &StateLock,
+    shutdown: CancellationToken,
+) -> Result<(), StartupError> {
     let socket = daemon.paths.socket.clone();
-    let _lock = acquire_lock(&daemon.paths.run_dir.join("bangerd.lock"), &socket)?;
     let listener = bind_private(&socket)?;
     tracing::info!(socket = %socket.display(), pid = std::process::id(), "bangerd listening");
 
@@ -60,35 +66,6 @@ pub async fn serve(daemon: Daemon, shutdown: CancellationToken) -> Result<(), St
     connections.wait().await;
     let _ = std::fs::remove_file(&socket);
     Ok(())
-}
-
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StartupError {
-    let path = path.to_owned();
-    move |source| StartupError::Io {
-        action,
-        path,
-        source,
-    }
-}
-
-/// One daemon per state directory: an exclusive advisory lock held for the
-/// daemon's lifetime. The kernel drops it if the daemon dies, so a stale lock
-/// file never blocks a restart.
-fn acquire_lock(lock: &Path, socket: &Path) -> Result<File, StartupError> {
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(lock)
-        .map_err(io_err("open the lock file", lock))?;
-    match banger_sys::os::lock_exclusive_nonblocking(&file) {
-        Ok(()) => Ok(file),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(StartupError::AlreadyRunning {
-            socket: socket.to_owned(),
-            lock: lock.to_owned(),
-        }),
-        Err(e) => Err(io_err("lock", lock)(e)),
-    }
 }
 
 fn bind_private(socket: &Path) -> Result<UnixListener, StartupError> {

@@ -3,28 +3,27 @@
 
 use std::time::{Duration, Instant};
 
-use banger_agent::client::AgentClient;
-use banger_agent::protocol::{AGENT_PORT, IdentityRequest};
+use banger_agent::protocol::IdentityRequest;
 use banger_api::model::VmAction;
 use banger_api::protocol::{ErrorCode, Vm};
 use banger_image::kernel::KernelStore;
 use banger_vmm::{BackendKind, DiskFormat, DiskSpec, VmConfig, VmHandle, VmmBackend};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Handles, WORK_DISK_FILE, bridge_name, check_cancel, guest_mac, root_disk_of, save_runtime,
-    transition, write_handles,
+use super::handles::{Handles, write_handles};
+use super::record::{
+    WORK_DISK_FILE, check_cancel, guest_mac, root_disk_of, save_runtime, transition,
 };
-use crate::daemon::Daemon;
-use crate::dispatch::blocking::run;
+use crate::blocking::run;
 use crate::error::DaemonError;
+use crate::guest::Guest;
+use crate::machinery::bridge_name;
 use crate::ops::OpTracker;
+use crate::state::Daemon;
 
 /// Boot to agent health under TCG is ~9 s on an idle host; a loaded one
 /// (several boots, a build) can take many times that.
 const AGENT_DEADLINE: Duration = Duration::from_secs(120);
-/// One connect-and-ask attempt.
-const AGENT_ATTEMPT: Duration = Duration::from_secs(2);
 const AGENT_RETRY: Duration = Duration::from_millis(250);
 /// Console lines quoted when a boot fails.
 const CONSOLE_TAIL_LINES: usize = 15;
@@ -41,7 +40,7 @@ pub(super) async fn boot(
     let mut vm = transition(daemon, &vm.id, VmAction::Start, None)
         .await?
         .expect("start keeps the record");
-    let vmm = daemon.vms.vmm(daemon).await?;
+    let vmm = daemon.vmm().await?;
     let ip = vm
         .runtime
         .ip
@@ -50,7 +49,7 @@ pub(super) async fn boot(
     let stage = "network: tap on the bridge";
     op.stage(stage).await?;
     let tap = async {
-        let pool = daemon.vms.taps(daemon).await?;
+        let pool = daemon.taps().await?;
         Ok::<_, DaemonError>(pool.take().await?)
     }
     .await
@@ -61,7 +60,7 @@ pub(super) async fn boot(
         let stage = "network: NAT";
         op.stage(stage).await?;
         let host = daemon.vms.host()?;
-        let bridge = bridge_name(daemon)?;
+        let bridge = bridge_name(&daemon.config)?;
         run(move || host.add_nat(ip, &bridge))
             .await?
             .map_err(|e| DaemonError::from(e).in_stage(stage))?;
@@ -87,7 +86,8 @@ pub(super) async fn boot(
     let stage = "waiting for the guest agent";
     op.stage(stage).await?;
     let (driver, h, c) = (vmm.driver.clone(), handle.clone(), cancel.clone());
-    let health = run(move || wait_for_agent(driver.as_ref(), &h, &c))
+    let guest = daemon.vms.guest();
+    let health = run(move || wait_for_agent(guest.as_ref(), driver.as_ref(), &h, &c))
         .await?
         .map_err(|e| e.in_stage(stage))?;
     tracing::info!(vm = %vm.name, agent = %health.agent, uptime_s = health.uptime_s, "agent answers");
@@ -95,21 +95,19 @@ pub(super) async fn boot(
     if let Some(identity) = identity {
         let stage = "identity: hostname, authorized key, host key";
         op.stage(stage).await?;
-        let uds = handle.vsock_uds.clone();
-        run(move || {
-            AgentClient::connect_hybrid(&uds, AGENT_PORT, Duration::from_secs(10))
-                .and_then(|c| c.identity(identity))
-        })
-        .await?
-        .map_err(|e| DaemonError::from(e).in_stage(stage))?;
+        let (guest, uds) = (daemon.vms.guest(), handle.vsock_uds.clone());
+        run(move || guest.identity(&uds, identity))
+            .await?
+            .map_err(|e| DaemonError::from(e).in_stage(stage))?;
         mark_identity_delivered(&daemon.paths.vm_dir(&vm.id))?;
     }
 
     let stage = "waiting for ssh";
     op.stage(stage).await?;
-    let c = cancel.clone();
+    let (c, guest) = (cancel.clone(), daemon.vms.guest());
     let banner = run(move || {
-        super::ready::wait_for_ssh(super::ready::ssh_addr(ip), super::ready::SSH_DEADLINE, &c)
+        let addr = super::ready::ssh_addr(ip);
+        super::ready::wait_for_ssh(guest.as_ref(), addr, super::ready::SSH_DEADLINE, &c)
     })
     .await?
     .map_err(|e| e.in_stage(stage))?;
@@ -202,6 +200,7 @@ fn vm_config(
 /// Polls the agent's health until it answers, the VMM dies, the client
 /// goes away, or [`AGENT_DEADLINE`] passes.
 fn wait_for_agent(
+    guest: &dyn Guest,
     driver: &dyn VmmBackend,
     handle: &VmHandle,
     cancel: &CancellationToken,
@@ -209,9 +208,7 @@ fn wait_for_agent(
     let started = Instant::now();
     loop {
         check_cancel(cancel)?;
-        match AgentClient::connect_hybrid(&handle.vsock_uds, AGENT_PORT, AGENT_ATTEMPT)
-            .and_then(|c| c.health())
-        {
+        match guest.health(&handle.vsock_uds) {
             Ok(h) => return Ok(h),
             Err(e) if !e.is_retryable() => return Err(e.into()),
             Err(e) => {

@@ -17,13 +17,14 @@ use banger_net::subnet::GuestSubnet;
 
 use super::boot::boot;
 use super::first_use::{ensure_image, ensure_kernel};
+use super::record::{WORK_DISK_FILE, check_cancel, find, save_runtime, transition};
+use super::seed;
 use super::teardown::unwind_create;
-use super::{WORK_DISK_FILE, check_cancel, find, save_runtime, seed, transition};
-use crate::daemon::Daemon;
-use crate::dispatch::RequestCtx;
-use crate::dispatch::blocking::run;
+use crate::blocking::run;
+use crate::context::RequestCtx;
 use crate::error::DaemonError;
 use crate::ops::OpTracker;
+use crate::state::Daemon;
 
 pub async fn create(
     daemon: &Daemon,
@@ -73,7 +74,7 @@ async fn create_tracked(
     check_cancel(&ctx.cancel)?;
     // Refused before anything is allocated when the configured VMM cannot
     // run (e.g. `vmm = "firecracker"` without Firecracker or KVM).
-    daemon.vms.vmm(daemon).await?;
+    daemon.vmm().await?;
 
     // Name, id, CID and the record are chosen under one lock, so two
     // concurrent creates never pick the same.
@@ -223,8 +224,8 @@ async fn provision(
     // The root disk must suit the VMM that boots it: Firecracker takes raw
     // disks only, and under its jailer only files it can hard-link (not a
     // device-mapper node).
-    let vmm = daemon.vms.vmm(daemon).await?;
-    let (backend, jailed) = (super::backend::cow_backend(vmm.kind()), vmm.jailed);
+    let vmm = daemon.vmm().await?;
+    let (backend, jailed) = (crate::backend::cow_backend(vmm.kind()), vmm.jailed);
     let images_dir = daemon.paths.images_dir.clone();
     let strategy = run(move || {
         let mut support = CowSupport::detect(&images_dir);

@@ -1,25 +1,22 @@
 //! `vm.exec`: one command in the guest through the agent, its output either
 //! in the result or, with `stream`, relayed to the client as it comes.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::Path;
 
 use banger_agent::base64;
-use banger_agent::client::{AgentClient, ClientError};
+use banger_agent::client::ClientError;
 use banger_agent::protocol::{
-    AGENT_PORT, ExecRequest, ExecResult, MAX_FRAME_DATA, OutputStream as GuestStream,
+    ExecRequest, ExecResult, MAX_FRAME_DATA, OutputStream as GuestStream,
 };
-use banger_api::model::VmState;
-use banger_api::protocol::{ErrorCode, OutputChunk, OutputStream, Vm, VmExecParams, VmExecResult};
+use banger_api::protocol::{ErrorCode, OutputChunk, OutputStream, VmExecParams, VmExecResult};
 
-use super::{find, read_handles};
-use crate::daemon::Daemon;
-use crate::dispatch::RequestCtx;
-use crate::dispatch::blocking::run;
+use super::handles::running_agent;
+use super::record::find;
+use crate::blocking::run;
+use crate::context::RequestCtx;
 use crate::error::DaemonError;
-
-/// How long connecting to the agent may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::guest::Guest;
+use crate::state::Daemon;
 
 /// Runs one command in the guest through the agent.
 pub async fn exec(
@@ -51,12 +48,12 @@ pub async fn exec(
     let mut request = ExecRequest::new(argv);
     request.cwd = Some(cwd.unwrap_or_else(|| "/root".into()));
     request.timeout_s = p.timeout_s;
-    let connect = move || AgentClient::connect_hybrid(&uds, AGENT_PORT, CONNECT_TIMEOUT);
+    let guest = daemon.vms.guest();
     let result = if p.stream {
         let output = ctx.output.clone();
-        run(move || streamed(&connect, request, &output)).await??
+        run(move || streamed(guest.as_ref(), &uds, request, &output)).await??
     } else {
-        run(move || connect().and_then(|c| c.exec(request))).await??
+        run(move || guest.exec(&uds, request)).await??
     };
     Ok(VmExecResult {
         status: result.status,
@@ -68,33 +65,14 @@ pub async fn exec(
     })
 }
 
-/// The agent socket of a running VM, or why there is none.
-pub(super) fn running_agent(daemon: &Daemon, vm: &Vm) -> Result<PathBuf, DaemonError> {
-    if vm.state != VmState::Running {
-        return Err(DaemonError::failed(
-            ErrorCode::OperationFailed,
-            format!(
-                "VM {} is {}; start it first with `banger vm start {}`",
-                vm.name, vm.state, vm.name
-            ),
-        ));
-    }
-    let handles = read_handles(&daemon.paths.vm_dir(&vm.id)).ok_or_else(|| {
-        DaemonError::failed(
-            ErrorCode::OperationFailed,
-            format!("VM {} has no running VMM on record", vm.name),
-        )
-    })?;
-    Ok(handles.handle.vsock_uds)
-}
-
 /// Runs `request` with streaming, relaying each piece of output to the
 /// client. An agent older than streaming (a VM created before it) refuses
 /// the request without running anything; it is then asked the old way and
 /// its captured output relayed at the end, so the client sees the same
 /// kind of answer either way.
 fn streamed(
-    connect: &dyn Fn() -> Result<AgentClient, ClientError>,
+    guest: &dyn Guest,
+    uds: &Path,
     request: ExecRequest,
     output: &tokio::sync::mpsc::Sender<OutputChunk>,
 ) -> Result<ExecResult, ClientError> {
@@ -111,10 +89,10 @@ fn streamed(
         // its end, as it would without streaming.
         let _ = output.blocking_send(chunk);
     };
-    match connect().and_then(|c| c.exec_streaming(request.clone(), &mut relay)) {
+    match guest.exec_streaming(uds, request.clone(), &mut relay) {
         Err(e) if e.is_streaming_unsupported() => {
             tracing::info!("the guest agent predates streamed output; relaying it at the end");
-            let mut result = connect()?.exec(request)?;
+            let mut result = guest.exec(uds, request)?;
             let stdout = std::mem::take(&mut result.stdout);
             let stderr = std::mem::take(&mut result.stderr);
             for (stream, text) in [(GuestStream::Stdout, stdout), (GuestStream::Stderr, stderr)] {

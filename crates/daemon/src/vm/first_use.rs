@@ -7,11 +7,11 @@ use banger_api::protocol::ErrorCode;
 use banger_image::images::{ImageError, ImageManifest, ImageName, ImageStore};
 use banger_image::kernel::{KernelError, KernelStore};
 
-use crate::daemon::Daemon;
-use crate::dispatch::blocking::run;
-use crate::dispatch::{images, kernels};
+use crate::blocking::run;
 use crate::error::DaemonError;
 use crate::ops::OpTracker;
+use crate::state::Daemon;
+use crate::supply;
 
 /// The image's manifest, building the image first when it is missing and
 /// one banger builds itself.
@@ -27,7 +27,7 @@ pub(super) async fn ensure_image(
         Err(ImageError::NotFound { .. }) => {}
         Err(e) => return Err(e.into()),
     }
-    let Some(variant) = images::buildable_variant(name) else {
+    let Some(variant) = supply::buildable_variant(name) else {
         return Err(DaemonError::failed(
             ErrorCode::NotFound,
             format!(
@@ -40,7 +40,7 @@ pub(super) async fn ensure_image(
         "image {name} is not built yet: building it from Debian (first use; this takes minutes)"
     ))
     .await?;
-    let built = images::build_staged(daemon, op, ImageName::new(name)?, variant, false).await?;
+    let built = supply::build_staged(daemon, op, ImageName::new(name)?, variant, false).await?;
     Ok(built.manifest)
 }
 
@@ -58,7 +58,7 @@ pub(super) async fn ensure_kernel(
         Err(KernelError::NotFound { .. }) => {}
         Err(e) => return Err(e.into()),
     }
-    if !kernels::is_pullable(name) {
+    if !supply::is_pullable(name) {
         return Err(DaemonError::failed(
             ErrorCode::NotFound,
             format!(
@@ -71,6 +71,6 @@ pub(super) async fn ensure_kernel(
         "kernel {name} is not here yet: fetching it from Debian (first use)"
     ))
     .await?;
-    kernels::pull_staged(daemon, op, name.to_owned()).await?;
+    supply::pull_staged(daemon, op, name.to_owned()).await?;
     Ok(())
 }

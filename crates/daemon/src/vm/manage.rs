@@ -11,12 +11,13 @@ use banger_api::protocol::{
 use banger_sys::Cmd;
 
 use super::power::{locked, remove_halted};
-use super::{WORK_DISK_FILE, bridge_name, find};
-use crate::daemon::Daemon;
-use crate::dispatch::RequestCtx;
-use crate::dispatch::blocking::run;
+use super::record::{WORK_DISK_FILE, find};
+use crate::blocking::run;
+use crate::context::RequestCtx;
 use crate::error::DaemonError;
+use crate::machinery::bridge_name;
 use crate::ops::OpTracker;
+use crate::state::Daemon;
 
 /// A VM in one of these states has no VMM: prune may delete it.
 fn prunable(state: VmState) -> bool {
@@ -212,7 +213,7 @@ async fn switch_nat(
         .ip
         .ok_or_else(|| DaemonError::Internal(format!("VM {} has no address on record", vm.name)))?;
     let host = daemon.vms.host()?;
-    let bridge = bridge_name(daemon)?;
+    let bridge = bridge_name(&daemon.config)?;
     run(move || {
         if on {
             host.add_nat(ip, &bridge)

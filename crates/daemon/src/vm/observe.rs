@@ -3,27 +3,23 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use banger_agent::client::AgentClient;
-use banger_agent::protocol::AGENT_PORT;
 use banger_api::model::VmState;
 use banger_api::protocol::{
     DiskUsage, GuestUsage, MAX_LOG_CHUNK, Vm, VmLogs, VmLogsParams, VmRef, VmStats, VmmUsage,
 };
 use banger_image::cow::CowStrategy;
 
+use super::handles::read_handles;
 use super::logread::read_chunk;
-use super::{WORK_DISK_FILE, find, read_handles, root_disk_of};
-use crate::daemon::Daemon;
-use crate::dispatch::blocking::run;
+use super::record::{WORK_DISK_FILE, find, root_disk_of};
+use crate::blocking::run;
 use crate::error::DaemonError;
+use crate::state::Daemon;
 
 /// `/proc/<pid>/stat` counts CPU time in USER_HZ ticks, which the kernel
 /// ABI fixes at 100 per second on x86_64, the architecture banger runs on.
 const USER_HZ: f64 = 100.0;
-/// How long `vm.stats` waits for the guest agent.
-const AGENT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The VMM's log and the serial console, as recorded in `handles.json`
 /// while the VM runs; afterwards (the files stay in the VM directory) by
@@ -94,6 +90,7 @@ pub async fn stats(daemon: &Daemon, r: VmRef) -> Result<VmStats, DaemonError> {
     if running && handles.is_none() {
         notes.push("no handles.json: the VMM's pid is not known".to_owned());
     }
+    let agent = daemon.vms.guest();
     let (vm_id, uds) = (
         vm.id.clone(),
         handles.as_ref().map(|h| h.handle.vsock_uds.clone()),
@@ -118,18 +115,14 @@ pub async fn stats(daemon: &Daemon, r: VmRef) -> Result<VmStats, DaemonError> {
                 None
             }
         });
-        let guest = uds.and_then(|uds| {
-            match AgentClient::connect_hybrid(&uds, AGENT_PORT, AGENT_TIMEOUT)
-                .and_then(|c| c.health())
-            {
-                Ok(h) => Some(GuestUsage {
-                    uptime_s: h.uptime_s,
-                    agent: h.agent,
-                }),
-                Err(e) => {
-                    notes.push(format!("the guest agent did not answer: {e}"));
-                    None
-                }
+        let guest = uds.and_then(|uds| match agent.health(&uds) {
+            Ok(h) => Some(GuestUsage {
+                uptime_s: h.uptime_s,
+                agent: h.agent,
+            }),
+            Err(e) => {
+                notes.push(format!("the guest agent did not answer: {e}"));
+                None
             }
         });
         (disks, vmm, guest, notes)

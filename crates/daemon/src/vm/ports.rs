@@ -6,18 +6,17 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use banger_agent::client::AgentClient;
-use banger_agent::protocol::{AGENT_PORT, ListeningPort, Proto};
+use banger_agent::protocol::{ListeningPort, Proto};
 use banger_api::model::VmState;
 use banger_api::protocol::{ErrorCode, PortProto, VmPort, VmPorts, VmRef};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{find, read_handles};
-use crate::daemon::Daemon;
-use crate::dispatch::blocking::run;
+use super::handles::read_handles;
+use super::record::find;
+use crate::blocking::run;
 use crate::error::DaemonError;
+use crate::state::Daemon;
 
-const AGENT_TIMEOUT: Duration = Duration::from_secs(5);
 const PROBE_CONNECT: Duration = Duration::from_millis(500);
 const PROBE_ANSWER: Duration = Duration::from_secs(1);
 /// Ports probed for HTTP per request. A guest may listen on thousands;
@@ -43,10 +42,8 @@ pub async fn ports(daemon: &Daemon, r: VmRef) -> Result<VmPorts, DaemonError> {
     }
     let handles = read_handles(&daemon.paths.vm_dir(&vm.id)).ok_or_else(not_running)?;
     let uds = handles.handle.vsock_uds;
-    let listening = run(move || {
-        AgentClient::connect_hybrid(&uds, AGENT_PORT, AGENT_TIMEOUT).and_then(|c| c.ports())
-    })
-    .await??;
+    let guest = daemon.vms.guest();
+    let listening = run(move || guest.ports(&uds)).await??;
     let mut ports = group(&vm.name.to_string(), listening);
     let mut notes = Vec::new();
     match vm.runtime.ip {

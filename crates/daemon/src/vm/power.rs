@@ -4,12 +4,12 @@ use banger_api::model::{VmAction, VmState};
 use banger_api::protocol::{Vm, VmRef};
 
 use super::boot::boot;
+use super::record::{find, transition};
 use super::teardown::{dispose, halt, stop_guest};
-use super::{find, transition};
-use crate::daemon::Daemon;
-use crate::dispatch::RequestCtx;
+use crate::context::RequestCtx;
 use crate::error::DaemonError;
 use crate::ops::OpTracker;
+use crate::state::Daemon;
 
 /// Looks the VM up, takes its lock, and reads it again under the lock.
 pub(super) async fn locked(

@@ -8,9 +8,10 @@ use banger_api::model::{VmAction, VmState};
 use banger_api::protocol::Vm;
 use tracing::Instrument;
 
+use super::handles::read_handles;
+use super::record::transition;
 use super::teardown::halt;
-use super::{read_handles, transition};
-use crate::daemon::Daemon;
+use crate::state::Daemon;
 
 pub async fn reconcile(daemon: &Daemon) {
     let vms = match daemon.store.call(|s| s.list_vms()).await {
@@ -30,7 +31,7 @@ async fn reconcile_one(daemon: &Daemon, vm: Vm) {
     let handles = read_handles(&daemon.paths.vm_dir(&vm.id));
     let alive = match &handles {
         // The backend the VM was launched with, whatever config says now.
-        Some(h) => super::backend::for_handle(h.handle.backend).is_alive(&h.handle),
+        Some(h) => daemon.vms.driver_for(h.handle.backend).is_alive(&h.handle),
         None => false,
     };
     // Only a VM that had finished booting is adopted: one caught half-way

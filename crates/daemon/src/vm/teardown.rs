@@ -8,10 +8,12 @@ use banger_api::model::VmName;
 use banger_api::protocol::Vm;
 use banger_net::ssh::{SshPaths, unpin_host};
 
-use super::{Machinery, bridge_name, read_handles, root_disk_of, save_runtime};
-use crate::daemon::Daemon;
-use crate::dispatch::blocking::run;
+use super::handles::{handles_path, read_handles};
+use super::record::{root_disk_of, save_runtime};
+use crate::blocking::run;
 use crate::error::DaemonError;
+use crate::machinery::{Machinery, bridge_name};
+use crate::state::Daemon;
 
 /// How long a guest gets to power off before its VMM is stopped.
 pub(super) const POWEROFF_WAIT: Duration = Duration::from_secs(10);
@@ -40,15 +42,10 @@ impl Errors {
 pub(super) async fn stop_guest(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
     let vm_dir = daemon.paths.vm_dir(&vm.id);
     if let Some(handles) = read_handles(&vm_dir) {
-        let driver = super::backend::for_handle(handles.handle.backend);
-        let handle = handles.handle.clone();
+        let driver = daemon.vms.driver_for(handles.handle.backend);
+        let (guest, handle) = (daemon.vms.guest(), handles.handle.clone());
         run(move || {
-            let asked = banger_agent::client::AgentClient::connect_hybrid(
-                &handle.vsock_uds,
-                banger_agent::protocol::AGENT_PORT,
-                Duration::from_secs(3),
-            )
-            .and_then(|c| c.poweroff());
+            let asked = guest.poweroff(&handle.vsock_uds);
             if let Err(e) = asked {
                 tracing::info!(error = %e, "the agent did not take the poweroff; asking the VMM");
                 if let Err(e) = driver.request_shutdown(&handle) {
@@ -74,7 +71,7 @@ pub(super) async fn halt(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
     let mut errors = Errors::default();
     let handles = read_handles(&vm_dir);
     if let Some(h) = &handles {
-        let driver = super::backend::for_handle(h.handle.backend);
+        let driver = daemon.vms.driver_for(h.handle.backend);
         let handle = h.handle.clone();
         let killed = run(move || driver.kill(&handle))
             .await
@@ -82,8 +79,8 @@ pub(super) async fn halt(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
         errors.note("stopping the VMM", killed);
     }
     daemon.dns.remove(&vm.name);
-    if let (true, Some(ip), Some(host)) = (vm.spec.nat, vm.runtime.ip, machinery.host.clone()) {
-        let removed = match bridge_name(daemon) {
+    if let (true, Some(ip), Some(host)) = (vm.spec.nat, vm.runtime.ip, machinery.host_if_any()) {
+        let removed = match bridge_name(&daemon.config) {
             Ok(bridge) => run(move || host.remove_nat(ip, &bridge))
                 .await
                 .and_then(|r| r.map_err(DaemonError::from)),
@@ -115,7 +112,7 @@ pub(super) async fn halt(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
         }
     }
     if errors.0.is_none() {
-        let path = super::handles_path(&vm_dir);
+        let path = handles_path(&vm_dir);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => errors.note(
                 "removing handles.json",
@@ -137,7 +134,7 @@ pub(super) async fn dispose(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError>
     let mut errors = Errors::default();
     match root_disk_of(&vm.runtime) {
         Ok(Some(disk)) => {
-            let removed = match daemon.vms.host.clone() {
+            let removed = match daemon.vms.host_if_any() {
                 Some(host) => run(move || banger_image::teardown_root_disk(&disk, host.as_ref()))
                     .await
                     .and_then(|r| r.map_err(DaemonError::from)),

@@ -7,26 +7,25 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use banger_agent::base64;
-use banger_agent::client::AgentClient;
-use banger_agent::protocol::{AGENT_PORT, ExecRequest, ExecResult, OutputStream as GuestStream};
+use banger_agent::protocol::{ExecRequest, ExecResult, OutputStream as GuestStream};
 use banger_api::protocol::{
     ErrorCode, OutputChunk, OutputStream, Vm, Workspace, WorkspaceExportParams, WorkspaceExported,
     WorkspacePlan, WorkspacePrepareParams, WorkspacePrepared, WorkspaceSource, short_commit,
 };
 use banger_workspace::{Plan, Selection, guest};
 
-use super::exec::running_agent;
-use super::find;
-use crate::daemon::Daemon;
-use crate::dispatch::RequestCtx;
-use crate::dispatch::blocking::run;
+use super::handles::running_agent;
+use super::record::{check_cancel, find};
+use crate::blocking::run;
+use crate::context::RequestCtx;
 use crate::error::DaemonError;
+use crate::guest::Guest;
 use crate::ops::OpTracker;
+use crate::state::Daemon;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Shipping a big repository into a TCG guest takes a while; a stalled one
 /// is still bounded.
 const SHIP_TIMEOUT_S: f64 = 3600.0;
@@ -120,7 +119,7 @@ async fn prepare_locked(
             ),
         ));
     }
-    super::check_cancel(&ctx.cancel)?;
+    check_cancel(&ctx.cancel)?;
     op.stage(&format!(
         "shallow clone of {} at {}",
         plan.root.display(),
@@ -135,7 +134,7 @@ async fn prepare_locked(
         let plan = plan.clone();
         run(move || banger_workspace::pack(&plan, &scratch)).await??
     };
-    super::check_cancel(&ctx.cancel)?;
+    check_cancel(&ctx.cancel)?;
     op.stage(&format!(
         "sending {} file(s), {} of them from the working tree, to {guest_path}",
         plan.files.len(),
@@ -144,7 +143,8 @@ async fn prepare_locked(
     .await?;
     let ship = {
         let (root, uds, guest_path) = (plan.root.clone(), uds.clone(), guest_path.clone());
-        run(move || ship(&packed, &root, &uds, &guest_path))
+        let guest = daemon.vms.guest();
+        run(move || ship(guest.as_ref(), &packed, &root, &uds, &guest_path))
     };
     let bytes = tokio::select! {
         shipped = ship => shipped??,
@@ -169,7 +169,8 @@ async fn prepare_locked(
             ))
             .await?;
             let (name, path) = (vm.name.to_string(), guest_path.clone());
-            Some(run(move || install_tools(&uds, &path, &name)).await?)
+            let guest = daemon.vms.guest();
+            Some(run(move || install_tools(guest.as_ref(), &uds, &path, &name)).await?)
         }
         None => None,
     };
@@ -185,6 +186,7 @@ async fn prepare_locked(
 
 /// Streams the packed archive into the guest's `tar`; returns its size.
 fn ship(
+    guest: &dyn Guest,
     packed: &banger_workspace::Packed,
     root: &Path,
     uds: &Path,
@@ -197,8 +199,7 @@ fn ship(
     };
     let mut request = ExecRequest::new(guest::argv(guest::EXTRACT, &[guest_path]));
     request.timeout_s = Some(SHIP_TIMEOUT_S);
-    let answer = AgentClient::connect_hybrid(uds, AGENT_PORT, CONNECT_TIMEOUT)
-        .and_then(|c| c.exec_with_input(request, &mut counted, None));
+    let answer = guest.exec_with_input(uds, request, &mut counted, None);
     let bytes = counted.bytes;
     // The host's archive failing explains a guest failure better than the
     // guest's "unexpected end of archive" would.
@@ -234,13 +235,11 @@ fn ship(
 }
 
 /// Runs the tooling bootstrap; its outcome is reported, never an error.
-fn install_tools(uds: &Path, guest_path: &str, vm: &str) -> String {
+fn install_tools(guest: &dyn Guest, uds: &Path, guest_path: &str, vm: &str) -> String {
     let log = guest::bootstrap_log(vm);
     let mut request = ExecRequest::new(guest::argv(guest::BOOTSTRAP, &[guest_path, &log]));
     request.timeout_s = Some(BOOTSTRAP_TIMEOUT_S);
-    match AgentClient::connect_hybrid(uds, AGENT_PORT, CONNECT_TIMEOUT)
-        .and_then(|c| c.exec(request))
-    {
+    match guest.exec(uds, request) {
         Ok(r) if r.status == Some(0) => format!("tools installed; log: {log}"),
         Ok(r) if r.status == Some(guest::BOOTSTRAP_NO_MISE) => {
             "mise is not installed in this image; no tools were installed".to_owned()
@@ -276,7 +275,7 @@ pub async fn export(
         ));
     }
     let uds = running_agent(daemon, &vm)?;
-    let output = ctx.output.clone();
+    let (output, guest) = (ctx.output.clone(), daemon.vms.guest());
     let (path, commit) = (workspace.guest_path.clone(), base.clone());
     let (result, bytes, stderr) = run(move || {
         let mut bytes = 0u64;
@@ -296,8 +295,7 @@ pub async fn export(
         };
         let mut request = ExecRequest::new(guest::argv(guest::EXPORT, &[&path, &commit]));
         request.timeout_s = Some(SHIP_TIMEOUT_S);
-        let result = AgentClient::connect_hybrid(&uds, AGENT_PORT, CONNECT_TIMEOUT)
-            .and_then(|c| c.exec_streaming(request, &mut relay));
+        let result = guest.exec_streaming(&uds, request, &mut relay);
         (result, bytes, stderr)
     })
     .await?;

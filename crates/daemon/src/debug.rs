@@ -6,10 +6,10 @@ use std::time::Duration;
 use banger_api::protocol::DebugSleepParams;
 use serde_json::Value;
 
-use super::RequestCtx;
-use crate::daemon::Daemon;
+use crate::context::RequestCtx;
 use crate::error::DaemonError;
 use crate::ops::OpTracker;
+use crate::state::Daemon;
 
 /// Sleeps as a tracked operation. Writes `started` when it begins and,
 /// when cancelled, `cleaned-up` once its cleanup has run: the test reads

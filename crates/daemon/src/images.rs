@@ -1,22 +1,19 @@
 //! `image.*`: the image store, and building the golden image from Debian.
 
 use banger_api::protocol::{
-    ImageBuildParams, ImageBuilt, ImageInfo, ImageRegisterParams, ImageVariant, NameParams,
+    ImageBuildParams, ImageBuilt, ImageInfo, ImageRegisterParams, NameParams,
 };
-use banger_image::images::{
-    BuildOptions, BuildOutcome, ImageKind, ImageManifest, ImageName, ImageStore, Recipe, Variant,
-    build_image,
-};
+use banger_image::images::{ImageKind, ImageManifest, ImageName, ImageStore};
 
-use super::RequestCtx;
-use super::blocking::{run, run_staged};
-use crate::agent_bin::find_agent;
-use crate::daemon::Daemon;
+use crate::blocking::{run, run_staged};
+use crate::context::RequestCtx;
 use crate::error::DaemonError;
 use crate::ops::OpTracker;
+use crate::state::Daemon;
+use crate::supply::build_staged;
 
 fn store(daemon: &Daemon) -> ImageStore {
-    ImageStore::new(&daemon.paths.images_dir)
+    crate::supply::image_store(daemon)
 }
 
 pub fn info(m: ImageManifest) -> ImageInfo {
@@ -97,42 +94,4 @@ pub async fn build(
             seconds: outcome.duration.as_secs_f64(),
         });
     op.finish(result).await
-}
-
-/// The images banger builds by itself on first use, and their variants: the
-/// default golden image and its fast-booting minimal sibling.
-pub fn buildable_variant(name: &str) -> Option<ImageVariant> {
-    match name {
-        "debian-bookworm" => Some(ImageVariant::Full),
-        "debian-bookworm-minimal" => Some(ImageVariant::Minimal),
-        _ => None,
-    }
-}
-
-/// Builds image `name` as stages of `op` (its own operation, or the
-/// `vm.create` that needs it).
-pub async fn build_staged(
-    daemon: &Daemon,
-    op: &mut OpTracker,
-    name: ImageName,
-    variant: ImageVariant,
-    force: bool,
-) -> Result<BuildOutcome, DaemonError> {
-    let variant = match variant {
-        ImageVariant::Full => Variant::Full,
-        ImageVariant::Minimal => Variant::Minimal,
-    };
-    let mut recipe = Recipe::bookworm(name, variant);
-    recipe.mirror = daemon.config.debian_mirror().to_owned();
-    let agent = find_agent()?;
-    let opts = BuildOptions {
-        force,
-        kernel_ref: Some(daemon.config.default_kernel_name().to_owned()),
-    };
-    let store = store(daemon);
-    run_staged(op, move |progress| {
-        build_image(&store, &recipe, &agent, &opts, progress)
-    })
-    .await
-    .and_then(|r| r.map_err(DaemonError::from))
 }

@@ -16,7 +16,7 @@ use banger_vmm::{BackendKind, Kvm, VmmBackend};
 use crate::error::DaemonError;
 
 /// The driver new VMs are launched with.
-pub(super) struct Chosen {
+pub struct Chosen {
     pub driver: Arc<dyn VmmBackend>,
     /// For stage lines: `QEMU (tcg)`, `Firecracker (1.17.0, jailed)`.
     pub label: String,
@@ -42,11 +42,7 @@ fn preference(vmm: Vmm) -> Preference {
 /// Decides and builds the driver (blocking: it runs `--version` and may
 /// probe KVM). An explicit `vmm = "firecracker"` that cannot work is an
 /// error naming what is missing.
-pub(super) fn discover(
-    config: &Config,
-    paths: &Paths,
-    owner_uid: u32,
-) -> Result<Chosen, DaemonError> {
+pub fn discover(config: &Config, paths: &Paths, owner_uid: u32) -> Result<Chosen, DaemonError> {
     let preference = preference(config.vmm());
     let choice = select::choose(
         preference,
@@ -123,15 +119,40 @@ fn jailer(config: &Config, paths: &Paths, owner_uid: u32) -> Result<JailerConfig
     })
 }
 
-/// The driver for a VM launched earlier, by the backend its handle names;
-/// it needs only the handle's pids and sockets, so it works after that VMM
-/// was uninstalled or the config switched to the other one.
-pub(super) fn for_handle(kind: BackendKind) -> Arc<dyn VmmBackend> {
-    Arc::from(banger_vmm::driver_for(kind))
+/// The VMM drivers: the one new VMs get, and the one for a VM launched
+/// earlier (by the backend its `handles.json` records, never by today's
+/// config).
+pub trait Vmms: Send + Sync {
+    /// Decides and builds the driver for new VMs (blocking: it may run
+    /// `--version` and probe KVM).
+    fn choose(&self, config: &Config, paths: &Paths, owner_uid: u32)
+    -> Result<Chosen, DaemonError>;
+    fn for_kind(&self, kind: BackendKind) -> Arc<dyn VmmBackend>;
+}
+
+/// The real drivers: the configured choice for new VMs, and for a VM
+/// launched earlier the driver of the backend its handle names; that one
+/// needs only the handle's pids and sockets, so it works after that VMM was
+/// uninstalled or the config switched to the other one.
+pub struct SystemVmms;
+
+impl Vmms for SystemVmms {
+    fn choose(
+        &self,
+        config: &Config,
+        paths: &Paths,
+        owner_uid: u32,
+    ) -> Result<Chosen, DaemonError> {
+        discover(config, paths, owner_uid)
+    }
+
+    fn for_kind(&self, kind: BackendKind) -> Arc<dyn VmmBackend> {
+        Arc::from(banger_vmm::driver_for(kind))
+    }
 }
 
 /// The copy-on-write strategy's view of the backend.
-pub(super) fn cow_backend(kind: BackendKind) -> banger_image::cow::Backend {
+pub fn cow_backend(kind: BackendKind) -> banger_image::cow::Backend {
     match kind {
         BackendKind::Firecracker => banger_image::cow::Backend::Firecracker,
         BackendKind::Qemu => banger_image::cow::Backend::Qemu,
@@ -171,9 +192,12 @@ mod tests {
 
     #[test]
     fn handles_get_the_driver_they_record() {
-        assert_eq!(for_handle(BackendKind::Qemu).kind(), BackendKind::Qemu);
         assert_eq!(
-            for_handle(BackendKind::Firecracker).kind(),
+            SystemVmms.for_kind(BackendKind::Qemu).kind(),
+            BackendKind::Qemu
+        );
+        assert_eq!(
+            SystemVmms.for_kind(BackendKind::Firecracker).kind(),
             BackendKind::Firecracker
         );
     }

@@ -1,0 +1,23 @@
+//! What one request carries through its handler: its operation id, the
+//! channels to the client, and its cancellation. The bottom layer: it
+//! imports nothing of the daemon.
+
+use banger_api::protocol::OutputChunk;
+use tokio_util::sync::CancellationToken;
+
+/// Per-request context.
+pub struct RequestCtx {
+    /// Names the request's tracked operation, if it starts one.
+    pub op_id: String,
+    /// Stage lines for the client, sent ahead of the final answer (through
+    /// [`crate::ops::OpTracker::stage`]).
+    pub progress: tokio::sync::mpsc::UnboundedSender<String>,
+    /// Output of a streaming `vm.exec`, sent ahead of the final answer.
+    /// Bounded, so a client that reads slowly slows the guest command down
+    /// instead of filling the daemon's memory.
+    pub output: tokio::sync::mpsc::Sender<OutputChunk>,
+    /// Fires when the client hangs up. Handlers doing long work select on it
+    /// and unwind what they have done before returning
+    /// [`crate::error::DaemonError::Cancelled`].
+    pub cancel: CancellationToken,
+}

@@ -1,0 +1,143 @@
+//! The one way the daemon reaches into a guest: its agent, over the VMM's
+//! hybrid-vsock socket, and its sshd's banner. Every call's connect,
+//! handshake and answer are bounded by the timeouts named here, so no
+//! handler picks its own; tests swap the whole interface for a fake (the
+//! composition root chooses, see [`crate::machinery::Machinery`]).
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use banger_agent::client::{AgentClient, ClientError, OutputSink};
+use banger_agent::protocol::{
+    AGENT_PORT, ExecRequest, ExecResult, HealthResult, IdentityRequest, IdentityResult,
+    ListeningPort,
+};
+
+/// A short question while the guest boots or is observed: one attempt of
+/// the health poll, `vm stats`.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Connect, handshake and (for calls other than `exec`, which add the
+/// command's own timeout) the answer.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// One attempt at reading the guest sshd's banner.
+pub const SSH_ATTEMPT: Duration = Duration::from_secs(2);
+/// RFC 4253 §4.2: the identification line is at most 255 bytes.
+const BANNER_MAX: usize = 255;
+
+/// Calls into a guest. `agent` is the VM's hybrid-vsock socket
+/// ([`banger_vmm::VmHandle::vsock_uds`]).
+pub trait Guest: Send + Sync {
+    fn health(&self, agent: &Path) -> Result<HealthResult, ClientError>;
+    fn identity(
+        &self,
+        agent: &Path,
+        request: IdentityRequest,
+    ) -> Result<IdentityResult, ClientError>;
+    fn poweroff(&self, agent: &Path) -> Result<(), ClientError>;
+    fn ports(&self, agent: &Path) -> Result<Vec<ListeningPort>, ClientError>;
+    /// `exec`, its output captured in the result.
+    fn exec(&self, agent: &Path, request: ExecRequest) -> Result<ExecResult, ClientError>;
+    /// `exec` with its output handed to `sink` as it comes.
+    fn exec_streaming(
+        &self,
+        agent: &Path,
+        request: ExecRequest,
+        sink: OutputSink<'_>,
+    ) -> Result<ExecResult, ClientError>;
+    /// `exec` with `input` streamed to the command's stdin.
+    fn exec_with_input(
+        &self,
+        agent: &Path,
+        request: ExecRequest,
+        input: &mut (dyn Read + Send),
+        sink: Option<OutputSink<'_>>,
+    ) -> Result<ExecResult, ClientError>;
+    /// Connects to `addr` and reads the SSH identification line.
+    fn ssh_banner(&self, addr: SocketAddr) -> Result<String, String>;
+}
+
+/// The real guest: banger's agent over hybrid vsock, sshd over TCP.
+pub struct AgentGuest;
+
+fn connect(agent: &Path, timeout: Duration) -> Result<AgentClient, ClientError> {
+    AgentClient::connect_hybrid(agent, AGENT_PORT, timeout)
+}
+
+impl Guest for AgentGuest {
+    fn health(&self, agent: &Path) -> Result<HealthResult, ClientError> {
+        connect(agent, PROBE_TIMEOUT)?.health()
+    }
+
+    fn identity(
+        &self,
+        agent: &Path,
+        request: IdentityRequest,
+    ) -> Result<IdentityResult, ClientError> {
+        connect(agent, CALL_TIMEOUT)?.identity(request)
+    }
+
+    fn poweroff(&self, agent: &Path) -> Result<(), ClientError> {
+        connect(agent, PROBE_TIMEOUT)?.poweroff()
+    }
+
+    fn ports(&self, agent: &Path) -> Result<Vec<ListeningPort>, ClientError> {
+        connect(agent, CALL_TIMEOUT)?.ports()
+    }
+
+    fn exec(&self, agent: &Path, request: ExecRequest) -> Result<ExecResult, ClientError> {
+        connect(agent, CALL_TIMEOUT)?.exec(request)
+    }
+
+    fn exec_streaming(
+        &self,
+        agent: &Path,
+        request: ExecRequest,
+        sink: OutputSink<'_>,
+    ) -> Result<ExecResult, ClientError> {
+        connect(agent, CALL_TIMEOUT)?.exec_streaming(request, sink)
+    }
+
+    fn exec_with_input(
+        &self,
+        agent: &Path,
+        request: ExecRequest,
+        input: &mut (dyn Read + Send),
+        sink: Option<OutputSink<'_>>,
+    ) -> Result<ExecResult, ClientError> {
+        connect(agent, CALL_TIMEOUT)?.exec_with_input(request, input, sink)
+    }
+
+    fn ssh_banner(&self, addr: SocketAddr) -> Result<String, String> {
+        let mut stream =
+            TcpStream::connect_timeout(&addr, SSH_ATTEMPT).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(SSH_ATTEMPT))
+            .map_err(|e| e.to_string())?;
+        read_banner(&mut stream)
+    }
+}
+
+/// Reads the identification line, at most [`BANNER_MAX`] bytes: a guest
+/// that sends more (or something else) is not an sshd. Control characters
+/// are dropped: the banner is guest text that reaches logs.
+pub fn read_banner(stream: &mut impl Read) -> Result<String, String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while got.len() < BANNER_MAX && !got.contains(&b'\n') {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let line = String::from_utf8_lossy(&got);
+    let line = line.lines().next().unwrap_or_default().trim_end();
+    let line: String = line.chars().filter(|c| !c.is_control()).collect();
+    if line.starts_with("SSH-") {
+        Ok(line)
+    } else {
+        Err(format!("no SSH banner: {line:?}"))
+    }
+}

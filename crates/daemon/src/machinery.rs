@@ -1,0 +1,149 @@
+//! What VMs run on, as the composition root injected it: privileged host
+//! operations, the VMM drivers and the guest interface, plus what is built
+//! lazily at the first VM start (the chosen VMM, the bridge and the warm
+//! tap pool) and the locks that serialise work on one VM.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
+
+use banger_api::protocol::ErrorCode;
+use banger_config::{Config, Paths};
+use banger_host::{BridgeName, HostOps, TapName};
+use banger_net::tap_pool::TapPool;
+use banger_vmm::{BackendKind, VmmBackend};
+use tokio::sync::{Mutex, OnceCell, OwnedMutexGuard};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Chosen, Vmms};
+use crate::blocking::run;
+use crate::error::DaemonError;
+use crate::guest::Guest;
+
+/// The OS boundaries the daemon's VM work goes through.
+pub struct Boundaries {
+    /// `None`: this daemon cannot do privileged work (not root, no helper).
+    pub host: Option<Arc<dyn HostOps>>,
+    pub vmms: Arc<dyn Vmms>,
+    pub guest: Arc<dyn Guest>,
+}
+
+pub struct Machinery {
+    host: Option<Arc<dyn HostOps>>,
+    vmms: Arc<dyn Vmms>,
+    guest: Arc<dyn Guest>,
+    vmm: OnceCell<Arc<Chosen>>,
+    taps: OnceCell<Arc<TapPool>>,
+    locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Held while a name, id and vsock CID are chosen and recorded, so two
+    /// creates never pick the same.
+    pub alloc: Mutex<()>,
+    shutdown: CancellationToken,
+}
+
+impl Machinery {
+    pub fn new(boundaries: Boundaries, shutdown: CancellationToken) -> Machinery {
+        Machinery {
+            host: boundaries.host,
+            vmms: boundaries.vmms,
+            guest: boundaries.guest,
+            vmm: OnceCell::new(),
+            taps: OnceCell::new(),
+            locks: StdMutex::new(HashMap::new()),
+            alloc: Mutex::new(()),
+            shutdown,
+        }
+    }
+
+    /// Host operations, or why this daemon cannot do them.
+    pub fn host(&self) -> Result<Arc<dyn HostOps>, DaemonError> {
+        self.host.clone().ok_or_else(|| {
+            DaemonError::failed(
+                ErrorCode::OperationFailed,
+                "VMs need bridges, taps and NAT rules, which need root, and banger's root \
+                 helper is not available yet: run bangerd as root (e.g. `sudo bangerd`)",
+            )
+        })
+    }
+
+    /// Host operations when there are any (teardown does what it can
+    /// without).
+    pub fn host_if_any(&self) -> Option<Arc<dyn HostOps>> {
+        self.host.clone()
+    }
+
+    pub fn guest(&self) -> Arc<dyn Guest> {
+        self.guest.clone()
+    }
+
+    /// The driver for a VM launched with `kind`.
+    pub fn driver_for(&self, kind: BackendKind) -> Arc<dyn VmmBackend> {
+        self.vmms.for_kind(kind)
+    }
+
+    /// One lock per VM id: lifecycle operations on one VM run one at a time.
+    pub async fn lock(&self, id: &str) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(id.to_owned()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    pub fn forget_lock(&self, id: &str) {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.remove(id);
+    }
+
+    /// The VMM new VMs are launched with (`vmm` in config.toml), chosen
+    /// once. A failure (e.g. `vmm = "firecracker"` without Firecracker) is
+    /// not remembered: the next create or start tries again.
+    pub async fn vmm(
+        &self,
+        config: &Config,
+        paths: &Paths,
+        owner_uid: u32,
+    ) -> Result<Arc<Chosen>, DaemonError> {
+        self.vmm
+            .get_or_try_init(|| async {
+                let (vmms, config, paths) = (self.vmms.clone(), config.clone(), paths.clone());
+                let chosen = run(move || vmms.choose(&config, &paths, owner_uid)).await??;
+                Ok::<_, DaemonError>(Arc::new(chosen))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The bridge (created if missing) and the warm tap pool with its
+    /// refiller, at the first VM start. Taps an earlier daemon left behind
+    /// join the pool unless one of `held` (taps VM records hold) names them.
+    pub async fn taps(
+        &self,
+        config: &Config,
+        owner_uid: u32,
+        held: impl std::future::Future<Output = Result<Vec<TapName>, DaemonError>>,
+    ) -> Result<Arc<TapPool>, DaemonError> {
+        let host = self.host()?;
+        self.taps
+            .get_or_try_init(|| async {
+                let bridge = bridge_name(config)?;
+                let cidr = banger_host::Ipv4Cidr::new(config.bridge_ip(), config.cidr_prefix())
+                    .map_err(banger_host::HostError::from)?;
+                let (h, b) = (host.clone(), bridge.clone());
+                run(move || h.ensure_bridge(&b, cidr)).await??;
+                let pool = TapPool::new(host, bridge, owner_uid, config.tap_pool_size() as usize);
+                let adopted = pool.adopt_existing(&held.await?).await?;
+                if adopted > 0 {
+                    tracing::info!(adopted, "taps left by an earlier daemon joined the pool");
+                }
+                pool.spawn_refiller(self.shutdown.clone());
+                Ok::<_, DaemonError>(pool)
+            })
+            .await
+            .cloned()
+    }
+}
+
+pub fn bridge_name(config: &Config) -> Result<BridgeName, DaemonError> {
+    BridgeName::new(config.bridge_name())
+        .map_err(|e| DaemonError::from(banger_host::HostError::from(e)))
+}

@@ -1,0 +1,122 @@
+//! Images and kernels supplied as stages of an operation: building a
+//! Debian image and pulling Debian's kernel, for `image build` and `kernel
+//! pull` themselves and for the `vm.create` that needs them first (SPEC §1:
+//! the first `vm run` on a fresh machine works).
+
+use banger_api::protocol::{ErrorCode, ImageVariant, KernelInfo};
+use banger_image::debian::DebianMirror;
+use banger_image::images::{
+    BuildOptions, BuildOutcome, ImageName, ImageStore, Recipe, Variant, build_image,
+};
+use banger_image::kernel::{DEFAULT_KERNEL_NAME, KernelError, KernelManifest, KernelStore};
+
+use crate::agent_bin::find_agent;
+use crate::blocking::run_staged;
+use crate::error::DaemonError;
+use crate::ops::OpTracker;
+use crate::state::Daemon;
+
+pub fn image_store(daemon: &Daemon) -> ImageStore {
+    ImageStore::new(&daemon.paths.images_dir)
+}
+
+pub fn kernel_store(daemon: &Daemon) -> KernelStore {
+    KernelStore::new(&daemon.paths.kernels_dir)
+}
+
+/// The images banger builds by itself on first use, and their variants: the
+/// default golden image and its fast-booting minimal sibling.
+pub fn buildable_variant(name: &str) -> Option<ImageVariant> {
+    match name {
+        "debian-bookworm" => Some(ImageVariant::Full),
+        "debian-bookworm-minimal" => Some(ImageVariant::Minimal),
+        _ => None,
+    }
+}
+
+/// Builds image `name` as stages of `op` (its own operation, or the
+/// `vm.create` that needs it).
+pub async fn build_staged(
+    daemon: &Daemon,
+    op: &mut OpTracker,
+    name: ImageName,
+    variant: ImageVariant,
+    force: bool,
+) -> Result<BuildOutcome, DaemonError> {
+    let variant = match variant {
+        ImageVariant::Full => Variant::Full,
+        ImageVariant::Minimal => Variant::Minimal,
+    };
+    let mut recipe = Recipe::bookworm(name, variant);
+    recipe.mirror = daemon.config.debian_mirror().to_owned();
+    let agent = find_agent()?;
+    let opts = BuildOptions {
+        force,
+        kernel_ref: Some(daemon.config.default_kernel_name().to_owned()),
+    };
+    let store = image_store(daemon);
+    run_staged(op, move |progress| {
+        build_image(&store, &recipe, &agent, &opts, progress)
+    })
+    .await
+    .and_then(|r| r.map_err(DaemonError::from))
+}
+
+/// Whether `name` is a kernel banger can fetch.
+pub fn is_pullable(name: &str) -> bool {
+    name == DEFAULT_KERNEL_NAME
+}
+
+pub fn check_pullable(name: &str) -> Result<(), DaemonError> {
+    if is_pullable(name) {
+        return Ok(());
+    }
+    Err(DaemonError::failed(
+        ErrorCode::NotFound,
+        format!(
+            "no kernel {name:?} to pull: `banger kernel list --available` shows what can be pulled ({DEFAULT_KERNEL_NAME})"
+        ),
+    ))
+}
+
+pub fn info(store: &KernelStore, m: KernelManifest) -> Result<KernelInfo, KernelError> {
+    let dir = store.paths(&m.name)?.dir;
+    let s = &m.sizes;
+    Ok(KernelInfo {
+        size_bytes: s.vmlinux
+            + s.bzimage.unwrap_or(0)
+            + s.initrd.unwrap_or(0)
+            + s.modules.unwrap_or(0),
+        path: dir.display().to_string(),
+        name: m.name,
+        distro: m.distro,
+        arch: m.arch,
+        version: m.version,
+        sha256: m.sha256,
+        source: m.source,
+        imported_at: m.imported_at,
+    })
+}
+
+/// Pulls kernel `name` as stages of `op` (its own operation, or the
+/// `vm.create` that needs it).
+pub async fn pull_staged(
+    daemon: &Daemon,
+    op: &mut OpTracker,
+    name: String,
+) -> Result<KernelInfo, DaemonError> {
+    check_pullable(&name)?;
+    let mirror = DebianMirror {
+        base_url: daemon.config.debian_mirror().to_owned(),
+        ..DebianMirror::default()
+    };
+    let agent = find_agent()?;
+    let store = kernel_store(daemon);
+    run_staged(op, move |progress| {
+        store
+            .pull_debian(&name, &mirror, &agent, progress)
+            .and_then(|m| info(&store, m))
+    })
+    .await
+    .and_then(|r| r.map_err(DaemonError::from))
+}
