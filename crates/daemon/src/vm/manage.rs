@@ -176,19 +176,26 @@ async fn apply(
             .await?
             .map_err(|e| e.in_stage(&stage))?;
     }
+    // The record says NAT before the rule exists, and the rule is gone
+    // before the record stops saying so; teardown removes a guest's rules
+    // whatever the record says, so a crash in between leaks nothing.
     let live_nat = spec.nat != vm.spec.nat && vm.state == VmState::Running;
-    if live_nat {
-        switch_nat(daemon, op, vm, spec.nat).await?;
+    if live_nat && !spec.nat {
+        switch_nat(daemon, op, vm, false).await?;
     }
     let (id, saved) = (vm.id.clone(), spec.clone());
-    if let Err(e) = daemon.store.call(move |s| s.set_vm_spec(&id, &saved)).await {
-        // The rule must match the record, which still says the old value.
-        if live_nat {
-            if let Err(undo) = switch_nat(daemon, op, vm, vm.spec.nat).await {
-                tracing::error!(vm = %vm.name, error = %banger_api::error_chain(&undo), "undoing the NAT change");
+    daemon
+        .store
+        .call(move |s| s.set_vm_spec(&id, &saved))
+        .await?;
+    if live_nat && spec.nat {
+        if let Err(e) = switch_nat(daemon, op, vm, true).await {
+            let (id, old) = (vm.id.clone(), vm.spec.clone());
+            if let Err(undo) = daemon.store.call(move |s| s.set_vm_spec(&id, &old)).await {
+                tracing::error!(vm = %vm.name, error = %banger_api::error_chain(&undo), "restoring the spec after NAT failed");
             }
+            return Err(e);
         }
-        return Err(e);
     }
     tracing::info!(vm = %vm.name, vcpu = spec.vcpu, memory_mib = spec.memory_mib,
         disk = %spec.disk_size, nat = spec.nat, "spec changed");

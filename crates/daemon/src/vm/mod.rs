@@ -14,6 +14,8 @@ mod create;
 mod exec;
 mod first_use;
 mod handles;
+#[cfg(test)]
+mod lifecycle_tests;
 mod list;
 mod logread;
 mod manage;

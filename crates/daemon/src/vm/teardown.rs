@@ -79,7 +79,10 @@ pub(super) async fn halt(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
         errors.note("stopping the VMM", killed);
     }
     daemon.dns.remove(&vm.name);
-    if let (true, Some(ip), Some(host)) = (vm.spec.nat, vm.runtime.ip, machinery.host_if_any()) {
+    // Whatever the spec says: a `vm set --nat` that died between adding the
+    // rule and saving the spec left a rule the spec does not mention, and
+    // the next VM given this address would inherit it. Removal is idempotent.
+    if let (Some(ip), Some(host)) = (vm.runtime.ip, machinery.host_if_any()) {
         let removed = match bridge_name(&daemon.config) {
             Ok(bridge) => run(move || host.remove_nat(ip, &bridge))
                 .await

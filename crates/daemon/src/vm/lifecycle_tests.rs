@@ -1,0 +1,544 @@
+//! The VM lifecycle driven without root through fakes at the OS boundary:
+//! [`RecordingHost`] for bridges, taps and NAT, and one fake machine that is
+//! both the VMM driver and the guest (its agent and sshd). A table of steps
+//! runs create, set, stop, start, kill, reconcile (a VMM that survived, one
+//! that died) and delete, and after each step compares what exists — on the
+//! simulated host, in the fake VMM, in the store, in DNS and on disk — with
+//! what that step must leave. The last row proves that teardown undoes
+//! exactly what setup did: the host is as it was before the first create.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use banger_agent::client::{ClientError, OutputSink};
+use banger_agent::protocol::{
+    ExecRequest, ExecResult, HealthResult, IdentityRequest, IdentityResult, ListeningPort,
+};
+use banger_api::model::VmState;
+use banger_api::protocol::{VmCreateParams, VmRef, VmSetParams};
+use banger_config::{Config, Paths};
+use banger_host::{FakeState, HostOps, OpKind, RecordingHost};
+use banger_vmm::{BackendKind, VmConfig, VmHandle, VmmBackend, VmmError};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Chosen, Vmms};
+use crate::context::RequestCtx;
+use crate::error::DaemonError;
+use crate::guest::Guest;
+use crate::lock::StateLock;
+use crate::machinery::{Boundaries, Machinery};
+use crate::startup::{DaemonOptions, open};
+use crate::state::Daemon;
+
+/// One fake VM process.
+#[derive(Debug, Clone)]
+struct Proc {
+    vm: String,
+    uds: PathBuf,
+    alive: bool,
+}
+
+/// The fake VMM and the guests it runs: a launch makes a "process" whose
+/// agent and sshd answer while it is alive.
+#[derive(Default)]
+struct FakeMachine {
+    procs: Mutex<BTreeMap<u32, Proc>>,
+}
+
+impl FakeMachine {
+    fn procs(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Proc>> {
+        self.procs.lock().unwrap()
+    }
+
+    fn live(&self) -> Vec<String> {
+        self.procs()
+            .values()
+            .filter(|p| p.alive)
+            .map(|p| p.vm.clone())
+            .collect()
+    }
+
+    /// The VMM of `vm` dies by itself (a crash while the daemon was away).
+    fn crash(&self, vm: &str) {
+        for p in self.procs().values_mut().filter(|p| p.vm == vm) {
+            p.alive = false;
+        }
+    }
+
+    fn alive_at(&self, uds: &Path) -> Result<(), ClientError> {
+        match self.procs().values().any(|p| p.alive && p.uds == uds) {
+            true => Ok(()),
+            false => Err(ClientError::Connect {
+                path: uds.to_owned(),
+                source: std::io::ErrorKind::ConnectionRefused.into(),
+            }),
+        }
+    }
+}
+
+impl VmmBackend for FakeMachine {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Qemu
+    }
+
+    fn launch(&self, config: &VmConfig) -> Result<VmHandle, VmmError> {
+        let mut procs = self.procs();
+        let pid = 10_000 + procs.len() as u32;
+        let uds = config.run_dir.join("vsock.sock");
+        procs.insert(
+            pid,
+            Proc {
+                vm: config.id.clone(),
+                uds: uds.clone(),
+                alive: true,
+            },
+        );
+        Ok(VmHandle {
+            backend: BackendKind::Qemu,
+            pid,
+            helper_pids: Vec::new(),
+            control_socket: config.run_dir.join("qmp.sock"),
+            vsock_uds: uds,
+            console_log: config.run_dir.join("console.log"),
+            vmm_log: config.run_dir.join("qemu.log"),
+        })
+    }
+
+    fn request_shutdown(&self, handle: &VmHandle) -> Result<(), VmmError> {
+        self.kill(handle)
+    }
+
+    fn is_alive(&self, handle: &VmHandle) -> bool {
+        self.procs().get(&handle.pid).is_some_and(|p| p.alive)
+    }
+
+    fn wait_exit(&self, handle: &VmHandle, _timeout: Duration) -> Result<bool, VmmError> {
+        Ok(!self.is_alive(handle))
+    }
+
+    fn kill(&self, handle: &VmHandle) -> Result<(), VmmError> {
+        if let Some(p) = self.procs().get_mut(&handle.pid) {
+            p.alive = false;
+        }
+        Ok(())
+    }
+}
+
+impl Guest for FakeMachine {
+    fn health(&self, agent: &Path) -> Result<HealthResult, ClientError> {
+        self.alive_at(agent)?;
+        Ok(HealthResult {
+            agent: "fake".into(),
+            protocol: 1,
+            hostname: "fake".into(),
+            uptime_s: 1.0,
+            boot_id: "boot".into(),
+        })
+    }
+
+    fn identity(&self, agent: &Path, _: IdentityRequest) -> Result<IdentityResult, ClientError> {
+        self.alive_at(agent)?;
+        Ok(IdentityResult {
+            written: Vec::new(),
+            hostname_set: true,
+            sshd_reloaded: false,
+        })
+    }
+
+    fn poweroff(&self, agent: &Path) -> Result<(), ClientError> {
+        self.alive_at(agent)?;
+        for p in self.procs().values_mut().filter(|p| p.uds == agent) {
+            p.alive = false;
+        }
+        Ok(())
+    }
+
+    fn ports(&self, agent: &Path) -> Result<Vec<ListeningPort>, ClientError> {
+        self.alive_at(agent).map(|()| Vec::new())
+    }
+
+    fn exec(&self, agent: &Path, _: ExecRequest) -> Result<ExecResult, ClientError> {
+        self.alive_at(agent)?;
+        Err(ClientError::BadResponse {
+            reason: "the fake guest runs no commands".into(),
+        })
+    }
+
+    fn exec_streaming(
+        &self,
+        agent: &Path,
+        request: ExecRequest,
+        _: OutputSink<'_>,
+    ) -> Result<ExecResult, ClientError> {
+        self.exec(agent, request)
+    }
+
+    fn exec_with_input(
+        &self,
+        agent: &Path,
+        request: ExecRequest,
+        _: &mut (dyn Read + Send),
+        _: Option<OutputSink<'_>>,
+    ) -> Result<ExecResult, ClientError> {
+        self.exec(agent, request)
+    }
+
+    fn ssh_banner(&self, _: SocketAddr) -> Result<String, String> {
+        Ok("SSH-2.0-fake".into())
+    }
+}
+
+struct FakeVmms(Arc<FakeMachine>);
+
+impl Vmms for FakeVmms {
+    fn choose(&self, _: &Config, _: &Paths, _: u32) -> Result<Chosen, DaemonError> {
+        Ok(Chosen {
+            driver: self.0.clone(),
+            label: "fake VMM".into(),
+            jailed: false,
+        })
+    }
+
+    fn for_kind(&self, _: BackendKind) -> Arc<dyn VmmBackend> {
+        self.0.clone()
+    }
+}
+
+/// A daemon over a private home, the recording host and the fake machine,
+/// with one registered image and one imported kernel.
+struct World {
+    _home: tempfile::TempDir,
+    _lock: StateLock,
+    daemon: Daemon,
+    host: Arc<RecordingHost>,
+    machine: Arc<FakeMachine>,
+}
+
+/// An ELF header for x86_64: all the kernel store checks of a `vmlinux`.
+fn fake_vmlinux() -> Vec<u8> {
+    let mut elf = vec![0u8; 4096];
+    elf[..7].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1]);
+    elf[18] = 0x3e;
+    elf
+}
+
+fn world() -> World {
+    let home = tempfile::tempdir().unwrap();
+    let paths = Paths::development(home.path());
+    paths.ensure_private_dirs().unwrap();
+    let config = Config::parse(
+        "tap_pool_size = 0\ndns_listen = \"127.0.0.1:0\"\n",
+        Path::new("config.toml"),
+    )
+    .unwrap();
+    let kernel_src = home.path().join("kernel-src");
+    std::fs::create_dir(&kernel_src).unwrap();
+    std::fs::write(kernel_src.join("vmlinux"), fake_vmlinux()).unwrap();
+    banger_image::kernel::KernelStore::new(&paths.kernels_dir)
+        .import("fake-kernel", &kernel_src)
+        .unwrap();
+    let rootfs = home.path().join("rootfs.ext4");
+    banger_image::create_work_disk(&rootfs, "64M".parse().unwrap(), None).unwrap();
+    banger_image::images::ImageStore::new(&paths.images_dir)
+        .register("fake-image", &rootfs, Some("fake-kernel"))
+        .unwrap();
+
+    let host = Arc::new(RecordingHost::new());
+    let machine = Arc::new(FakeMachine::default());
+    let boundaries = Boundaries {
+        host: Some(host.clone() as Arc<dyn HostOps>),
+        vmms: Arc::new(FakeVmms(machine.clone())),
+        guest: machine.clone(),
+    };
+    let lock = StateLock::acquire(&paths).unwrap();
+    let opts = DaemonOptions {
+        paths,
+        config,
+        owner_uid: banger_sys::os::effective_uid(),
+        owner_home: None,
+    };
+    let daemon = open(
+        opts,
+        &lock,
+        Machinery::new(boundaries, CancellationToken::new()),
+    )
+    .unwrap();
+    World {
+        _home: home,
+        _lock: lock,
+        daemon,
+        host,
+        machine,
+    }
+}
+
+fn ctx() -> RequestCtx {
+    RequestCtx {
+        op_id: format!("op-{}", fastrand::u32(..)),
+        progress: tokio::sync::mpsc::unbounded_channel().0,
+        output: tokio::sync::mpsc::channel(64).0,
+        cancel: CancellationToken::new(),
+    }
+}
+
+/// Everything a VM can hold, as seen from outside the lifecycle code.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    state: Option<VmState>,
+    /// Taps on the simulated host attached to the bridge.
+    taps: usize,
+    nat: Vec<Ipv4Addr>,
+    /// VMs whose fake VMM runs.
+    vmms: usize,
+    dns: bool,
+    vm_dir: bool,
+    leases: usize,
+    pinned: bool,
+}
+
+const NOTHING: Seen = Seen {
+    state: None,
+    taps: 0,
+    nat: Vec::new(),
+    vmms: 0,
+    dns: false,
+    vm_dir: false,
+    leases: 0,
+    pinned: false,
+};
+
+async fn seen(w: &World, name: &str) -> Seen {
+    let vm = crate::vm::record::find(&w.daemon, name).await.ok();
+    let host = w.host.state();
+    let known_hosts =
+        std::fs::read_to_string(banger_net::ssh::SshPaths::new(&w.daemon.paths).known_hosts)
+            .unwrap_or_default();
+    let leases = w
+        .daemon
+        .store
+        .call(|s| s.list_leases())
+        .await
+        .unwrap()
+        .len();
+    Seen {
+        state: vm.as_ref().map(|v| v.state),
+        taps: host.taps.values().filter(|t| t.bridge.is_some()).count(),
+        nat: host.nat.keys().copied().collect(),
+        vmms: w.machine.live().len(),
+        dns: w.daemon.dns.get(name).is_some(),
+        vm_dir: vm
+            .as_ref()
+            .is_some_and(|v| w.daemon.paths.vm_dir(&v.id).exists()),
+        leases,
+        pinned: known_hosts.contains(&format!("banger:{name}")),
+    }
+}
+
+enum Step {
+    Create {
+        nat: bool,
+        fail: Option<OpKind>,
+    },
+    Set {
+        nat: bool,
+    },
+    /// A NAT rule for the VM that its record does not mention: what a `vm
+    /// set --nat` killed between adding the rule and saving the spec left.
+    StrayNat,
+    Stop,
+    Start,
+    Kill,
+    /// A daemon restart with the VMM still running.
+    RestartDaemon,
+    /// A daemon restart after the VMM died with it.
+    CrashAndRestart,
+    Delete,
+}
+
+fn running(nat: bool) -> Seen {
+    Seen {
+        state: Some(VmState::Running),
+        taps: 1,
+        nat: if nat { vec![ip()] } else { Vec::new() },
+        vmms: 1,
+        dns: true,
+        vm_dir: true,
+        leases: 1,
+        pinned: true,
+    }
+}
+
+fn halted(state: VmState) -> Seen {
+    Seen {
+        state: Some(state),
+        taps: 0,
+        nat: Vec::new(),
+        vmms: 0,
+        dns: false,
+        vm_dir: true,
+        leases: 1,
+        pinned: true,
+    }
+}
+
+fn ip() -> Ipv4Addr {
+    Ipv4Addr::new(172, 16, 0, 2)
+}
+
+async fn run_step(w: &World, step: &Step) -> Result<(), DaemonError> {
+    let vm = || VmRef { vm: "dev".into() };
+    match step {
+        Step::Create { nat, fail } => {
+            if let Some(kind) = fail {
+                w.host.fail_next(*kind);
+            }
+            let p = VmCreateParams {
+                name: Some("dev".into()),
+                image: Some("fake-image".into()),
+                vcpu: Some(1),
+                memory_mib: Some(256),
+                disk_size: Some("128M".parse().unwrap()),
+                nat: *nat,
+                no_start: false,
+            };
+            crate::vm::create(&w.daemon, &ctx(), p).await.map(|_| ())
+        }
+        Step::Set { nat } => {
+            let p = VmSetParams {
+                vm: "dev".into(),
+                vcpu: None,
+                memory_mib: None,
+                disk_size: None,
+                nat: Some(*nat),
+            };
+            crate::vm::set(&w.daemon, &ctx(), p).await.map(|_| ())
+        }
+        Step::StrayNat => {
+            let bridge = crate::machinery::bridge_name(&w.daemon.config)?;
+            Ok(w.host.add_nat(ip(), &bridge)?)
+        }
+        Step::Stop => crate::vm::stop(&w.daemon, &ctx(), vm()).await.map(|_| ()),
+        Step::Start => crate::vm::start(&w.daemon, &ctx(), vm()).await.map(|_| ()),
+        Step::Kill => crate::vm::kill(&w.daemon, &ctx(), vm()).await.map(|_| ()),
+        Step::RestartDaemon | Step::CrashAndRestart => {
+            if matches!(step, Step::CrashAndRestart) {
+                w.machine
+                    .crash(&crate::vm::record::find(&w.daemon, "dev").await?.id);
+            }
+            // A new daemon starts with no names served until reconcile.
+            w.daemon.dns.remove(&"dev".parse().unwrap());
+            crate::vm::reconcile(&w.daemon).await;
+            Ok(())
+        }
+        Step::Delete => crate::vm::delete(&w.daemon, &ctx(), vm()).await.map(|_| ()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_step_leaves_exactly_what_it_should() {
+    use Step::*;
+    let w = world();
+    let before = w.host.state();
+    let table: Vec<(&str, Step, bool, Seen)> = vec![
+        (
+            "create with NAT",
+            Create {
+                nat: true,
+                fail: None,
+            },
+            true,
+            running(true),
+        ),
+        ("NAT off, live", Set { nat: false }, true, running(false)),
+        ("NAT on, live", Set { nat: true }, true, running(true)),
+        ("stop", Stop, true, halted(VmState::Stopped)),
+        (
+            "NAT off while stopped",
+            Set { nat: false },
+            true,
+            halted(VmState::Stopped),
+        ),
+        ("start", Start, true, running(false)),
+        ("kill", Kill, true, halted(VmState::Stopped)),
+        ("start with NAT off", Start, true, running(false)),
+        ("a set died after adding NAT", StrayNat, true, running(true)),
+        (
+            "stop removes the stray rule",
+            Stop,
+            true,
+            halted(VmState::Stopped),
+        ),
+        ("start again", Start, true, running(false)),
+        ("daemon restart adopts", RestartDaemon, true, running(false)),
+        (
+            "VMM died with the daemon",
+            CrashAndRestart,
+            true,
+            halted(VmState::Stopped),
+        ),
+        ("delete", Delete, true, NOTHING),
+        (
+            "create failing at NAT unwinds",
+            Create {
+                nat: true,
+                fail: Some(OpKind::AddNat),
+            },
+            false,
+            Seen {
+                state: Some(VmState::Error),
+                vm_dir: false,
+                leases: 0,
+                pinned: false,
+                ..halted(VmState::Error)
+            },
+        ),
+        ("delete the failed VM", Delete, true, NOTHING),
+        (
+            "create failing at the tap unwinds",
+            Create {
+                nat: false,
+                fail: Some(OpKind::CreateTap),
+            },
+            false,
+            Seen {
+                state: Some(VmState::Error),
+                vm_dir: false,
+                leases: 0,
+                pinned: false,
+                ..halted(VmState::Error)
+            },
+        ),
+        ("delete that one too", Delete, true, NOTHING),
+    ];
+    for (what, step, ok, want) in &table {
+        let result = run_step(&w, step).await;
+        assert_eq!(
+            result.is_ok(),
+            *ok,
+            "{what}: {:?}",
+            result.as_ref().err().map(|e| banger_api::error_chain(e))
+        );
+        assert_eq!(&seen(&w, "dev").await, want, "{what}");
+    }
+    let after = w.host.state();
+    assert_eq!(
+        FakeState {
+            bridges: Default::default(),
+            ..after
+        },
+        FakeState {
+            bridges: Default::default(),
+            ..before
+        },
+        "teardown left something on the host that setup made"
+    );
+    assert!(w.machine.live().is_empty());
+    let dirs: Vec<_> = std::fs::read_dir(&w.daemon.paths.vms_dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(dirs.is_empty(), "VM directories left: {dirs:?}");
+}
