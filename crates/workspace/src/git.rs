@@ -58,3 +58,8 @@ pub fn paths(dir: &Path, args: &[&str]) -> Result<Vec<PathBuf>, ProcessError> {
         .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
         .collect())
 }
+
+/// Git on a repository banger made itself (temporary alias for the tests).
+pub fn own_repo(dir: &Path) -> Cmd {
+    cmd(dir)
+}

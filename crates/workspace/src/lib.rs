@@ -23,3 +23,6 @@ pub use plan::{Plan, Selection, plan};
 
 #[cfg(test)]
 mod test_repo;
+
+#[cfg(test)]
+mod security_tests;
