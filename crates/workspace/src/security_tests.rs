@@ -94,7 +94,10 @@ impl Evil {
             std::fs::read_to_string(dest.join("a.txt")).unwrap(),
             "edited on the host, longer than before\n"
         );
-        assert_eq!(std::fs::read_to_string(dest.join("b.txt")).unwrap(), "bee\n");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("b.txt")).unwrap(),
+            "bee\n"
+        );
         (out, dest)
     }
 }
@@ -294,7 +297,10 @@ fn an_upload_pack_objects_hook_is_not_run() {
 #[test]
 fn an_alternate_refs_command_is_not_run() {
     let evil = Evil::new(&[]);
-    evil.config("core.alternateRefsCommand", &format!("{}; true", evil.touch()));
+    evil.config(
+        "core.alternateRefsCommand",
+        &format!("{}; true", evil.touch()),
+    );
     evil.ship();
 }
 
