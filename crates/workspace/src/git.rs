@@ -240,53 +240,62 @@ impl HostRepo {
 
     /// Banger's config for the shadow: the repository's format, and the
     /// data-only settings that change what `status` sees, each value
-    /// checked against the few a key can have.
+    /// checked against the few its key can have.
     fn shadow_config(&self) -> String {
-        let bool_word = |v: &str| {
-            matches!(
-                v.to_ascii_lowercase().as_str(),
-                "true" | "false" | "yes" | "no" | "on" | "off" | "1" | "0"
-            )
-        };
-        let keys: &[(&str, &str, &dyn Fn(&str) -> bool)] = &[
-            ("core", "repositoryformatversion", &|v| v == "0" || v == "1"),
-            ("core", "filemode", &bool_word),
-            ("core", "symlinks", &bool_word),
-            ("core", "ignorecase", &bool_word),
-            ("core", "precomposeunicode", &bool_word),
-            ("core", "autocrlf", &|v| {
-                bool_word(v) || v.eq_ignore_ascii_case("input")
-            }),
-            ("core", "eol", &|v| {
-                matches!(v.to_ascii_lowercase().as_str(), "lf" | "crlf" | "native")
-            }),
-            ("extensions", "objectformat", &|v| {
-                matches!(v.to_ascii_lowercase().as_str(), "sha1" | "sha256")
-            }),
-            ("extensions", "refstorage", &|v| {
-                matches!(v.to_ascii_lowercase().as_str(), "files" | "reftable")
-            }),
-        ];
-        let mut text = String::new();
-        for section in ["core", "extensions"] {
-            text.push_str(&format!("[{section}]\n"));
-            if section == "core" {
-                text.push_str("\tbare = false\n");
-            }
-            for (s, name, valid) in keys {
-                if *s != section {
-                    continue;
-                }
-                match self.config(&format!("{s}.{name}")) {
-                    Some(v) if valid(&v) => text.push_str(&format!("\t{name} = {v}\n")),
-                    _ if *name == "repositoryformatversion" => {
-                        text.push_str("\trepositoryformatversion = 0\n");
-                    }
-                    _ => {}
-                }
+        let mut text = String::from("[core]\n\tbare = false\n");
+        let mut extensions = String::new();
+        let version = self
+            .config("core.repositoryformatversion")
+            .filter(|v| v == "0" || v == "1")
+            .unwrap_or_else(|| "0".to_owned());
+        text.push_str(&format!("\trepositoryformatversion = {version}\n"));
+        for key in SHADOW_KEYS {
+            let Some(value) = self.config(key).filter(|v| valid_value(key, v)) else {
+                continue;
+            };
+            let (section, name) = key.split_once('.').unwrap_or(("core", key));
+            let line = format!("\t{name} = {value}\n");
+            if section == "extensions" {
+                extensions.push_str(&line);
+            } else {
+                text.push_str(&line);
             }
         }
+        if !extensions.is_empty() {
+            text.push_str("[extensions]\n");
+            text.push_str(&extensions);
+        }
         text
+    }
+}
+
+/// The repository's settings the shadow carries over: data only, never a
+/// program, a path or anything git would act on beyond reading.
+const SHADOW_KEYS: &[&str] = &[
+    "core.filemode",
+    "core.symlinks",
+    "core.ignorecase",
+    "core.precomposeunicode",
+    "core.autocrlf",
+    "core.eol",
+    "extensions.objectformat",
+    "extensions.refstorage",
+];
+
+/// Whether `value` is one that `key` (of [`SHADOW_KEYS`]) can have; only
+/// such values are written into the shadow's config.
+fn valid_value(key: &str, value: &str) -> bool {
+    let value = value.to_ascii_lowercase();
+    let boolean = matches!(
+        value.as_str(),
+        "true" | "false" | "yes" | "no" | "on" | "off" | "1" | "0"
+    );
+    match key {
+        "core.autocrlf" => boolean || value == "input",
+        "core.eol" => matches!(value.as_str(), "lf" | "crlf" | "native"),
+        "extensions.objectformat" => matches!(value.as_str(), "sha1" | "sha256"),
+        "extensions.refstorage" => matches!(value.as_str(), "files" | "reftable"),
+        _ => boolean,
     }
 }
 
