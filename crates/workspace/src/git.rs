@@ -214,6 +214,15 @@ impl HostRepo {
         mkdir(shadow.join("refs"))?;
         mkdir(shadow.join("info"))?;
         let mut alternates = common_dir.join("objects").into_os_string().into_vec();
+        if alternates.iter().any(|b| *b == b'\n' || *b == b'\r') {
+            // One path a line: a newline would let the path name a second
+            // object store.
+            return Err((
+                "cannot read a repository whose path has a line break:",
+                common_dir.to_owned(),
+                std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            ));
+        }
         alternates.push(b'\n');
         let path = shadow.join("objects/info/alternates");
         std::fs::write(&path, alternates).map_err(|e| ("cannot write", path, e))?;
