@@ -7,8 +7,10 @@
 //! overlaid, as a tar archive. [`guest`] holds the fixed scripts the guest
 //! runs (extract, export, tooling bootstrap) and the guest-path rules.
 //!
-//! Every git call goes through [`git`], which makes git safe to point at a
-//! repository the daemon does not own.
+//! Every git call goes through [`git`]: on a user's repository through
+//! [`git::HostRepo`], whose shadow git directory means git never loads the
+//! repository's config, so nothing the repository names is run (SPEC §12
+//! "Repositories are data"), owned by the daemon's user or not.
 #![forbid(unsafe_code)]
 
 mod error;
@@ -23,3 +25,6 @@ pub use plan::{Plan, Selection, plan};
 
 #[cfg(test)]
 mod test_repo;
+
+#[cfg(test)]
+mod security_tests;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use banger_sys::ReadingChild;
 
 use crate::error::WorkspaceError;
-use crate::git;
+use crate::git::{self, HostRepo};
 use crate::plan::Plan;
 
 /// A prepared clone in a scratch directory, removed when dropped.
@@ -76,33 +76,41 @@ impl Packed {
             root: plan.root.clone(),
             source,
         };
-        // No template: the clone gets no sample hooks, nothing to ship twice.
-        git::cmd(&self.scratch)
+        // The source is read through a shadow git directory (never under
+        // the repository's config); the clone is banger's own repository,
+        // made without a template (no hooks, no sample files), and its
+        // checkout finds no filter driver in its config whatever the
+        // commit's `.gitattributes` says.
+        let source = HostRepo::open(&plan.root)?;
+        git::own_repo(&self.scratch)
             .args(["init", "--quiet", "--template="])
             .arg(&self.clone)
             .run()
             .map_err(fail)?;
         let upload_pack = format!("--upload-pack={}", git::UPLOAD_PACK);
-        git::cmd(&self.clone)
+        git::own_repo(&self.clone)
             .args(["fetch", "--quiet", "--depth=1", "--no-tags", &upload_pack])
-            .arg(&plan.root)
+            .arg(source.shadow_dir())
             .arg(&plan.base_commit)
             .run()
             .map_err(fail)?;
-        let checkout = git::cmd(&self.clone).args(["checkout", "--quiet"]);
+        drop(source);
+        let checkout = git::own_repo(&self.clone).args(["checkout", "--quiet"]);
         let checkout = match &plan.branch {
             Some(branch) => checkout.args(["-B", branch]),
             None => checkout.arg("--detach"),
         };
         checkout.arg(&plan.base_commit).run().map_err(fail)?;
+        // The URL is only ever stored as text (already without
+        // credentials): never fetched from on the host.
         if let Some(url) = &plan.origin_url {
-            git::cmd(&self.clone)
+            git::own_repo(&self.clone)
                 .args(["remote", "add", "origin", url])
                 .run()
                 .map_err(fail)?;
         }
         for (key, value) in &plan.identity {
-            git::cmd(&self.clone)
+            git::own_repo(&self.clone)
                 .args(["config", key, value])
                 .run()
                 .map_err(fail)?;

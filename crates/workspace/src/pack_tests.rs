@@ -27,8 +27,17 @@ fn ship(repo: &Repo, selection: &Selection) -> (tempfile::TempDir, std::path::Pa
     (out, dest)
 }
 
+/// Git in the unpacked workspace, as the guest runs it (its own config).
 fn git(dir: &Path, args: &[&str]) -> String {
-    crate::git::output(dir, args).unwrap()
+    let mut out = crate::git::own_repo(dir)
+        .args(args)
+        .run()
+        .unwrap()
+        .stdout_str();
+    if out.ends_with('\n') {
+        out.pop();
+    }
+    out
 }
 
 #[test]
@@ -104,13 +113,16 @@ fn the_export_script_gives_a_patch_that_applies_on_the_host() {
     let (_keep, ws) = ship(&repo, &Selection::default());
     // Work in the "guest": an edit, a commit, a new file, a binary change.
     std::fs::write(ws.join("a.txt"), "one\ntwo\n").unwrap();
-    crate::git::cmd(&ws)
+    crate::git::own_repo(&ws)
         .args(["commit", "-qam", "guest"])
         .run()
         .unwrap();
     std::fs::write(ws.join("new.txt"), "fresh\n").unwrap();
     std::fs::write(ws.join("bin"), b"\0\x02\xff").unwrap();
-    crate::git::cmd(&ws).args(["add", "bin"]).run().unwrap();
+    crate::git::own_repo(&ws)
+        .args(["add", "bin"])
+        .run()
+        .unwrap();
     let index_before = std::fs::read(ws.join(".git/index")).unwrap();
     let base = repo.git(&["rev-parse", "HEAD"]);
     let argv = crate::guest::argv(crate::guest::EXPORT, &[ws.to_str().unwrap(), &base]);

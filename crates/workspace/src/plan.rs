@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::error::WorkspaceError;
-use crate::git;
+use crate::git::HostRepo;
 
 /// The files that mark a repository as wanting a tooling bootstrap.
 pub const TOOLING_FILES: &[&str] = &[".mise.toml", ".tool-versions"];
@@ -53,20 +53,14 @@ pub struct Plan {
 }
 
 /// Checks the repository at `path` and decides what ships.
+///
+/// Git runs through a [`HostRepo`]: never under the repository's own
+/// config, so nothing the repository names is run (SPEC §12).
 pub fn plan(path: &Path, selection: &Selection) -> Result<Plan, WorkspaceError> {
-    let root = find_root(path)?;
-    let run = |args: &[&str]| {
-        git::output(&root, args).map_err(|source| WorkspaceError::Git {
-            root: root.clone(),
-            source,
-        })
-    };
-    let list = |args: &[&str]| {
-        git::paths(&root, args).map_err(|source| WorkspaceError::Git {
-            root: root.clone(),
-            source,
-        })
-    };
+    let repo = HostRepo::open(path)?;
+    let root = repo.work_tree().to_owned();
+    let run = |args: &[&str]| repo.output(args);
+    let list = |args: &[&str]| repo.paths(args);
     if root.join(".gitmodules").exists()
         || run(&["ls-files", "--stage"])?
             .lines()
@@ -74,19 +68,16 @@ pub fn plan(path: &Path, selection: &Selection) -> Result<Plan, WorkspaceError> 
     {
         return Err(WorkspaceError::Submodules { root });
     }
-    let head = git::output(
-        &root,
-        &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
-    )
-    .map_err(|_| WorkspaceError::NoCommits { root: root.clone() })?;
+    let head = run(&["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
+        .map_err(|_| WorkspaceError::NoCommits { root: root.clone() })?;
     let base_commit = match &selection.from {
         None => head.clone(),
-        Some(rev) => resolve(&root, rev)?,
+        Some(rev) => resolve(&repo, rev)?,
     };
     let overlay = base_commit == head;
     let branch = match &selection.branch {
-        Some(name) => Some(check_branch(&root, name)?),
-        None if overlay => git::output(&root, &["symbolic-ref", "--quiet", "--short", "HEAD"]).ok(),
+        Some(name) => Some(check_branch(&repo, name)?),
+        None if overlay => run(&["symbolic-ref", "--quiet", "--short", "HEAD"]).ok(),
         None => None,
     };
     let base_files = list(&[
@@ -108,10 +99,18 @@ pub fn plan(path: &Path, selection: &Selection) -> Result<Plan, WorkspaceError> 
         let untracked = list(&["ls-files", "-z", "--others", "--exclude-standard"])?;
         // What differs from the base (staged or not): only these travel
         // from the working tree; the clone has every other file already.
-        let mut changed: BTreeSet<PathBuf> =
-            list(&["diff", "--name-only", "-z", "--no-renames", "HEAD", "--"])?
-                .into_iter()
-                .collect();
+        let mut changed: BTreeSet<PathBuf> = list(&[
+            "diff",
+            "--name-only",
+            "-z",
+            "--no-renames",
+            "--no-textconv",
+            "--no-ext-diff",
+            "HEAD",
+            "--",
+        ])?
+        .into_iter()
+        .collect();
         let skipped = if selection.include_untracked {
             changed.extend(untracked.iter().cloned());
             shipped.extend(untracked);
@@ -131,17 +130,19 @@ pub fn plan(path: &Path, selection: &Selection) -> Result<Plan, WorkspaceError> 
         files.sort();
         (files, Vec::new(), Vec::new(), 0)
     };
-    let config = |key: &str| git::output(&root, &["config", "--get", key]).ok();
+    // Read from the repository's config file as data (no includes).
     let identity = ["user.name", "user.email"]
         .into_iter()
-        .filter_map(|key| config(key).map(|v| (key.to_owned(), v)))
+        .filter_map(|key| repo.config(key).map(|v| (key.to_owned(), v)))
         .collect();
     let tooling = TOOLING_FILES
         .iter()
         .find(|name| files.iter().any(|f| f.as_os_str() == **name))
         .map(|name| (*name).to_owned());
     Ok(Plan {
-        origin_url: config("remote.origin.url"),
+        origin_url: repo
+            .config("remote.origin.url")
+            .map(|url| strip_credentials(&url)),
         root,
         base_commit,
         branch,
@@ -155,67 +156,79 @@ pub fn plan(path: &Path, selection: &Selection) -> Result<Plan, WorkspaceError> 
     })
 }
 
-/// The work tree's top level, with the preflight errors a user can act on.
-fn find_root(path: &Path) -> Result<PathBuf, WorkspaceError> {
-    let meta = std::fs::metadata(path).map_err(|_| WorkspaceError::Missing {
-        path: path.to_owned(),
-    })?;
-    let dir = if meta.is_dir() {
-        path
-    } else {
-        path.parent().unwrap_or(Path::new("/"))
-    };
-    let not_a_repo = || WorkspaceError::NotARepo {
-        path: path.to_owned(),
-    };
-    match git::output(dir, &["rev-parse", "--is-bare-repository"]) {
-        Ok(bare) if bare == "true" => {
-            return Err(WorkspaceError::Bare {
-                path: path.to_owned(),
-            });
-        }
-        Ok(_) => {}
-        Err(_) => return Err(not_a_repo()),
-    }
-    let top = git::output(dir, &["rev-parse", "--show-toplevel"]).map_err(|_| not_a_repo())?;
-    if top.is_empty() {
-        return Err(not_a_repo());
-    }
-    Ok(PathBuf::from(top))
-}
-
-fn resolve(root: &Path, rev: &str) -> Result<String, WorkspaceError> {
+fn resolve(repo: &HostRepo, rev: &str) -> Result<String, WorkspaceError> {
     let bad = |reason: &str| WorkspaceError::BadRevision {
         rev: rev.to_owned(),
-        root: root.to_owned(),
+        root: repo.work_tree().to_owned(),
         reason: reason.to_owned(),
     };
     if rev.is_empty() || rev.starts_with('-') {
         return Err(bad("not a revision"));
     }
     let spec = format!("{rev}^{{commit}}");
-    git::output(
-        root,
-        &[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            "--end-of-options",
-            &spec,
-        ],
-    )
+    repo.output(&[
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        &spec,
+    ])
     .map_err(|_| bad("no such commit"))
 }
 
-fn check_branch(root: &Path, name: &str) -> Result<String, WorkspaceError> {
+fn check_branch(repo: &HostRepo, name: &str) -> Result<String, WorkspaceError> {
     let bad = || WorkspaceError::BadBranch {
         name: name.to_owned(),
     };
     if name.is_empty() || name.starts_with('-') || name.starts_with('@') {
         return Err(bad());
     }
-    git::output(root, &["check-ref-format", "--branch", name]).map_err(|_| bad())?;
+    repo.output(&["check-ref-format", "--branch", name])
+        .map_err(|_| bad())?;
     Ok(name.to_owned())
+}
+
+/// `url` without the credentials it may carry, for the guest's `origin`
+/// (SPEC §12 "Secrets stay where they belong"). For `http(s)`/`ftp(s)`
+/// URLs every userinfo goes (`user:TOKEN@`, a bare `TOKEN@` — the guest
+/// authenticates its own way) and so do a query and a fragment; for other
+/// `scheme://` URLs (`ssh://git@…`) the user stays and a `:password` goes.
+/// As in git, a userinfo is what precedes an `@` before the first `/`, `?`
+/// or `#` after `://`. Scp-like `git@host:path`, local paths and `ext::`
+/// remain as they are: a user name is not a secret.
+pub fn strip_credentials(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let scheme = &url[..scheme_end];
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    {
+        return url.to_owned();
+    }
+    let webby = matches!(
+        scheme.to_ascii_lowercase().as_str(),
+        "http" | "https" | "ftp" | "ftps"
+    );
+    let rest = &url[scheme_end + 3..];
+    // As git: the host part ends at the first `/`, `?` or `#`.
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let authority = match authority.rfind('@') {
+        Some(at) if webby => authority[at + 1..].to_owned(),
+        Some(at) => match authority[..at].split_once(':') {
+            Some((user, _password)) => format!("{user}@{}", &authority[at + 1..]),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = if webby {
+        tail.split(['?', '#']).next().unwrap_or("")
+    } else {
+        tail
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 /// Keeps the paths that are really files (or symlinks) under `root`: none
