@@ -3,11 +3,11 @@
 //! `/root/.gitconfig` unless a synced file already is one. Composed in a
 //! staging directory that `mkfs.ext4 -d` copies, removed afterwards.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use banger_config::ResolvedFileSync;
+use banger_image::images::GuestTree;
 use banger_sys::Cmd;
 
 use crate::error::DaemonError;
@@ -55,9 +55,13 @@ pub(super) fn compose(
             .arg(dir)
             .run()?;
     }
+    // Everything below writes through the tree: a symlink the image put in
+    // its /root (`.config -> /etc`, say) resolves inside the seed, never
+    // onto the host's own files.
+    let tree = GuestTree::open(dir)?.with_dir_mode(0o700);
     let mut warnings = Vec::new();
     for entry in sync {
-        match copy_synced(entry, dir, owner_home) {
+        match copy_synced(entry, &tree, owner_home) {
             Ok(()) => {}
             Err(Skip(why)) => warnings.push(format!(
                 "warning: [[file_sync]] {}: {why}; not copied",
@@ -65,11 +69,9 @@ pub(super) fn compose(
             )),
         }
     }
-    let gitconfig = dir.join(".gitconfig");
-    if !gitconfig.exists() {
+    if !tree.exists("/.gitconfig") {
         if let Some(text) = owner_home.and_then(git_identity) {
-            write_new(&gitconfig, text.as_bytes(), 0o644)
-                .map_err(|e| io("write", &gitconfig, e))?;
+            tree.write_file("/.gitconfig", &mut text.as_bytes(), 0o644)?;
         }
     }
     Ok((seed, warnings))
@@ -78,7 +80,11 @@ pub(super) fn compose(
 /// Why one synced file was left out.
 struct Skip(String);
 
-fn copy_synced(entry: &ResolvedFileSync, dir: &Path, home: Option<&Path>) -> Result<(), Skip> {
+fn copy_synced(
+    entry: &ResolvedFileSync,
+    tree: &GuestTree,
+    home: Option<&Path>,
+) -> Result<(), Skip> {
     let host = &entry.host;
     let real = match std::fs::canonicalize(host) {
         Ok(real) => real,
@@ -104,19 +110,10 @@ fn copy_synced(entry: &ResolvedFileSync, dir: &Path, home: Option<&Path>) -> Res
         .guest
         .strip_prefix("/root")
         .map_err(|_| Skip("guest path is not under /root".into()))?;
-    let dest = dir.join(rel);
-    if let Some(parent) = dest.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(|e| Skip(format!("cannot create {}: {e}", parent.display())))?;
-    }
+    let mut file = std::fs::File::open(&real).map_err(|e| Skip(format!("cannot be read: {e}")))?;
     // A synced file replaces what the image had there.
-    let _ = std::fs::remove_file(&dest);
-    std::fs::copy(&real, &dest)
-        .and_then(|_| std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(entry.mode)))
-        .map_err(|e| Skip(format!("cannot be copied: {e}")))
+    tree.write_file(&format!("/{}", rel.display()), &mut file, entry.mode)
+        .map_err(|e| Skip(format!("cannot be copied: {}", banger_api::error_chain(&e))))
 }
 
 /// The owner's `user.name` and `user.email` as a `.gitconfig`, if git
@@ -144,15 +141,6 @@ fn git_identity(home: &Path) -> Option<String> {
         }
     }
     Some(text)
-}
-
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)?;
-    file.write_all(bytes)
 }
 
 #[cfg(test)]

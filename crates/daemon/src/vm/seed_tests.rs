@@ -116,3 +116,66 @@ fn without_identity_or_entries_the_seed_is_the_image_root_alone() {
     assert!(warnings.is_empty());
     assert_eq!(std::fs::read_dir(seed.path()).unwrap().count(), 0);
 }
+
+/// An image whose `/root/.config` is a symlink to a host directory, and
+/// whose `/root/.gitconfig` is a symlink to a host file: the seed is
+/// composed as root on the host, and neither may redirect a write there.
+#[test]
+fn symlinks_in_the_image_root_never_lead_writes_onto_the_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let image = tmp.path().join("image-root");
+    let victim = tmp.path().join("host-etc");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("passwd"), "host file").unwrap();
+    std::fs::create_dir_all(&image).unwrap();
+    std::os::unix::fs::symlink(&victim, image.join(".config")).unwrap();
+    std::os::unix::fs::symlink(victim.join("passwd"), image.join(".gitconfig")).unwrap();
+    std::fs::create_dir_all(home.join(".config/gh")).unwrap();
+    std::fs::write(home.join(".config/gh/hosts.yml"), "token: secret").unwrap();
+    std::fs::write(home.join("passwd"), "synced over the host").unwrap();
+    banger_sys::Cmd::new("git")
+        .args(["config", "--file"])
+        .arg(home.join(".gitconfig"))
+        .args(["user.name", "Ada"])
+        .run()
+        .unwrap();
+    let sync = [
+        entry(
+            &home.join(".config/gh/hosts.yml"),
+            "/root/.config/gh/hosts.yml",
+            0o600,
+        ),
+        entry(&home.join("passwd"), "/root/.config/passwd", 0o644),
+    ];
+    let dir = tmp.path().join("seed");
+    let (seed, warnings) = compose(&dir, Some(&image), &sync, Some(&home)).unwrap();
+    let host_files: Vec<_> = std::fs::read_dir(&victim)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        host_files,
+        ["passwd"],
+        "a write landed in the host directory"
+    );
+    assert_eq!(
+        std::fs::read_to_string(victim.join("passwd")).unwrap(),
+        "host file",
+        "a host file was overwritten"
+    );
+    // Inside the seed the symlink resolves to a directory that does not
+    // exist there: the files are left out, and the user is told.
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings.iter().all(|w| w.contains("not copied")),
+        "{warnings:?}"
+    );
+    assert!(
+        std::fs::symlink_metadata(seed.path().join(".gitconfig"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the image's .gitconfig stays what it was"
+    );
+}

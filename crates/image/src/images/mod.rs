@@ -23,7 +23,7 @@ mod staging;
 mod store;
 
 pub use build::{
-    Bootstrap, BuildOptions, BuildOutcome, Mmdebstrap, Recipe, Variant, build_image,
+    Bootstrap, BuildOptions, BuildOutcome, GuestTree, Mmdebstrap, Recipe, Variant, build_image,
     build_image_with,
 };
 pub use error::ImageError;

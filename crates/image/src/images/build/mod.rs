@@ -32,7 +32,7 @@ pub use bootstrap::{Bootstrap, DEBIAN_KEYRING, Mmdebstrap};
 pub use mkfs::ROOTFS_LABEL;
 pub use recipe::{Recipe, Variant};
 
-use self::tree::GuestTree;
+pub use self::tree::GuestTree;
 use super::error::ImageError;
 use super::manifest::{self, ImageKind, ImageManifest};
 use super::name;

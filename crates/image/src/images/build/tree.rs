@@ -14,9 +14,11 @@ use rustix::io::Errno;
 
 use crate::images::error::ImageError;
 
-pub(crate) struct GuestTree {
+pub struct GuestTree {
     root: OwnedFd,
     path: PathBuf,
+    /// Mode of directories made for files written in.
+    dir_mode: u32,
 }
 
 const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
@@ -31,7 +33,7 @@ fn split(guest: &str) -> (&str, &str) {
 }
 
 impl GuestTree {
-    pub(crate) fn open(path: &Path) -> Result<Self, ImageError> {
+    pub fn open(path: &Path) -> Result<Self, ImageError> {
         let root = rustix::fs::open(
             path,
             OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -41,10 +43,25 @@ impl GuestTree {
         Ok(Self {
             root,
             path: path.to_owned(),
+            dir_mode: 0o755,
         })
     }
 
-    pub(crate) fn path(&self) -> &Path {
+    /// Directories made from now on get `mode` (e.g. 0700 for a tree that
+    /// will hold secrets).
+    pub fn with_dir_mode(mut self, mode: u32) -> Self {
+        self.dir_mode = mode;
+        self
+    }
+
+    /// Whether anything (a symlink too, not followed) is at `guest`.
+    pub fn exists(&self, guest: &str) -> bool {
+        let (parent, name) = split(guest);
+        self.open_dir(parent)
+            .is_ok_and(|dir| rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok())
+    }
+
+    pub fn path(&self) -> &Path {
         &self.path
     }
 
@@ -65,12 +82,12 @@ impl GuestTree {
     }
 
     /// Whether `guest` is a directory (symlinks resolved inside the tree).
-    pub(crate) fn is_dir(&self, guest: &str) -> bool {
+    pub fn is_dir(&self, guest: &str) -> bool {
         self.open_dir(guest.trim_start_matches('/')).is_ok()
     }
 
     /// Opens the directory `guest_dir`, creating it and missing parents
-    /// (mode 0755) first.
+    /// (mode 0755, or what [`GuestTree::with_dir_mode`] set) first.
     fn create_dir_all(&self, guest_dir: &str) -> Result<OwnedFd, ImageError> {
         let rel = guest_dir.trim_start_matches('/');
         let err = |e: Errno| {
@@ -88,7 +105,7 @@ impl GuestTree {
             fd = match self.open_dir(prefix) {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) => {
-                    match rustix::fs::mkdirat(&fd, component, Mode::from_raw_mode(0o755)) {
+                    match rustix::fs::mkdirat(&fd, component, Mode::from_raw_mode(self.dir_mode)) {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err(err(e)),
                     }
@@ -115,7 +132,7 @@ impl GuestTree {
 
     /// Writes a regular file (replacing a file or symlink there) with
     /// exactly `mode`, whatever the umask.
-    pub(crate) fn write_file(
+    pub fn write_file(
         &self,
         guest: &str,
         content: &mut dyn Read,
@@ -139,7 +156,7 @@ impl GuestTree {
     }
 
     /// Creates a symlink (replacing a file or symlink there).
-    pub(crate) fn symlink(&self, guest: &str, target: &str) -> Result<(), ImageError> {
+    pub fn symlink(&self, guest: &str, target: &str) -> Result<(), ImageError> {
         let (parent, name) = split(guest);
         let dir = self.create_dir_all(parent)?;
         self.clear(&dir, name, guest)?;

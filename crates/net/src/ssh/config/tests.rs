@@ -25,6 +25,8 @@ fn renders_the_exact_block() {
          \x20   StrictHostKeyChecking yes\n\
          \x20   HashKnownHosts no\n\
          \x20   UpdateHostKeys no\n\
+         \x20   ForwardAgent no\n\
+         \x20   ForwardX11 no\n\
          \x20   LogLevel ERROR\n\
          \x20   ServerAliveInterval 15\n"
     );
@@ -126,4 +128,38 @@ fn openssh_reads_the_settings_back() {
         !other.contains(&paths.user_key.display().to_string()),
         "{other}"
     );
+}
+
+/// What OpenSSH itself makes of it, for a user whose own config forwards
+/// their agent and display everywhere: banger's block, included on top of
+/// `~/.ssh/config` by `ssh-config --install`, turns both off for VMs (the
+/// first value OpenSSH obtains wins), and leaves other hosts alone.
+#[test]
+fn ssh_applies_no_agent_and_no_x11_forwarding_for_vms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = paths_under(tmp.path());
+    write_ssh_config(&paths).unwrap();
+    let user = tmp.path().join("user_ssh_config");
+    fs::write(&user, "Host *\n    ForwardAgent yes\n    ForwardX11 yes\n").unwrap();
+    crate::ssh::install_include(&user, &paths.config_file).unwrap();
+    let effective = |host: &str| {
+        Cmd::new("ssh")
+            .arg("-G")
+            .arg("-F")
+            .arg(&user)
+            .arg(host)
+            .run()
+            .unwrap()
+            .stdout_str()
+    };
+    let vm = effective("dev.vm");
+    for line in [
+        "forwardagent no",
+        "forwardx11 no",
+        "stricthostkeychecking true",
+    ] {
+        assert!(vm.lines().any(|l| l == line), "{line} missing:\n{vm}");
+    }
+    let other = effective("example.org");
+    assert!(other.lines().any(|l| l == "forwardagent yes"), "{other}");
 }
