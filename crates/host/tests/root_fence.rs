@@ -50,6 +50,28 @@ s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
 s.bind(('eth0',0))\n\
 s.send(f)\n";
 
+/// Sends a raw IPv4/UDP frame from the guest's address to 127.0.0.1:port,
+/// addressed to the bridge's MAC: what a guest would do to reach a service
+/// the host binds to loopback only.
+const UDP_TO_LOOPBACK: &str = "import socket,struct,sys\n\
+mac,ip,br_mac,port=sys.argv[1],sys.argv[2],sys.argv[3],int(sys.argv[4])\n\
+def m(s): return bytes.fromhex(s.replace(':',''))\n\
+udp=struct.pack('!HHHH',40000,port,8+6,0)+b'banger'\n\
+h=struct.pack('!BBHHHBBH4s4s',0x45,0,20+len(udp),1,0,64,17,0,socket.inet_aton(ip),socket.inet_aton('127.0.0.1'))\n\
+c=sum(struct.unpack('!10H',h))\n\
+c=(c&0xffff)+(c>>16)\n\
+c=(c&0xffff)+(c>>16)\n\
+h=h[:10]+struct.pack('!H',~c&0xffff)+h[12:]\n\
+s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
+s.bind(('eth0',0))\n\
+s.send(m(br_mac)+m(mac)+b'\\x08\\x00'+h+udp)\n";
+
+/// Sends a UDP datagram over IPv6 to all nodes on the link (the host's
+/// bridge included).
+const UDP6_ALL_NODES: &str = "import socket,sys\n\
+s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n\
+s.sendto(b'banger',('ff02::1%eth0',int(sys.argv[1])))\n";
+
 struct Guest {
     ns: Netns,
     tap: TapName,
@@ -79,6 +101,14 @@ impl Guest {
                 &dst.to_string(),
                 &port.to_string(),
             ])
+            .run()
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn python(&self, script: &str, args: &[&str]) {
+        self.cmd(python())
+            .args(["-c", script])
+            .args(args)
             .run()
             .unwrap_or_else(|e| panic!("{e}"));
     }
@@ -253,13 +283,33 @@ fn guests_send_only_from_their_own_ip_and_mac() {
         // g2 also holds g1's address, so its kernel sends from it.
         g2.ip(&["addr", "add", &format!("{}/32", g1.ip), "dev", "eth0"]);
         let rx = udp_socket(7001);
+        let rx6 = UdpSocket::bind(("::", 7011)).unwrap();
+        rx6.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
 
-        // Unfenced, the spoof gets through: the test can tell.
+        // Unfenced, the spoof gets through, and so does IPv6: the test can
+        // tell.
         g2.udp(g1.ip, lab.bridge_ip, 7001);
         assert!(
             received(&rx).is_some(),
             "baseline: a spoofed packet arrives without the fence"
         );
+        // IPv6 needs its link-local address (after DAD) first.
+        let mut v6 = false;
+        for _ in 0..20 {
+            let sent = g2
+                .cmd(python())
+                .args(["-c", UDP6_ALL_NODES, "7011"])
+                .run()
+                .is_ok();
+            if !sent {
+                std::thread::sleep(Duration::from_millis(250));
+            } else if received(&rx6).is_some() {
+                v6 = true;
+                break;
+            }
+        }
+        assert!(v6, "baseline: IPv6 arrives without the fence");
 
         host.ensure_bridge_fence(&lab.bridge, lab.cidr()).unwrap();
         // Not fenced yet: nothing at all from the tap.
@@ -279,6 +329,10 @@ fn guests_send_only_from_their_own_ip_and_mac() {
         g2.udp(g1.ip, lab.bridge_ip, 7001);
         assert_eq!(received(&rx), None, "a spoofed source IP is dropped");
 
+        assert_eq!(received(&rx6), None);
+        g2.python(UDP6_ALL_NODES, &["7011"]);
+        assert_eq!(received(&rx6), None, "IPv6 from a guest is dropped");
+
         let spoofed_mac = "02:fc:00:00:00:99";
         g2.ip(&["link", "set", "eth0", "address", spoofed_mac]);
         g2.udp(g2.ip, lab.bridge_ip, 7001);
@@ -290,7 +344,6 @@ fn guests_send_only_from_their_own_ip_and_mac() {
             "back to its own MAC, it passes again"
         );
 
-        // IPv6 is not for guests: a link-local datagram to the bridge.
         let rules = nft_ruleset();
         assert_eq!(
             rules.matches("comment \"banger-guest ").count(),
@@ -388,6 +441,30 @@ fn guests_reach_the_host_only_at_the_bridge_address() {
                 "baseline: {addr} is reachable without the fence"
             );
         }
+        // Loopback from outside is a martian unless route_localnet is on
+        // (some setups turn it on); with it on, the fence still holds.
+        for conf in ["all", lab.bridge.as_str()] {
+            std::fs::write(
+                format!("/proc/sys/net/ipv4/conf/{conf}/route_localnet"),
+                "1\n",
+            )
+            .unwrap();
+        }
+        let lo = UdpSocket::bind(("127.0.0.1", 7012)).unwrap();
+        lo.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        let br_mac = mac_of(lab.bridge.as_str());
+        let to_loopback = || {
+            g.python(
+                UDP_TO_LOOPBACK,
+                &[&g.mac.to_string(), &g.ip.to_string(), &br_mac, "7012"],
+            );
+            received(&lo)
+        };
+        assert!(
+            to_loopback().is_some(),
+            "baseline: 127.0.0.1 is reachable via the bridge"
+        );
 
         host.ensure_bridge_fence(&lab.bridge, lab.cidr()).unwrap();
         host.ensure_bridge_fence(&lab.bridge, lab.cidr()).unwrap();
@@ -403,6 +480,7 @@ fn guests_reach_the_host_only_at_the_bridge_address() {
             !g.connects(lab.bridge_ip, 7004),
             "a 127.0.0.1 listener is not"
         );
+        assert_eq!(to_loopback(), None, "nor 127.0.0.1 itself");
 
         // The host still reaches the guest (replies come back through
         // input): a listener in the guest.
@@ -427,8 +505,44 @@ fn only_nat_guests_are_forwarded_and_masqueraded() {
                 TcpListener::bind(("0.0.0.0", 7007)).unwrap(),
             )
         });
-        // Also the host's own forwarding between other interfaces must
-        // keep working: a route from outside to the dummy's network.
+        // The host's own forwarding between other interfaces keeps working:
+        // a "container" behind docker9 gets a datagram from outside.
+        let ctr = Netns::create("f4-ctr").unwrap();
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                "ctr0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                ctr.name(),
+            ],
+        );
+        run("ip", &["link", "set", "ctr0", "master", "docker9", "up"]);
+        for args in [
+            &["addr", "add", "10.99.0.2/24", "dev", "eth0"][..],
+            &["link", "set", "eth0", "up"],
+            &["route", "add", "default", "via", "10.99.0.1"],
+        ] {
+            ctr.cmd("ip").args(args).run().unwrap();
+        }
+        lab.outside
+            .cmd("ip")
+            .args([
+                "route",
+                "add",
+                "10.99.0.0/24",
+                "via",
+                &lab.uplink.to_string(),
+            ])
+            .run()
+            .unwrap();
+        let ctr_rx = inside(&ctr, || udp_socket(7013));
         host.ensure_bridge_fence(&lab.bridge, lab.cidr()).unwrap();
         for g in &lab.guests {
             host.fence_guest(&g.tap, g.ip, g.mac).unwrap();
@@ -436,6 +550,25 @@ fn only_nat_guests_are_forwarded_and_masqueraded() {
         assert_eq!(ip_forward(), "0");
         host.add_nat(nat.ip, &lab.bridge).unwrap();
         assert_eq!(ip_forward(), "1");
+
+        let from_outside = || {
+            lab.outside
+                .cmd(python())
+                .args([
+                    "-c",
+                    UDP_SEND,
+                    &lab.outside_ip.to_string(),
+                    "10.99.0.2",
+                    "7013",
+                ])
+                .run()
+                .unwrap();
+            received(&ctr_rx)
+        };
+        assert!(
+            from_outside().is_some(),
+            "the host still forwards for others"
+        );
 
         nat.udp(nat.ip, lab.outside_ip, 7006);
         assert_eq!(

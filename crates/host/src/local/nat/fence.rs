@@ -432,8 +432,7 @@ mod tests {
         assert_eq!(w.len(), 1);
         for h in [10, 11, 12, 13, 14] {
             assert!(
-                w[0].contains(&format!("delete rule ip banger "))
-                    && w[0].contains(&format!("handle {h} ;")),
+                w[0].contains("delete rule ip banger ") && w[0].contains(&format!("handle {h} ;")),
                 "{}",
                 w[0]
             );
