@@ -2,8 +2,9 @@
 //! enters a "host" network namespace it creates; fake guests are veth pairs
 //! whose host end is named like a tap (`fctap<N>`, enslaved to the bridge)
 //! and whose other end lives in a guest namespace of its own; an "outside"
-//! namespace behind another veth plays the internet, and a dummy interface
-//! in the host namespace plays another host network (docker0, a VPN).
+//! namespace behind another veth plays the internet, and a second bridge
+//! `docker9` (10.99.0.1, this kernel has no dummy driver) in the host
+//! namespace plays another host network (docker0, a VPN).
 //! Every namespace is deleted at the end, so the host's own interfaces and
 //! rules are never touched and no packet leaves the test's namespaces.
 
