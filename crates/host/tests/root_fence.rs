@@ -123,8 +123,9 @@ impl Guest {
 }
 
 /// A bridge with `<net>.1/24`, fake guests `<net>.2`, `<net>.3`, ..., a
-/// dummy 10.99.0.1/24 and an uplink 10.200.<third octet>.1/24 towards the
-/// "outside" namespace (10.200.x.2, which has no route to the guests).
+/// bridge `docker9` with 10.99.0.1/24 (standing in for docker0) and an
+/// uplink 10.200.<third octet>.1/24 towards the "outside" namespace
+/// (10.200.x.2, which has no route to the guests).
 struct Lab {
     bridge: BridgeName,
     bridge_ip: Ipv4Addr,
