@@ -58,6 +58,23 @@ pub enum HostError {
         source: std::io::Error,
     },
 
+    #[error(
+        "cannot {action} {} (how banger puts IPv4 forwarding back when the last NAT guest goes)",
+        path.display()
+    )]
+    ForwardingState {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The guest fence needs nftables: its source checks live in a `bridge`
+    /// family table, which the iptables backend has no equivalent for
+    /// (ebtables is not used).
+    #[error("cannot fence {what}: {reason}")]
+    FenceUnavailable { what: String, reason: String },
+
     /// Not fatal for the daemon: guests work, only `<name>.vm` lookups from
     /// the host need the resolver configured by hand.
     #[error(

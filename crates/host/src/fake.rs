@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::error::HostError;
 use crate::ops::{HostOps, OpKind, PrivOp, SnapshotDevice, SnapshotRequest};
-use crate::validate::{BridgeName, DmName, Ipv4Cidr, TapName};
+use crate::validate::{BridgeName, DmName, GuestMac, Ipv4Cidr, TapName};
 
 /// A simulated tap.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,10 @@ pub struct FakeState {
     pub taps: BTreeMap<TapName, FakeTap>,
     /// Guests with NAT, and the bridge it was set up for.
     pub nat: BTreeMap<Ipv4Addr, BridgeName>,
+    /// Bridges with a fence, and the address guests may reach.
+    pub bridge_fences: BTreeMap<BridgeName, Ipv4Cidr>,
+    /// Fenced taps: the only IP and MAC each may send from.
+    pub guest_fences: BTreeMap<TapName, (Ipv4Addr, GuestMac)>,
     pub snapshots: BTreeMap<DmName, SnapshotDevice>,
     pub resolver_routes: BTreeMap<BridgeName, SocketAddrV4>,
 }
@@ -219,6 +223,57 @@ impl HostOps for RecordingHost {
         };
         self.call(op, |i| {
             i.state.nat.remove(&guest);
+            Ok(())
+        })
+    }
+
+    fn ensure_bridge_fence(&self, bridge: &BridgeName, address: Ipv4Cidr) -> Result<(), HostError> {
+        let op = PrivOp::EnsureBridgeFence {
+            bridge: bridge.clone(),
+            address,
+        };
+        self.call(op, |i| {
+            i.state.bridge_fences.insert(bridge.clone(), address);
+            Ok(())
+        })
+    }
+
+    fn remove_bridge_fence(&self, bridge: &BridgeName) -> Result<(), HostError> {
+        let op = PrivOp::RemoveBridgeFence {
+            bridge: bridge.clone(),
+        };
+        self.call(op, |i| {
+            i.state.bridge_fences.remove(bridge);
+            // Like LocalHost: guest rules go with the last bridge fence.
+            if i.state.bridge_fences.is_empty() {
+                i.state.guest_fences.clear();
+            }
+            Ok(())
+        })
+    }
+
+    fn fence_guest(&self, tap: &TapName, guest: Ipv4Addr, mac: GuestMac) -> Result<(), HostError> {
+        let op = PrivOp::FenceGuest {
+            tap: tap.clone(),
+            guest,
+            mac,
+        };
+        self.call(op, |i| {
+            if i.state.bridge_fences.is_empty() {
+                return Err("no bridge is fenced: ensure_bridge_fence must run first".to_owned());
+            }
+            // Like LocalHost: the newest claim on an address or MAC wins.
+            i.state
+                .guest_fences
+                .retain(|t, (ip, m)| t != tap && *ip != guest && *m != mac);
+            i.state.guest_fences.insert(tap.clone(), (guest, mac));
+            Ok(())
+        })
+    }
+
+    fn unfence_guest(&self, tap: &TapName) -> Result<(), HostError> {
+        self.call(PrivOp::UnfenceGuest { tap: tap.clone() }, |i| {
+            i.state.guest_fences.remove(tap);
             Ok(())
         })
     }
@@ -427,6 +482,38 @@ mod tests {
         host.remove_snapshot(&dev).unwrap();
         host.remove_snapshot(&dev).unwrap();
         assert!(host.state().snapshots.is_empty());
+    }
+
+    #[test]
+    fn fences_need_the_bridge_fence_and_are_idempotent() {
+        let host = RecordingHost::new();
+        let ip = Ipv4Addr::new(172, 16, 0, 2);
+        let mac = GuestMac::for_guest(ip);
+        assert!(host.fence_guest(&tap(1), ip, mac).is_err());
+        host.ensure_bridge_fence(&br(), cidr()).unwrap();
+        host.ensure_bridge_fence(&br(), cidr()).unwrap();
+        host.fence_guest(&tap(1), ip, mac).unwrap();
+        host.fence_guest(&tap(1), ip, mac).unwrap();
+        // The address moves to another tap: the old claim goes.
+        host.fence_guest(&tap(2), ip, mac).unwrap();
+        assert_eq!(
+            host.state().guest_fences.into_iter().collect::<Vec<_>>(),
+            [(tap(2), (ip, mac))]
+        );
+        host.unfence_guest(&tap(2)).unwrap();
+        host.unfence_guest(&tap(2)).unwrap();
+        host.fence_guest(&tap(3), ip, mac).unwrap();
+        host.remove_bridge_fence(&br()).unwrap();
+        host.remove_bridge_fence(&br()).unwrap();
+        let state = host.state();
+        assert!(state.bridge_fences.is_empty() && state.guest_fences.is_empty());
+        assert_eq!(
+            host.calls()[..2]
+                .iter()
+                .map(PrivOp::kind)
+                .collect::<Vec<_>>(),
+            [OpKind::FenceGuest, OpKind::EnsureBridgeFence]
+        );
     }
 
     #[test]

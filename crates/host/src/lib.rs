@@ -19,6 +19,6 @@ pub use local::{
 };
 pub use ops::{HostOps, OpKind, PrivOp, SnapshotDevice, SnapshotRequest, UnknownOpKind};
 pub use validate::{
-    BridgeName, CidrProblem, DmName, ExecProblem, Ipv4Cidr, ManagedPath, ManagedRoots, PathProblem,
-    TapName, ValidationError, parse_ipv4, validate_executable,
+    BridgeName, CidrProblem, DmName, ExecProblem, GuestMac, Ipv4Cidr, ManagedPath, ManagedRoots,
+    PathProblem, TapName, ValidationError, parse_ipv4, validate_executable,
 };

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::HostError;
-use crate::validate::{BridgeName, DmName, Ipv4Cidr, ManagedPath, TapName};
+use crate::validate::{BridgeName, DmName, GuestMac, Ipv4Cidr, ManagedPath, TapName};
 
 /// A copy-on-write block device over a read-only base image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +62,21 @@ pub enum PrivOp {
         guest: Ipv4Addr,
         bridge: BridgeName,
     },
+    EnsureBridgeFence {
+        bridge: BridgeName,
+        address: Ipv4Cidr,
+    },
+    RemoveBridgeFence {
+        bridge: BridgeName,
+    },
+    FenceGuest {
+        tap: TapName,
+        guest: Ipv4Addr,
+        mac: GuestMac,
+    },
+    UnfenceGuest {
+        tap: TapName,
+    },
     CreateSnapshot {
         request: SnapshotRequest,
     },
@@ -92,9 +107,36 @@ pub trait HostOps: Send + Sync {
     /// Taps that exist on the host with banger's name prefix.
     fn list_taps(&self) -> Result<Vec<TapName>, HostError>;
     /// Forwarding and masquerade for this guest only, in banger's own
-    /// nftables table (or iptables chains when `nft` is missing).
+    /// nftables table (or iptables chains when `nft` is missing). IPv4
+    /// forwarding is switched on; with a forwarding state file configured
+    /// (`LocalHost::with_forwarding_state`) its previous value is recorded
+    /// there first, and put back when the last NAT guest goes.
     fn add_nat(&self, guest: Ipv4Addr, bridge: &BridgeName) -> Result<(), HostError>;
+    /// Removes this guest's NAT rules. When no NAT guest is left (also when
+    /// this one was already gone, e.g. after a crash), IPv4 forwarding gets
+    /// back the value recorded by the first `add_nat`.
     fn remove_nat(&self, guest: Ipv4Addr, bridge: &BridgeName) -> Result<(), HostError>;
+    /// The bridge-wide part of the fence (SPEC §12), once per bridge after
+    /// [`HostOps::ensure_bridge`] and before any guest boots: from the
+    /// bridge, the host accepts only packets to `address`'s IP (and replies
+    /// to its own connections); nothing from or to the bridge is forwarded
+    /// except what a NAT guest's rules accept; frames from banger's taps
+    /// (`fctap*`) are dropped unless a [`HostOps::fence_guest`] rule lets
+    /// them through. Idempotent; a changed address replaces the rules.
+    fn ensure_bridge_fence(&self, bridge: &BridgeName, address: Ipv4Cidr) -> Result<(), HostError>;
+    /// Removes the bridge's fence (with the bridge, at teardown). When no
+    /// bridge fence is left, the per-guest rules go too. Idempotent.
+    fn remove_bridge_fence(&self, bridge: &BridgeName) -> Result<(), HostError>;
+    /// Lets frames entering from `tap` through only when they come from
+    /// `mac` and carry IPv4 from `guest` or ARP for `guest` (a probe's
+    /// 0.0.0.0 included); everything else (other addresses, IPv6, other
+    /// ethertypes) is dropped. Call it before the VMM starts. Replaces the
+    /// tap's earlier rules and any other tap's rules claiming `guest` or
+    /// `mac`. Fails when no bridge fence exists (the rules would have no
+    /// effect), and on the iptables backend (needs nftables' bridge family).
+    fn fence_guest(&self, tap: &TapName, guest: Ipv4Addr, mac: GuestMac) -> Result<(), HostError>;
+    /// Removes the tap's rules: frames from it are dropped again. Idempotent.
+    fn unfence_guest(&self, tap: &TapName) -> Result<(), HostError>;
     fn create_snapshot(&self, request: &SnapshotRequest) -> Result<SnapshotDevice, HostError>;
     fn remove_snapshot(&self, device: &SnapshotDevice) -> Result<(), HostError>;
     /// Routes the `vm` domain to banger's DNS server (systemd-resolved).
@@ -116,6 +158,10 @@ pub enum OpKind {
     ListTaps,
     AddNat,
     RemoveNat,
+    EnsureBridgeFence,
+    RemoveBridgeFence,
+    FenceGuest,
+    UnfenceGuest,
     CreateSnapshot,
     RemoveSnapshot,
     RouteResolver,
@@ -123,7 +169,7 @@ pub enum OpKind {
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 12] = [
+    pub const ALL: [OpKind; 16] = [
         OpKind::EnsureBridge,
         OpKind::DeleteBridge,
         OpKind::CreateTap,
@@ -132,6 +178,10 @@ impl OpKind {
         OpKind::ListTaps,
         OpKind::AddNat,
         OpKind::RemoveNat,
+        OpKind::EnsureBridgeFence,
+        OpKind::RemoveBridgeFence,
+        OpKind::FenceGuest,
+        OpKind::UnfenceGuest,
         OpKind::CreateSnapshot,
         OpKind::RemoveSnapshot,
         OpKind::RouteResolver,
@@ -149,6 +199,10 @@ impl OpKind {
             OpKind::ListTaps => "list_taps",
             OpKind::AddNat => "add_nat",
             OpKind::RemoveNat => "remove_nat",
+            OpKind::EnsureBridgeFence => "ensure_bridge_fence",
+            OpKind::RemoveBridgeFence => "remove_bridge_fence",
+            OpKind::FenceGuest => "fence_guest",
+            OpKind::UnfenceGuest => "unfence_guest",
             OpKind::CreateSnapshot => "create_snapshot",
             OpKind::RemoveSnapshot => "remove_snapshot",
             OpKind::RouteResolver => "route_resolver",
@@ -190,6 +244,10 @@ impl PrivOp {
             PrivOp::AttachTap { .. } => OpKind::AttachTap,
             PrivOp::AddNat { .. } => OpKind::AddNat,
             PrivOp::RemoveNat { .. } => OpKind::RemoveNat,
+            PrivOp::EnsureBridgeFence { .. } => OpKind::EnsureBridgeFence,
+            PrivOp::RemoveBridgeFence { .. } => OpKind::RemoveBridgeFence,
+            PrivOp::FenceGuest { .. } => OpKind::FenceGuest,
+            PrivOp::UnfenceGuest { .. } => OpKind::UnfenceGuest,
             PrivOp::CreateSnapshot { .. } => OpKind::CreateSnapshot,
             PrivOp::RemoveSnapshot { .. } => OpKind::RemoveSnapshot,
             PrivOp::RouteResolver { .. } => OpKind::RouteResolver,

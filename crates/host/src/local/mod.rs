@@ -18,7 +18,7 @@ pub use snapshot::device_mapper_status;
 
 use crate::error::HostError;
 use crate::ops::{HostOps, SnapshotDevice, SnapshotRequest};
-use crate::validate::{BridgeName, Ipv4Cidr, TapName};
+use crate::validate::{BridgeName, GuestMac, Ipv4Cidr, TapName};
 
 /// Host operations performed directly, through `ip`, `nft`/`iptables`,
 /// `losetup`/`dmsetup` and `resolvectl`.
@@ -26,7 +26,8 @@ pub struct LocalHost {
     runner: Arc<dyn Runner>,
     nat_backend: NatBackend,
     ip_forward: PathBuf,
-    /// NAT changes read the ruleset, then write it: one at a time, or two
+    forward_state: Option<PathBuf>,
+    /// NAT and fence changes read the ruleset, then write it: one at a time, or two
     /// guests' updates could each decide from a stale listing (e.g. both
     /// think they remove the last guest).
     nat_lock: Mutex<()>,
@@ -50,6 +51,7 @@ impl LocalHost {
             runner,
             nat_backend,
             ip_forward: PathBuf::from(IP_FORWARD_SYSCTL),
+            forward_state: None,
             nat_lock: Mutex::new(()),
         }
     }
@@ -57,6 +59,16 @@ impl LocalHost {
     /// Where IPv4 forwarding is switched on (default [`IP_FORWARD_SYSCTL`]).
     pub fn with_ip_forward_sysctl(mut self, path: impl Into<PathBuf>) -> Self {
         self.ip_forward = path.into();
+        self
+    }
+
+    /// Where the first NAT guest records IPv4 forwarding's previous value,
+    /// which the removal of the last NAT guest puts back (a small file; its
+    /// directory must exist). The daemon passes a path in its state
+    /// directory, so a killed daemon's record is found by the next
+    /// `remove_nat`. Without it, forwarding is switched on and left on.
+    pub fn with_forwarding_state(mut self, path: impl Into<PathBuf>) -> Self {
+        self.forward_state = Some(path.into());
         self
     }
 
@@ -84,6 +96,7 @@ impl std::fmt::Debug for LocalHost {
         f.debug_struct("LocalHost")
             .field("nat_backend", &self.nat_backend)
             .field("ip_forward", &self.ip_forward)
+            .field("forward_state", &self.forward_state)
             .finish_non_exhaustive()
     }
 }
@@ -121,12 +134,40 @@ impl HostOps for LocalHost {
                 guest,
                 bridge,
                 &self.ip_forward,
+                self.forward_state.as_deref(),
             )
         })
     }
 
     fn remove_nat(&self, guest: Ipv4Addr, bridge: &BridgeName) -> Result<(), HostError> {
-        self.nat_locked(|| nat::remove(&*self.runner, self.nat_backend, guest, bridge))
+        self.nat_locked(|| {
+            nat::remove(
+                &*self.runner,
+                self.nat_backend,
+                guest,
+                bridge,
+                &self.ip_forward,
+                self.forward_state.as_deref(),
+            )
+        })
+    }
+
+    fn ensure_bridge_fence(&self, bridge: &BridgeName, address: Ipv4Cidr) -> Result<(), HostError> {
+        self.nat_locked(|| {
+            nat::ensure_bridge_fence(&*self.runner, self.nat_backend, bridge, address)
+        })
+    }
+
+    fn remove_bridge_fence(&self, bridge: &BridgeName) -> Result<(), HostError> {
+        self.nat_locked(|| nat::remove_bridge_fence(&*self.runner, self.nat_backend, bridge))
+    }
+
+    fn fence_guest(&self, tap: &TapName, guest: Ipv4Addr, mac: GuestMac) -> Result<(), HostError> {
+        self.nat_locked(|| nat::fence_guest(&*self.runner, self.nat_backend, tap, guest, mac))
+    }
+
+    fn unfence_guest(&self, tap: &TapName) -> Result<(), HostError> {
+        self.nat_locked(|| nat::unfence_guest(&*self.runner, self.nat_backend, tap))
     }
 
     fn create_snapshot(&self, request: &SnapshotRequest) -> Result<SnapshotDevice, HostError> {

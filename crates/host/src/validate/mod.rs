@@ -7,6 +7,7 @@
 
 mod exec;
 mod ip;
+mod mac;
 mod names;
 mod path;
 
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 
 pub use exec::{ExecProblem, validate_executable};
 pub use ip::{CidrProblem, Ipv4Cidr, parse_ipv4};
+pub use mac::GuestMac;
 pub use names::{BridgeName, DmName, TapName};
 pub use path::{ManagedPath, ManagedRoots, PathProblem};
 
@@ -39,6 +41,11 @@ pub enum ValidationError {
     Cidr { input: String, problem: CidrProblem },
     #[error("{input:?} is not an IPv4 address: {problem}")]
     Ipv4 { input: String, problem: CidrProblem },
+    #[error("{input:?} is not a guest MAC address: {problem}")]
+    Mac {
+        input: String,
+        problem: &'static str,
+    },
     #[error("refusing path {}: {problem}", path.display())]
     Path { path: PathBuf, problem: PathProblem },
     #[error("refusing managed root {}: {problem}", root.display())]

@@ -1,7 +1,16 @@
 //! The iptables backend, for hosts without `nft`: banger's own chains
 //! `BANGER-FWD` (filter) and `BANGER-POSTROUTING` (nat), each reached by one
 //! jump at the top of FORWARD / POSTROUTING, and three rules per guest
-//! tagged `-m comment --comment "banger-nat <ip>"`.
+//! tagged `-m comment --comment "banger-nat <ip>"`, inserted at the top of
+//! banger's chains.
+//!
+//! The bridge fence (input/forward part only; the per-guest source checks
+//! need nftables) is appended after them, tagged `banger-fence <bridge>
+//! <bridge ip>`: in `BANGER-FWD` drops of what comes from or goes to the
+//! bridge through another interface, and in `BANGER-INPUT` (jumped to from
+//! the top of INPUT) drops of what comes from the bridge to any address but
+//! the bridge's own. Packets the fence lets through RETURN to INPUT, so the
+//! host's own input rules still decide about them.
 //!
 //! Rules are added only after `-C` says they are missing. Removal selects a
 //! guest's rules by their comment in banger's chains, so it also finds rules
@@ -16,7 +25,7 @@ use banger_sys::{Cmd, Output, ProcessError};
 use super::super::runner::{Runner, run};
 use super::comment;
 use crate::error::HostError;
-use crate::validate::BridgeName;
+use crate::validate::{BridgeName, Ipv4Cidr};
 
 const HINT: &str =
     "NAT rules need root and iptables; `iptables -S BANGER-FWD` shows banger's rules";
@@ -37,6 +46,12 @@ const FORWARD: Chain = Chain {
     table: "filter",
     name: "BANGER-FWD",
     parent: "FORWARD",
+};
+
+const INPUT: Chain = Chain {
+    table: "filter",
+    name: "BANGER-INPUT",
+    parent: "INPUT",
 };
 
 const POSTROUTING: Chain = Chain {
@@ -144,11 +159,12 @@ pub(super) fn add(
             .map(str::to_owned)
             .chain(spec.clone());
         if !holds(runner, iptables(chain, check))? {
-            let append = ["-A", chain.name]
+            // At the top: before the bridge fence's drops.
+            let insert = ["-I", chain.name, "1"]
                 .into_iter()
                 .map(str::to_owned)
                 .chain(spec);
-            change(runner, iptables(chain, append), || {
+            change(runner, iptables(chain, insert), || {
                 format!(
                     "add NAT rule for guest {guest} on {bridge} to {}",
                     chain.name
@@ -157,6 +173,11 @@ pub(super) fn add(
         }
     }
     Ok(())
+}
+
+/// Whether an `iptables -S` line carries a comment starting with `prefix`.
+fn comment_starts(line: &str, prefix: &str) -> bool {
+    line.contains(&format!("--comment \"{prefix}"))
 }
 
 /// Whether an `iptables -S` line carries exactly this comment (so
@@ -172,23 +193,149 @@ fn has_comment(line: &str, tag: &str) -> bool {
 /// 1-based positions of the rules in `listing` (an `iptables -S CHAIN`
 /// output) carrying `tag`, and the number of rules in the chain.
 fn positions(listing: &str, chain: &str, tag: &str) -> (Vec<usize>, usize) {
+    positions_where(listing, chain, |l| has_comment(l, tag))
+}
+
+fn positions_where(listing: &str, chain: &str, ours: impl Fn(&str) -> bool) -> (Vec<usize>, usize) {
     let prefix = format!("-A {chain} ");
     let rules: Vec<&str> = listing.lines().filter(|l| l.starts_with(&prefix)).collect();
     let ours = rules
         .iter()
         .enumerate()
-        .filter(|(_, l)| has_comment(l, tag))
+        .filter(|(_, l)| ours(l))
         .map(|(i, _)| i + 1)
         .collect();
     (ours, rules.len())
 }
 
+/// `iptables -S <chain>`, or `None` when the chain does not exist.
+fn listing(runner: &dyn Runner, chain: Chain) -> Result<Option<String>, HostError> {
+    match runner.run(&iptables(chain, ["-S", chain.name])) {
+        Ok(out) => Ok(Some(out.stdout_str())),
+        Err(ProcessError::Failed { .. }) => Ok(None),
+        Err(source) => Err(HostError::Command {
+            action: format!("list iptables chain {}", chain.name),
+            hint: HINT,
+            source,
+        }),
+    }
+}
+
+/// Deletes the rules of `chain` that `ours` selects (highest position
+/// first, so the others stay valid), and the chain when nothing else is
+/// left in it.
+fn delete_where(
+    runner: &dyn Runner,
+    chain: Chain,
+    ours: impl Fn(&str) -> bool,
+    what: &dyn Fn() -> String,
+) -> Result<(), HostError> {
+    let Some(listing) = listing(runner, chain)? else {
+        return Ok(());
+    };
+    let (ours, total) = positions_where(&listing, chain.name, ours);
+    for pos in ours.iter().rev() {
+        change(
+            runner,
+            iptables(chain, ["-D", chain.name, &pos.to_string()]),
+            || format!("remove {} from {}", what(), chain.name),
+        )?;
+    }
+    if total == ours.len() {
+        drop_chain(runner, chain)?;
+    }
+    Ok(())
+}
+
+fn fence_tag(bridge: &BridgeName, address: Ipv4Cidr) -> String {
+    format!("banger-fence {bridge} {}", address.addr())
+}
+
+fn fence_rules(bridge: &BridgeName, address: Ipv4Cidr) -> [(Chain, Vec<String>); 5] {
+    let tag = fence_tag(bridge, address);
+    let rule = |matches: String, target: &str| -> Vec<String> {
+        let mut argv: Vec<String> = matches.split(' ').map(str::to_owned).collect();
+        argv.extend(["-m", "comment", "--comment", &tag, "-j", target].map(str::to_owned));
+        argv
+    };
+    let ip = address.addr();
+    [
+        (
+            INPUT,
+            rule(
+                format!("-i {bridge} -m conntrack --ctstate ESTABLISHED,RELATED"),
+                "RETURN",
+            ),
+        ),
+        (INPUT, rule(format!("-i {bridge} -d {ip}"), "RETURN")),
+        (INPUT, rule(format!("-i {bridge}"), "DROP")),
+        (FORWARD, rule(format!("-i {bridge} ! -o {bridge}"), "DROP")),
+        (FORWARD, rule(format!("-o {bridge} ! -i {bridge}"), "DROP")),
+    ]
+}
+
+/// The bridge's input/forward fence, appended after the NAT rules. Rules
+/// for another address of the same bridge are replaced.
+pub(super) fn ensure_fence(
+    runner: &dyn Runner,
+    bridge: &BridgeName,
+    address: Ipv4Cidr,
+) -> Result<(), HostError> {
+    let prefix = format!("banger-fence {bridge} ");
+    let tag = fence_tag(bridge, address);
+    for chain in [FORWARD, INPUT] {
+        if let Some(listing) = listing(runner, chain)? {
+            let (stale, _) = positions_where(&listing, chain.name, |l| {
+                comment_starts(l, &prefix) && !has_comment(l, &tag)
+            });
+            for pos in stale.iter().rev() {
+                change(
+                    runner,
+                    iptables(chain, ["-D", chain.name, &pos.to_string()]),
+                    || format!("remove a stale fence rule of {bridge} from {}", chain.name),
+                )?;
+            }
+        }
+        ensure_chain(runner, chain)?;
+    }
+    for (chain, spec) in fence_rules(bridge, address) {
+        let check = ["-C", chain.name]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(spec.clone());
+        if !holds(runner, iptables(chain, check))? {
+            let append = ["-A", chain.name]
+                .into_iter()
+                .map(str::to_owned)
+                .chain(spec);
+            change(runner, iptables(chain, append), || {
+                format!("add a fence rule of bridge {bridge} to {}", chain.name)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn remove_fence(runner: &dyn Runner, bridge: &BridgeName) -> Result<(), HostError> {
+    let prefix = format!("banger-fence {bridge} ");
+    for chain in [FORWARD, INPUT] {
+        delete_where(runner, chain, |l| comment_starts(l, &prefix), &|| {
+            format!("the fence of bridge {bridge}")
+        })?;
+    }
+    Ok(())
+}
+
+/// Removes the guest's rules; answers whether another NAT guest is left
+/// (its masquerade rule is in `BANGER-POSTROUTING`, which holds nothing
+/// else).
 pub(super) fn remove(
     runner: &dyn Runner,
     guest: Ipv4Addr,
     bridge: &BridgeName,
-) -> Result<(), HostError> {
+) -> Result<bool, HostError> {
     let tag = comment(guest);
+    let mut others = false;
     for chain in [FORWARD, POSTROUTING] {
         let list = iptables(chain, ["-S", chain.name]);
         let listing = match runner.run(&list) {
@@ -204,6 +351,9 @@ pub(super) fn remove(
             }
         };
         let (ours, total) = positions(&listing, chain.name, &tag);
+        if chain.name == POSTROUTING.name {
+            others = total > ours.len();
+        }
         // Highest first, so the remaining positions stay valid.
         for pos in ours.iter().rev() {
             change(
@@ -221,7 +371,7 @@ pub(super) fn remove(
             drop_chain(runner, chain)?;
         }
     }
-    Ok(())
+    Ok(others)
 }
 
 /// Removes banger's jump(s) to an empty chain, then the chain.
@@ -291,11 +441,11 @@ mod tests {
                 "iptables -w -t nat -C POSTROUTING -j BANGER-POSTROUTING",
                 "iptables -w -t nat -I POSTROUTING 1 -j BANGER-POSTROUTING",
                 "iptables -w -t filter -C BANGER-FWD -i br-fc -s 10.0.0.2 -m comment --comment banger-nat 10.0.0.2 -j ACCEPT",
-                "iptables -w -t filter -A BANGER-FWD -i br-fc -s 10.0.0.2 -m comment --comment banger-nat 10.0.0.2 -j ACCEPT",
+                "iptables -w -t filter -I BANGER-FWD 1 -i br-fc -s 10.0.0.2 -m comment --comment banger-nat 10.0.0.2 -j ACCEPT",
                 "iptables -w -t filter -C BANGER-FWD -o br-fc -d 10.0.0.2 -m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment banger-nat 10.0.0.2 -j ACCEPT",
-                "iptables -w -t filter -A BANGER-FWD -o br-fc -d 10.0.0.2 -m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment banger-nat 10.0.0.2 -j ACCEPT",
+                "iptables -w -t filter -I BANGER-FWD 1 -o br-fc -d 10.0.0.2 -m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment banger-nat 10.0.0.2 -j ACCEPT",
                 "iptables -w -t nat -C BANGER-POSTROUTING -s 10.0.0.2 ! -o br-fc -m comment --comment banger-nat 10.0.0.2 -j MASQUERADE",
-                "iptables -w -t nat -A BANGER-POSTROUTING -s 10.0.0.2 ! -o br-fc -m comment --comment banger-nat 10.0.0.2 -j MASQUERADE",
+                "iptables -w -t nat -I BANGER-POSTROUTING 1 -s 10.0.0.2 ! -o br-fc -m comment --comment banger-nat 10.0.0.2 -j MASQUERADE",
             ]
         );
     }
@@ -348,7 +498,7 @@ mod tests {
             "iptables -w -t nat -C POSTROUTING",
             Reply::Fail("Bad rule".into()),
         );
-        remove(&r, G, &br()).unwrap();
+        assert!(!remove(&r, G, &br()).unwrap(), "no NAT guest is left");
         assert_eq!(
             r.argv(),
             [

@@ -4,17 +4,23 @@
 //! comment `banger-nat <ip>`. Rules banger did not create are never
 //! modified; removal selects rules by that comment.
 //!
+//! The guest fence (SPEC §12) lives in the same objects (see `fence.rs`
+//! for nftables; the iptables backend has the bridge's input/forward part
+//! only), and IPv4 forwarding is on only while a NAT guest needs it
+//! (`forward.rs`).
+//!
 //! Caveat of the nftables backend: every base chain on the forward hook
 //! sees the packet, so an accept in banger's table does not override a drop
 //! in another firewall's table. Such hosts need the guest subnet allowed in
 //! that firewall (`banger doctor` can point it out); the iptables backend
 //! jumps to its chain from the top of FORWARD instead.
 
+mod fence;
+mod forward;
 mod iptables;
 mod nft;
 
 use std::fmt;
-use std::io;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -22,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::runner::Runner;
 use crate::error::HostError;
-use crate::validate::BridgeName;
+use crate::validate::{BridgeName, GuestMac, Ipv4Cidr, TapName};
 
 /// The sysctl NAT needs. It is per network namespace.
 pub const IP_FORWARD_SYSCTL: &str = "/proc/sys/net/ipv4/ip_forward";
@@ -69,71 +75,88 @@ pub(crate) fn add(
     guest: Ipv4Addr,
     bridge: &BridgeName,
     ip_forward: &Path,
+    forward_state: Option<&Path>,
 ) -> Result<(), HostError> {
     // First: rules that cannot forward anything would be a silent failure.
-    enable_ip_forward(ip_forward, guest)?;
+    forward::acquire(ip_forward, forward_state, guest)?;
     match backend {
         NatBackend::Nftables => nft::add(runner, guest, bridge),
         NatBackend::Iptables => iptables::add(runner, guest, bridge),
     }
 }
 
+/// Removes the guest's rules; when no NAT guest is left (whether or not
+/// this one still had rules), forwarding gets its recorded value back.
 pub(crate) fn remove(
     runner: &dyn Runner,
     backend: NatBackend,
     guest: Ipv4Addr,
     bridge: &BridgeName,
+    ip_forward: &Path,
+    forward_state: Option<&Path>,
+) -> Result<(), HostError> {
+    let others = match backend {
+        NatBackend::Nftables => nft::remove(runner, guest)?,
+        NatBackend::Iptables => iptables::remove(runner, guest, bridge)?,
+    };
+    if others {
+        Ok(())
+    } else {
+        forward::release(ip_forward, forward_state)
+    }
+}
+
+pub(crate) fn ensure_bridge_fence(
+    runner: &dyn Runner,
+    backend: NatBackend,
+    bridge: &BridgeName,
+    address: Ipv4Cidr,
 ) -> Result<(), HostError> {
     match backend {
-        NatBackend::Nftables => nft::remove(runner, guest),
-        NatBackend::Iptables => iptables::remove(runner, guest, bridge),
+        NatBackend::Nftables => fence::ensure_bridge(runner, bridge, address),
+        NatBackend::Iptables => iptables::ensure_fence(runner, bridge, address),
     }
 }
 
-/// Turns IPv4 forwarding on; it is never turned off again, not even when
-/// the last guest's NAT goes: banger cannot know whether it was on before
-/// for another reason (containers, a VPN, a router setup), and turning it
-/// off would silently break whatever relies on it.
-fn enable_ip_forward(path: &Path, guest: Ipv4Addr) -> Result<(), HostError> {
-    let fail = |source: io::Error| HostError::IpForward {
-        path: path.to_owned(),
-        guest,
-        source,
-    };
-    if std::fs::read_to_string(path).map_err(fail)?.trim() == "1" {
-        return Ok(());
+pub(crate) fn remove_bridge_fence(
+    runner: &dyn Runner,
+    backend: NatBackend,
+    bridge: &BridgeName,
+) -> Result<(), HostError> {
+    match backend {
+        NatBackend::Nftables => fence::remove_bridge(runner, bridge),
+        NatBackend::Iptables => iptables::remove_fence(runner, bridge),
     }
-    tracing::info!(sysctl = %path.display(), "enabling IPv4 forwarding for NAT");
-    std::fs::write(path, "1\n").map_err(fail)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forwarding_is_switched_on_and_left_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let sysctl = dir.path().join("ip_forward");
-        std::fs::write(&sysctl, "0\n").unwrap();
-        let guest = Ipv4Addr::new(172, 16, 0, 2);
-        enable_ip_forward(&sysctl, guest).unwrap();
-        assert_eq!(std::fs::read_to_string(&sysctl).unwrap(), "1\n");
-        enable_ip_forward(&sysctl, guest).unwrap();
-        assert_eq!(std::fs::read_to_string(&sysctl).unwrap(), "1\n");
+/// The per-guest source checks: nftables only (its bridge family; ebtables
+/// is not used), so the iptables backend refuses with a typed error.
+pub(crate) fn fence_guest(
+    runner: &dyn Runner,
+    backend: NatBackend,
+    tap: &TapName,
+    guest: Ipv4Addr,
+    mac: GuestMac,
+) -> Result<(), HostError> {
+    match backend {
+        NatBackend::Nftables => fence::fence_guest(runner, tap, guest, mac),
+        NatBackend::Iptables => Err(HostError::FenceUnavailable {
+            what: format!("guest {guest} on {tap}"),
+            reason: "the per-guest source checks need nftables' bridge family, and this \
+                     host uses the iptables backend (no `nft`); install nftables"
+                .to_owned(),
+        }),
     }
+}
 
-    #[test]
-    fn an_unwritable_sysctl_is_a_typed_error() {
-        let err = enable_ip_forward(
-            Path::new("/nonexistent/ip_forward"),
-            Ipv4Addr::new(10, 0, 0, 2),
-        )
-        .unwrap_err();
-        assert!(matches!(err, HostError::IpForward { .. }));
-        assert!(
-            err.to_string().contains("10.0.0.2")
-                && err.to_string().contains("/nonexistent/ip_forward")
-        );
+pub(crate) fn unfence_guest(
+    runner: &dyn Runner,
+    backend: NatBackend,
+    tap: &TapName,
+) -> Result<(), HostError> {
+    match backend {
+        NatBackend::Nftables => fence::unfence_guest(runner, tap),
+        // The iptables backend never installs guest rules.
+        NatBackend::Iptables => Ok(()),
     }
 }

@@ -1,5 +1,9 @@
-//! The nftables backend: table `ip banger` with a `forward` filter chain and
-//! a `postrouting` nat chain, three rules per guest.
+//! The nftables backend: table `ip banger` with `forward` and `input`
+//! filter chains and a `postrouting` nat chain, three rules per NAT guest.
+//! NAT rules are inserted at the top of their chains, so they come before
+//! the bridge fence's drops, which are appended (see `fence.rs`); every
+//! base chain keeps policy accept, so traffic not involving banger's bridge
+//! is never affected.
 //!
 //! Changes go to `nft` as argv tokens that nft joins into one script
 //! (`add ... ; add ...`), which it applies as one transaction: a guest's
@@ -18,8 +22,10 @@ use super::comment;
 use crate::error::HostError;
 use crate::validate::BridgeName;
 
-const FAMILY: &str = "ip";
-const TABLE: &str = "banger";
+pub(super) const FAMILY: &str = "ip";
+pub(super) const TABLE: &str = "banger";
+/// The comment prefix of every NAT rule.
+const NAT_TAG: &str = "banger-nat ";
 const HINT: &str =
     "NAT rules need root and nftables; `nft list table ip banger` shows banger's rules";
 
@@ -37,7 +43,7 @@ struct GuestRule {
     matches: Vec<String>,
 }
 
-fn quoted(s: &str) -> String {
+pub(super) fn quoted(s: &str) -> String {
     format!("\"{s}\"")
 }
 
@@ -76,15 +82,18 @@ fn guest_rules(guest: Ipv4Addr, bridge: &BridgeName) -> [GuestRule; 3] {
     ]
 }
 
-fn words(s: &str) -> impl Iterator<Item = String> + '_ {
+pub(super) fn words(s: &str) -> impl Iterator<Item = String> + '_ {
     s.split(' ').map(str::to_owned)
 }
 
 /// Creates the table and chains if missing (`add` is idempotent in nft).
-fn prelude() -> Vec<String> {
+pub(super) fn prelude() -> Vec<String> {
     let mut argv: Vec<String> = words("add table ip banger ;").collect();
     argv.extend(words(
         "add chain ip banger forward { type filter hook forward priority 0 ; policy accept ; } ;",
+    ));
+    argv.extend(words(
+        "add chain ip banger input { type filter hook input priority 0 ; policy accept ; } ;",
     ));
     argv.extend(words(
         "add chain ip banger postrouting { type nat hook postrouting priority 100 ; policy accept ; }",
@@ -104,7 +113,7 @@ fn add_script(guest: Ipv4Addr, bridge: &BridgeName, stale: &[&RuleJson]) -> Vec<
     }
     for rule in guest_rules(guest, bridge) {
         argv.extend(words(&format!(
-            "; add rule {FAMILY} {TABLE} {}",
+            "; insert rule {FAMILY} {TABLE} {}",
             rule.shape.chain
         )));
         argv.extend(rule.matches);
@@ -116,7 +125,7 @@ fn add_script(guest: Ipv4Addr, bridge: &BridgeName, stale: &[&RuleJson]) -> Vec<
 }
 
 #[derive(Debug, Deserialize)]
-struct Listing {
+pub(super) struct Listing {
     nftables: Vec<Item>,
 }
 
@@ -136,18 +145,32 @@ struct TableJson {
 }
 
 #[derive(Debug, Deserialize)]
-struct RuleJson {
+pub(super) struct RuleJson {
     family: String,
     table: String,
-    chain: String,
-    handle: u64,
+    pub(super) chain: String,
+    pub(super) handle: u64,
     #[serde(default)]
-    comment: Option<String>,
+    pub(super) comment: Option<String>,
     #[serde(default)]
     expr: Vec<serde_json::Value>,
 }
 
 impl RuleJson {
+    /// The rule's comment, or "" when it has none.
+    pub(super) fn tag(&self) -> &str {
+        self.comment.as_deref().unwrap_or("")
+    }
+
+    /// `delete rule <family> <table> <chain> handle <n>` as argv words.
+    pub(super) fn delete(&self) -> Vec<String> {
+        words(&format!(
+            "delete rule {} {} {} handle {}",
+            self.family, self.table, self.chain, self.handle
+        ))
+        .collect()
+    }
+
     fn shape(&self) -> Shape {
         let interfaces = self
             .expr
@@ -177,7 +200,7 @@ impl RuleJson {
     }
 }
 
-fn nft(
+pub(super) fn nft(
     runner: &dyn Runner,
     argv: Vec<String>,
     action: impl FnOnce() -> String,
@@ -193,26 +216,38 @@ fn list(runner: &dyn Runner, what: &str) -> Result<Listing, HostError> {
     serde_json::from_slice(&out.stdout).map_err(|source| HostError::Json { argv, source })
 }
 
-/// banger's rules, or `None` when its table does not exist. Asks for the
-/// list of tables first so a missing table is a fact, not an error message.
+/// banger's rules, or `None` when its table does not exist.
 fn banger_rules(runner: &dyn Runner) -> Result<Option<Vec<RuleJson>>, HostError> {
-    let exists = list(runner, "tables ip")?
+    table_rules(runner, FAMILY)
+}
+
+/// The rules of table `<family> banger`, or `None` when it does not exist.
+/// Asks for the list of tables first so a missing table is a fact, not an
+/// error message.
+pub(super) fn table_rules(
+    runner: &dyn Runner,
+    family: &str,
+) -> Result<Option<Vec<RuleJson>>, HostError> {
+    let exists = list(runner, &format!("tables {family}"))?
         .nftables
         .iter()
         .filter_map(|i| i.table.as_ref())
-        .any(|t| t.family == FAMILY && t.name == TABLE);
+        .any(|t| t.family == family && t.name == TABLE);
     if !exists {
         return Ok(None);
     }
-    Ok(Some(rules_of(list(runner, "table ip banger")?)))
+    Ok(Some(rules_of(
+        list(runner, &format!("table {family} {TABLE}"))?,
+        family,
+    )))
 }
 
-fn rules_of(listing: Listing) -> Vec<RuleJson> {
+fn rules_of(listing: Listing, family: &str) -> Vec<RuleJson> {
     listing
         .nftables
         .into_iter()
         .filter_map(|i| i.rule)
-        .filter(|r| r.family == FAMILY && r.table == TABLE)
+        .filter(|r| r.family == family && r.table == TABLE)
         .collect()
 }
 
@@ -244,21 +279,25 @@ pub(super) fn add(
     .map(drop)
 }
 
-pub(super) fn remove(runner: &dyn Runner, guest: Ipv4Addr) -> Result<(), HostError> {
+/// Removes the guest's rules; answers whether another NAT guest is left.
+pub(super) fn remove(runner: &dyn Runner, guest: Ipv4Addr) -> Result<bool, HostError> {
     let Some(rules) = banger_rules(runner)? else {
-        return Ok(());
+        return Ok(false);
     };
     let tag = comment(guest);
     let ours: Vec<&RuleJson> = rules
         .iter()
         .filter(|r| r.comment.as_deref() == Some(tag.as_str()))
         .collect();
+    let others = rules
+        .iter()
+        .any(|r| r.tag().starts_with(NAT_TAG) && r.tag() != tag);
     let argv: Vec<String> = if ours.len() == rules.len() {
-        // No other guest left: the whole table goes, so nothing of banger's
-        // stays in the ruleset.
+        // Nothing else left (no other guest, no bridge fence): the whole
+        // table goes, so nothing of banger's stays in the ruleset.
         words("delete table ip banger").collect()
     } else if ours.is_empty() {
-        return Ok(());
+        return Ok(others);
     } else {
         ours.iter()
             .enumerate()
@@ -274,8 +313,8 @@ pub(super) fn remove(runner: &dyn Runner, guest: Ipv4Addr) -> Result<(), HostErr
     };
     nft(runner, argv, || {
         format!("remove NAT rules for guest {guest}")
-    })
-    .map(drop)
+    })?;
+    Ok(others)
 }
 
 #[cfg(test)]
@@ -323,17 +362,18 @@ mod tests {
             argv,
             "add table ip banger ; \
              add chain ip banger forward { type filter hook forward priority 0 ; policy accept ; } ; \
+             add chain ip banger input { type filter hook input priority 0 ; policy accept ; } ; \
              add chain ip banger postrouting { type nat hook postrouting priority 100 ; policy accept ; } ; \
-             add rule ip banger forward iifname \"br-fc\" ip saddr 172.16.0.2 accept comment \"banger-nat 172.16.0.2\" ; \
-             add rule ip banger forward oifname \"br-fc\" ip daddr 172.16.0.2 ct state established,related accept comment \"banger-nat 172.16.0.2\" ; \
-             add rule ip banger postrouting ip saddr 172.16.0.2 oifname != \"br-fc\" masquerade comment \"banger-nat 172.16.0.2\""
+             insert rule ip banger forward iifname \"br-fc\" ip saddr 172.16.0.2 accept comment \"banger-nat 172.16.0.2\" ; \
+             insert rule ip banger forward oifname \"br-fc\" ip daddr 172.16.0.2 ct state established,related accept comment \"banger-nat 172.16.0.2\" ; \
+             insert rule ip banger postrouting ip saddr 172.16.0.2 oifname != \"br-fc\" masquerade comment \"banger-nat 172.16.0.2\""
         );
     }
 
     #[test]
     fn captured_json_parses_into_banger_rules_with_shapes() {
         let listing: Listing = serde_json::from_str(TABLE_JSON).unwrap();
-        let rules = rules_of(listing);
+        let rules = rules_of(listing, FAMILY);
         assert_eq!(
             rules.iter().map(|r| r.handle).collect::<Vec<_>>(),
             [3, 4, 5, 9]
@@ -398,7 +438,7 @@ mod tests {
     #[test]
     fn removing_one_guest_deletes_its_handles_only() {
         let r = with_table(TABLE_JSON);
-        remove(&r, guest(2)).unwrap();
+        assert!(remove(&r, guest(2)).unwrap(), "172.16.0.3 is left");
         assert_eq!(
             writes(&r),
             [
@@ -411,7 +451,7 @@ mod tests {
     fn removing_the_last_guest_deletes_the_table() {
         let only_three = TABLE_JSON.replace("banger-nat 172.16.0.2", "banger-nat 172.16.0.3");
         let r = with_table(&only_three);
-        remove(&r, guest(3)).unwrap();
+        assert!(!remove(&r, guest(3)).unwrap());
         assert_eq!(writes(&r), ["nft delete table ip banger"]);
     }
 
