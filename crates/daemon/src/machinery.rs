@@ -129,7 +129,13 @@ impl Machinery {
                 let cidr = banger_host::Ipv4Cidr::new(config.bridge_ip(), config.cidr_prefix())
                     .map_err(banger_host::HostError::from)?;
                 let (h, b) = (host.clone(), bridge.clone());
-                run(move || h.ensure_bridge(&b, cidr)).await??;
+                // The fence is up before any guest is: frames from a tap
+                // without its guest's own rules are dropped.
+                run(move || {
+                    h.ensure_bridge(&b, cidr)?;
+                    h.ensure_bridge_fence(&b, cidr)
+                })
+                .await??;
                 let pool = TapPool::new(host, bridge, owner_uid, config.tap_pool_size() as usize);
                 let adopted = pool.adopt_existing(&held.await?).await?;
                 if adopted > 0 {

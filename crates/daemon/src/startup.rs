@@ -36,9 +36,12 @@ pub struct DaemonOptions {
 /// The real OS boundaries: host operations in-process when the daemon is
 /// root (the root helper that will serve them to an unprivileged daemon is
 /// not there yet), the VMM drivers banger ships, the agent over vsock.
-fn system_boundaries() -> Boundaries {
+fn system_boundaries(paths: &Paths) -> Boundaries {
+    // The first NAT guest turns `ip_forward` on; the file remembers what it
+    // was, so the last one puts it back, even after a crash in between.
+    let forwarding = paths.state_dir.join("ip-forward.json");
     let host: Option<Arc<dyn HostOps>> = if banger_sys::os::is_root() {
-        Some(Arc::new(LocalHost::new()))
+        Some(Arc::new(LocalHost::new().with_forwarding_state(forwarding)))
     } else {
         None
     };
@@ -62,7 +65,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), StartupError> {
         .map_err(StartupError::Runtime)?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        let machinery = Machinery::new(system_boundaries(), shutdown.child_token());
+        let machinery = Machinery::new(system_boundaries(&opts.paths), shutdown.child_token());
         let mut daemon = open(opts, &lock, machinery)?;
         tokio::spawn(stop_on_signal(shutdown.clone()));
         start_dns(&mut daemon, shutdown.child_token()).await;

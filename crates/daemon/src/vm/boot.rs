@@ -56,6 +56,22 @@ pub(super) async fn boot(
     .map_err(|e| e.in_stage(stage))?;
     vm.runtime.tap = Some(tap.as_str().to_owned());
     save_runtime(daemon, &vm.id, &vm.runtime).await?;
+    let stage = "network: fence (own address and MAC only)";
+    op.stage(stage).await?;
+    let (host, t) = (daemon.vms.host()?, tap.clone());
+    match run(move || host.fence_guest(&t, ip, guest_mac(ip))).await? {
+        Ok(()) => {}
+        // An iptables-only host has no bridge-family filter: the guest
+        // runs, and the user is told what it may do.
+        Err(e @ banger_host::HostError::FenceUnavailable { .. }) => {
+            op.stage(&format!(
+                "warning: {}; this guest could send from other addresses",
+                banger_api::error_chain(&e)
+            ))
+            .await?;
+        }
+        Err(e) => return Err(DaemonError::from(e).in_stage(stage)),
+    }
     if vm.spec.nat {
         let stage = "network: NAT";
         op.stage(stage).await?;
@@ -191,7 +207,7 @@ fn vm_config(
             read_only: false,
         }),
         tap: Some(tap.to_owned()),
-        mac: Some(guest_mac(ip)),
+        mac: Some(guest_mac(ip).to_string()),
         vsock_cid: cid,
         run_dir: vm_dir,
     })

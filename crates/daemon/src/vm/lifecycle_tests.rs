@@ -292,6 +292,8 @@ struct Seen {
     /// Taps on the simulated host attached to the bridge.
     taps: usize,
     nat: Vec<Ipv4Addr>,
+    /// Taps fenced to their guest's own address and MAC.
+    fenced: Vec<(Ipv4Addr, String)>,
     /// VMs whose fake VMM runs.
     vmms: usize,
     dns: bool,
@@ -304,6 +306,7 @@ const NOTHING: Seen = Seen {
     state: None,
     taps: 0,
     nat: Vec::new(),
+    fenced: Vec::new(),
     vmms: 0,
     dns: false,
     vm_dir: false,
@@ -328,6 +331,11 @@ async fn seen(w: &World, name: &str) -> Seen {
         state: vm.as_ref().map(|v| v.state),
         taps: host.taps.values().filter(|t| t.bridge.is_some()).count(),
         nat: host.nat.keys().copied().collect(),
+        fenced: host
+            .guest_fences
+            .values()
+            .map(|(ip, mac)| (*ip, mac.to_string()))
+            .collect(),
         vmms: w.machine.live().len(),
         dns: w.daemon.dns.get(name).is_some(),
         vm_dir: vm
@@ -364,6 +372,7 @@ fn running(nat: bool) -> Seen {
         state: Some(VmState::Running),
         taps: 1,
         nat: if nat { vec![ip()] } else { Vec::new() },
+        fenced: vec![(ip(), "02:fc:ac:10:00:02".to_owned())],
         vmms: 1,
         dns: true,
         vm_dir: true,
@@ -377,6 +386,7 @@ fn halted(state: VmState) -> Seen {
         state: Some(state),
         taps: 0,
         nat: Vec::new(),
+        fenced: Vec::new(),
         vmms: 0,
         dns: false,
         vm_dir: true,
@@ -443,6 +453,7 @@ async fn every_step_leaves_exactly_what_it_should() {
     use Step::*;
     let w = world();
     let before = w.host.state();
+    assert!(before.bridge_fences.is_empty());
     let table: Vec<(&str, Step, bool, Seen)> = vec![
         (
             "create with NAT",
@@ -528,15 +539,26 @@ async fn every_step_leaves_exactly_what_it_should() {
     assert_eq!(
         FakeState {
             bridges: Default::default(),
+            bridge_fences: Default::default(),
             ..after
         },
         FakeState {
             bridges: Default::default(),
+            bridge_fences: Default::default(),
             ..before
         },
         "teardown left something on the host that setup made"
     );
     assert!(w.machine.live().is_empty());
+    assert_eq!(
+        after
+            .bridge_fences
+            .keys()
+            .map(|b| b.as_str())
+            .collect::<Vec<_>>(),
+        ["br-fc"],
+        "the bridge was fenced before any guest ran"
+    );
     let dirs: Vec<_> = std::fs::read_dir(&w.daemon.paths.vms_dir)
         .map(|d| d.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 
 use banger_api::model::VmAction;
 use banger_api::protocol::{Vm, VmRuntime};
+use banger_host::GuestMac;
 use banger_image::cow::RootDisk;
 use tokio_util::sync::CancellationToken;
 
@@ -24,10 +25,10 @@ pub fn root_disk_of(runtime: &VmRuntime) -> Result<Option<RootDisk>, DaemonError
         .map_err(|e| DaemonError::Internal(format!("the recorded root disk is unreadable: {e}")))
 }
 
-/// A locally administered, unicast MAC derived from the guest address.
-pub fn guest_mac(ip: Ipv4Addr) -> String {
-    let [a, b, c, d] = ip.octets();
-    format!("02:fc:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+/// A locally administered, unicast MAC derived from the guest address: the
+/// one the guest's fence lets through.
+pub fn guest_mac(ip: Ipv4Addr) -> GuestMac {
+    GuestMac::for_guest(ip)
 }
 
 pub async fn find(daemon: &Daemon, reference: &str) -> Result<Vm, DaemonError> {
@@ -74,7 +75,7 @@ mod tests {
 
     #[test]
     fn macs_are_local_unicast_and_follow_the_address() {
-        let mac = guest_mac(Ipv4Addr::new(172, 16, 0, 2));
+        let mac = guest_mac(Ipv4Addr::new(172, 16, 0, 2)).to_string();
         assert_eq!(mac, "02:fc:ac:10:00:02");
         let first = u8::from_str_radix(&mac[..2], 16).unwrap();
         assert_eq!(first & 1, 0, "unicast");

@@ -98,9 +98,12 @@ pub(super) async fn halt(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
         .or_else(|| handles.as_ref().and_then(|h| h.tap.clone()));
     if let Some(tap) = tap {
         let released = match (machinery.host(), banger_host::TapName::new(tap)) {
-            (Ok(host), Ok(tap)) => run(move || host.delete_tap(&tap))
-                .await
-                .and_then(|r| r.map_err(DaemonError::from)),
+            (Ok(host), Ok(tap)) => run(move || {
+                host.unfence_guest(&tap)?;
+                host.delete_tap(&tap)
+            })
+            .await
+            .and_then(|r| r.map_err(DaemonError::from)),
             (Err(e), _) => Err(e),
             (_, Err(e)) => Err(banger_host::HostError::from(e).into()),
         };
