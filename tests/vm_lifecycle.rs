@@ -262,7 +262,15 @@ fn lifecycle(env: &VmEnv) {
     assert!(pins.contains(&format!("{VM}.vm,{ip}")), "{pins}");
     assert!(env.links().contains(&tap));
     let rules = stdout(&env.in_ns(&["nft", "list", "ruleset"]));
-    assert!(rules.contains(&ip), "--nat adds a rule for {ip}:\n{rules}");
+    assert!(
+        rules.contains(&format!("banger-nat {ip}")),
+        "--nat adds a rule for {ip}:\n{rules}"
+    );
+    // The guest's tap is fenced to its own address (and MAC).
+    assert!(
+        rules.contains(&format!("banger-guest {tap} {ip}")),
+        "{tap} is fenced to {ip}:\n{rules}"
+    );
 
     // Exec: output and exit status pass through; the hostname was set.
     let out = env.exec(VM, "echo hi; hostname; exit 7");
@@ -296,7 +304,8 @@ fn lifecycle(env: &VmEnv) {
     observe(env, VM);
 
     // NAT switched off and on while the VM runs.
-    let rule_for_ip = || stdout(&env.in_ns(&["nft", "list", "ruleset"])).contains(&ip);
+    let rule_for_ip =
+        || stdout(&env.in_ns(&["nft", "list", "ruleset"])).contains(&format!("banger-nat {ip}"));
     assert_success(&env.banger(&["vm", "set", VM, "--no-nat"]));
     assert!(!rule_for_ip(), "--no-nat removes the rule live");
     assert_success(&env.banger(&["vm", "set", VM, "--nat"]));

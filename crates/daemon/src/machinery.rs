@@ -34,6 +34,9 @@ pub struct Machinery {
     vmm: OnceCell<Arc<Chosen>>,
     taps: OnceCell<Arc<TapPool>>,
     locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// VMs whose create or start is in progress, with the token that
+    /// interrupts it (`vm kill`).
+    busy: StdMutex<HashMap<String, CancellationToken>>,
     /// Held while a name, id and vsock CID are chosen and recorded, so two
     /// creates never pick the same.
     pub alloc: Mutex<()>,
@@ -49,6 +52,7 @@ impl Machinery {
             vmm: OnceCell::new(),
             taps: OnceCell::new(),
             locks: StdMutex::new(HashMap::new()),
+            busy: StdMutex::new(HashMap::new()),
             alloc: Mutex::new(()),
             shutdown,
         }
@@ -92,6 +96,34 @@ impl Machinery {
     pub fn forget_lock(&self, id: &str) {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.remove(id);
+    }
+
+    /// Marks VM `id` as booting until the returned guard drops: its token
+    /// fires when `parent` does (the client went away) or when `vm kill`
+    /// interrupts it ([`Machinery::interrupt`]).
+    pub fn interruptible(&self, id: &str, parent: &CancellationToken) -> Interruptible<'_> {
+        let token = parent.child_token();
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        busy.insert(id.to_owned(), token.clone());
+        Interruptible {
+            machinery: self,
+            id: id.to_owned(),
+            parent: parent.clone(),
+            token,
+        }
+    }
+
+    /// Interrupts VM `id`'s create or start, if one is in progress; it
+    /// unwinds and releases the VM's lock. Returns whether there was one.
+    pub fn interrupt(&self, id: &str) -> bool {
+        let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        match busy.get(id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
     }
 
     /// The VMM new VMs are launched with (`vmm` in config.toml), chosen
@@ -152,4 +184,31 @@ impl Machinery {
 pub fn bridge_name(config: &Config) -> Result<BridgeName, DaemonError> {
     BridgeName::new(config.bridge_name())
         .map_err(|e| DaemonError::from(banger_host::HostError::from(e)))
+}
+
+/// A create or start that `vm kill` can interrupt; see
+/// [`Machinery::interruptible`].
+pub struct Interruptible<'a> {
+    machinery: &'a Machinery,
+    id: String,
+    parent: CancellationToken,
+    pub token: CancellationToken,
+}
+
+impl Interruptible<'_> {
+    /// Whether `vm kill` (not the client going away) ended the work.
+    pub fn killed(&self) -> bool {
+        self.token.is_cancelled() && !self.parent.is_cancelled()
+    }
+}
+
+impl Drop for Interruptible<'_> {
+    fn drop(&mut self) {
+        let mut busy = self
+            .machinery
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        busy.remove(&self.id);
+    }
 }

@@ -14,6 +14,7 @@ use banger_image::cow::{CowSupport, choose, provision_root_disk};
 use banger_image::images::{ImageManifest, ImageStore};
 use banger_net::ssh::{SshPaths, ensure_user_key, generate_host_key, pin_host};
 use banger_net::subnet::GuestSubnet;
+use tokio_util::sync::CancellationToken;
 
 use super::boot::boot;
 use super::first_use::{ensure_image, ensure_kernel};
@@ -100,9 +101,11 @@ async fn create_tracked(
     drop(alloc);
     let vm = recorded?;
 
-    match provision(daemon, op, ctx, vm.clone(), &manifest, no_start).await {
+    let work = daemon.vms.interruptible(&vm.id, &ctx.cancel);
+    match provision(daemon, op, &work.token, vm.clone(), &manifest, no_start).await {
         Ok(vm) => Ok(vm),
         Err(e) => {
+            let e = if work.killed() { killed() } else { e };
             let reason = banger_api::error_chain(&e);
             tracing::warn!(vm = %vm.name, error = %reason, "create failed; unwinding");
             let current = find(daemon, &vm.id).await.unwrap_or(vm.clone());
@@ -115,6 +118,14 @@ async fn create_tracked(
             Err(e)
         }
     }
+}
+
+/// How a create or start that `vm kill` interrupted ends.
+pub(super) fn killed() -> DaemonError {
+    DaemonError::failed(
+        ErrorCode::OperationFailed,
+        "interrupted by `banger vm kill`; everything it had made was removed",
+    )
 }
 
 fn valid_name(name: &str) -> Result<VmName, DaemonError> {
@@ -213,7 +224,7 @@ async fn record(
 async fn provision(
     daemon: &Daemon,
     op: &mut OpTracker,
-    ctx: &RequestCtx,
+    cancel: &CancellationToken,
     mut vm: Vm,
     image: &ImageManifest,
     no_start: bool,
@@ -249,7 +260,7 @@ async fn provision(
             .map_err(|e| DaemonError::from(e).in_stage(&stage))?;
     vm.runtime.root_disk = Some(serde_json::to_value(&disk).expect("root disks serialise"));
     save_runtime(daemon, &vm.id, &vm.runtime).await?;
-    check_cancel(&ctx.cancel)?;
+    check_cancel(cancel)?;
 
     let stage = format!("work disk ({})", vm.spec.disk_size);
     op.stage(&stage).await?;
@@ -276,7 +287,7 @@ async fn provision(
     for warning in warnings {
         op.stage(&warning).await?;
     }
-    check_cancel(&ctx.cancel)?;
+    check_cancel(cancel)?;
 
     if no_start {
         op.stage(&format!(
@@ -287,8 +298,8 @@ async fn provision(
         return Ok(vm);
     }
     let identity = ssh_identity(daemon, op, &vm).await?;
-    check_cancel(&ctx.cancel)?;
-    boot(daemon, op, &ctx.cancel, vm, Some(identity)).await
+    check_cancel(cancel)?;
+    boot(daemon, op, cancel, vm, Some(identity)).await
 }
 
 /// The VM's ssh identity for its first boot: banger's user key (made once)

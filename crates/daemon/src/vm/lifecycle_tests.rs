@@ -47,6 +47,8 @@ struct Proc {
 #[derive(Default)]
 struct FakeMachine {
     procs: Mutex<BTreeMap<u32, Proc>>,
+    /// Guests never answer: a boot waits for its agent until interrupted.
+    silent: std::sync::atomic::AtomicBool,
 }
 
 impl FakeMachine {
@@ -70,7 +72,8 @@ impl FakeMachine {
     }
 
     fn alive_at(&self, uds: &Path) -> Result<(), ClientError> {
-        match self.procs().values().any(|p| p.alive && p.uds == uds) {
+        let silent = self.silent.load(std::sync::atomic::Ordering::SeqCst);
+        match !silent && self.procs().values().any(|p| p.alive && p.uds == uds) {
             true => Ok(()),
             false => Err(ClientError::Connect {
                 path: uds.to_owned(),
@@ -563,4 +566,84 @@ async fn every_step_leaves_exactly_what_it_should() {
         .map(|d| d.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();
     assert!(dirs.is_empty(), "VM directories left: {dirs:?}");
+}
+
+/// `vm kill` during a create whose guest never answers: the create is
+/// interrupted at once (not after the agent's two-minute deadline), unwinds
+/// everything and records why; the same for a start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vm_kill_interrupts_a_create_or_start_in_progress() {
+    let w = Arc::new(world());
+    w.machine
+        .silent
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    for what in ["create", "start"] {
+        if what == "start" {
+            // A VM that booted once and was stopped, started again.
+            let quiet = std::sync::atomic::Ordering::SeqCst;
+            run_step(&w, &Step::Delete).await.unwrap();
+            w.machine.silent.store(false, quiet);
+            run_step(
+                &w,
+                &Step::Create {
+                    nat: true,
+                    fail: None,
+                },
+            )
+            .await
+            .unwrap();
+            run_step(&w, &Step::Stop).await.unwrap();
+            w.machine.silent.store(true, quiet);
+        }
+        let booting = {
+            let w = w.clone();
+            tokio::spawn(async move {
+                match what {
+                    "create" => {
+                        run_step(
+                            &w,
+                            &Step::Create {
+                                nat: true,
+                                fail: None,
+                            },
+                        )
+                        .await
+                    }
+                    _ => run_step(&w, &Step::Start).await,
+                }
+            })
+        };
+        let waiting = async {
+            while w.machine.live().is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), waiting)
+            .await
+            .expect("the boot never launched its VMM");
+        let killed = tokio::time::timeout(
+            Duration::from_secs(10),
+            crate::vm::kill(&w.daemon, &ctx(), VmRef { vm: "dev".into() }),
+        )
+        .await
+        .expect("vm kill waited for the boot to finish");
+        let vm = killed.unwrap();
+        assert_eq!(vm.state, VmState::Error, "{what}");
+        assert!(
+            vm.last_error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("vm kill"),
+            "{what}: {:?}",
+            vm.last_error
+        );
+        let err = booting.await.unwrap().unwrap_err();
+        assert!(banger_api::error_chain(&err).contains("vm kill"), "{what}");
+        let seen = seen(&w, "dev").await;
+        assert_eq!(
+            (seen.taps, seen.vmms, seen.nat.len(), seen.fenced.len()),
+            (0, 0, 0, 0),
+            "{what}: {seen:?}"
+        );
+    }
 }

@@ -78,17 +78,23 @@ async fn boot_or_fail(
     op: &mut OpTracker,
     vm: Vm,
 ) -> Result<Vm, DaemonError> {
+    let work = daemon.vms.interruptible(&vm.id, &ctx.cancel);
     let booted = async {
         let identity = if super::boot::needs_identity(&daemon.paths.vm_dir(&vm.id)) {
             Some(super::create::ssh_identity(daemon, op, &vm).await?)
         } else {
             None
         };
-        boot(daemon, op, &ctx.cancel, vm.clone(), identity).await
+        boot(daemon, op, &work.token, vm.clone(), identity).await
     };
     match booted.await {
         Ok(vm) => Ok(vm),
         Err(e) => {
+            let e = if work.killed() {
+                super::create::killed()
+            } else {
+                e
+            };
             let reason = banger_api::error_chain(&e);
             tracing::warn!(vm = %vm.name, error = %reason, "start failed; stopping what was started");
             let current = find(daemon, &vm.id).await.unwrap_or(vm.clone());
@@ -124,10 +130,18 @@ pub(super) async fn stop_locked(daemon: &Daemon, vm: Vm) -> Result<Vm, DaemonErr
         .expect("halted keeps the record"))
 }
 
+/// Kills the VMM. A create or start in progress is interrupted first (it
+/// unwinds what it made and records why); the VM is then left as that
+/// left it.
 pub async fn kill(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, DaemonError> {
+    let interrupted = daemon.vms.interrupt(&find(daemon, &r.vm).await?.id);
     let (vm, _guard) = locked(daemon, &r.vm).await?;
     let op = OpTracker::begin(&daemon.store, ctx, "vm.kill", Some(vm.name.to_string())).await?;
-    let result = kill_locked(daemon, vm).await;
+    let result = if interrupted && !vm.state.may_have_vmm() {
+        Ok(vm)
+    } else {
+        kill_locked(daemon, vm).await
+    };
     op.finish(result).await
 }
 
