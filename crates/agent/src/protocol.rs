@@ -376,6 +376,65 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_ports_entry_fits_its_room() {
+        let worst = ListeningPort {
+            proto: Proto::Tcp,
+            addr: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+                .parse()
+                .unwrap(),
+            port: u16::MAX,
+            inode: u64::MAX,
+        };
+        let entry = serde_json::to_vec(&worst).unwrap();
+        assert!(entry.len() < MAX_PORT_ENTRY_BYTES, "{}", entry.len());
+        let all = Response::success(&vec![worst; MAX_PORTS]).encode();
+        assert!(all.len() <= MAX_PORTS_ANSWER_BYTES);
+        assert!(all.len() <= Call::Ports.answer_limit());
+    }
+
+    #[test]
+    fn the_largest_legitimate_exec_answer_fits_its_limit() {
+        for encoding in [OutputEncoding::Utf8, OutputEncoding::Base64] {
+            let cap = 3000;
+            let mut request = ExecRequest::new(["x"]);
+            request.max_output_bytes = Some(cap as u64);
+            request.output = encoding;
+            // Every byte a control byte: six on the wire as JSON text.
+            let raw = vec![1u8; cap];
+            let text = match encoding {
+                OutputEncoding::Utf8 => String::from_utf8(raw).unwrap(),
+                OutputEncoding::Base64 => crate::base64::encode(&raw),
+            };
+            let answer = Response::success(&ExecResult {
+                status: Some(0),
+                signal: None,
+                timed_out: false,
+                stdout: text.clone(),
+                stderr: text,
+                stdout_truncated: true,
+                stderr_truncated: true,
+                encoding,
+                duration_s: 1.0,
+            })
+            .encode();
+            let limit = Call::Exec(request.clone()).answer_limit();
+            assert!(answer.len() <= limit, "{} > {limit}", answer.len());
+            assert!(limit < 128 << 10, "{limit}");
+        }
+        // Without a cap: the protocol's own, and no more than the old
+        // overall limit.
+        let default = exec_answer_limit(&ExecRequest::new(["x"]));
+        assert!(default <= MAX_RESPONSE_BYTES);
+        assert!(default >= 12 * MAX_OUTPUT_BYTES);
+        let mut streaming = ExecRequest::new(["x"]);
+        streaming.stream = true;
+        assert_eq!(Call::Exec(streaming).answer_limit(), MAX_FRAME_LINE_BYTES);
+        for call in [Call::Health, Call::Poweroff] {
+            assert_eq!(call.answer_limit(), MAX_SMALL_ANSWER_BYTES);
+        }
+    }
+
+    #[test]
     fn method_names_match_the_serialized_tags() {
         for call in [Call::Health, Call::Ports, Call::Poweroff] {
             let value = serde_json::to_value(&call).unwrap();
