@@ -8,6 +8,7 @@
 //! `vhost-device-vsock`, which banger uses under QEMU, speaks the same
 //! handshake, so one client serves both VMMs.
 
+mod bounds;
 mod error;
 mod input;
 mod stream;
@@ -28,7 +29,7 @@ use serde::de::DeserializeOwned;
 
 use crate::protocol::{
     Call, Empty, ExecRequest, ExecResult, HealthResult, IdentityRequest, IdentityResult,
-    ListeningPort, MAX_RESPONSE_BYTES, Request, Response, ResponseError,
+    ListeningPort, MAX_ERROR_MESSAGE_BYTES, MAX_PORTS, Request, Response, ResponseError,
 };
 use crate::wire::{self, LineError, ReadChunk};
 
@@ -114,25 +115,38 @@ impl AgentClient {
         })
     }
 
-    /// `health`: version, hostname, uptime, boot id.
+    /// `health`: version, hostname, uptime, boot id. The answer is read
+    /// up to [`MAX_SMALL_ANSWER_BYTES`](crate::protocol::MAX_SMALL_ANSWER_BYTES),
+    /// and its strings are held to their natural sizes
+    /// ([`MAX_HOSTNAME_BYTES`](crate::protocol::MAX_HOSTNAME_BYTES) …).
     pub fn health(self) -> Result<HealthResult, ClientError> {
-        self.call(Call::Health)
+        let health: HealthResult = self.call(Call::Health)?;
+        bounds::health(&health)?;
+        Ok(health)
     }
 
-    /// `ports`: listening TCP and unconnected UDP sockets.
+    /// `ports`: listening TCP and unconnected UDP sockets; at most
+    /// [`MAX_PORTS`] of them, in an answer of at most
+    /// [`MAX_PORTS_ANSWER_BYTES`](crate::protocol::MAX_PORTS_ANSWER_BYTES).
     pub fn ports(self) -> Result<Vec<ListeningPort>, ClientError> {
-        self.call(Call::Ports)
+        let ports: Vec<ListeningPort> = self.call(Call::Ports)?;
+        bounds::ports(&ports)?;
+        Ok(ports)
     }
 
     /// `exec`: runs `request.argv` in the guest. A non-zero exit is a
-    /// successful call; see [`ExecResult::status`].
+    /// successful call; see [`ExecResult::status`]. The answer is read up
+    /// to what the request's output cap allows
+    /// ([`exec_answer_limit`](crate::protocol::exec_answer_limit)).
     pub fn exec(self, request: ExecRequest) -> Result<ExecResult, ClientError> {
         self.call(Call::Exec(request))
     }
 
     /// `identity`: hostname, authorized keys, ssh host key.
     pub fn identity(self, request: IdentityRequest) -> Result<IdentityResult, ClientError> {
-        self.call(Call::Identity(request))
+        let result: IdentityResult = self.call(Call::Identity(request))?;
+        bounds::identity(&result)?;
+        Ok(result)
     }
 
     /// `poweroff`: the agent answers, then powers the guest off.
@@ -140,29 +154,27 @@ impl AgentClient {
         self.call::<Empty>(Call::Poweroff).map(|_| ())
     }
 
-    /// Sends `call` and decodes the result as `T`.
+    /// Sends `call` and decodes the result as `T`. The answer is read up to
+    /// the call's own limit ([`Call::answer_limit`]), enforced while it is
+    /// read, and decoded straight into `T`.
     pub fn call<T: DeserializeOwned>(mut self, call: Call) -> Result<T, ClientError> {
         let answer_within = match &call {
             Call::Exec(request) => self.exec_answer_within(request),
             _ => self.timeout,
         };
+        let limit = call.answer_limit();
+        let what = Answer::of(&call);
         let line = Request::new(call).encode();
         wire::write_line(&mut self.stream, &line, self.timeout)
             .map_err(|e| self.io_error(Stage::SendingRequest, e))?;
         let deadline = Instant::now() + answer_within;
-        let answer = wire::read_line(
-            &mut self.stream,
-            MAX_RESPONSE_BYTES,
-            deadline,
-            ReadChunk::Buffered,
-        )
-        .map_err(|e| self.line_error(e, answer_within))?;
-        let response = Response::decode(&answer).map_err(from_response_error)?;
-        response.into_result().map_err(from_response_error)
+        let answer = wire::read_line(&mut self.stream, limit, deadline, ReadChunk::Buffered)
+            .map_err(|e| self.line_error(e, answer_within, what))?;
+        Response::decode_result(&answer).map_err(from_response_error)
     }
 
     /// Why the answer could not be read, waiting at most `answer_within`.
-    fn line_error(&self, e: LineError, answer_within: Duration) -> ClientError {
+    fn line_error(&self, e: LineError, answer_within: Duration, what: Answer) -> ClientError {
         match e {
             LineError::TimedOut => ClientError::Timeout {
                 path: self.path.clone(),
@@ -170,7 +182,18 @@ impl AgentClient {
                 timeout: answer_within,
             },
             LineError::TooLong { limit } => ClientError::BadResponse {
-                reason: format!("response longer than {limit} bytes"),
+                reason: match what {
+                    Answer::Ports => format!(
+                        "the ports answer is longer than {limit} bytes: the guest reported \
+                         more than {MAX_PORTS} listening sockets, or garbage"
+                    ),
+                    Answer::Method(method) => {
+                        format!("the {method} answer is longer than {limit} bytes")
+                    }
+                    Answer::StreamLine => {
+                        format!("a line of the streamed exec answer is longer than {limit} bytes")
+                    }
+                },
             },
             LineError::Closed { received } => ClientError::BadResponse {
                 reason: format!("connection closed after {received} bytes of the response"),
@@ -212,11 +235,29 @@ fn is_disconnect(e: &io::Error) -> bool {
     )
 }
 
+/// Which answer a line belongs to, for the message when it is too long.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    Ports,
+    Method(&'static str),
+    StreamLine,
+}
+
+impl Answer {
+    fn of(call: &Call) -> Answer {
+        match call {
+            Call::Ports => Answer::Ports,
+            Call::Exec(request) if request.stream => Answer::StreamLine,
+            call => Answer::Method(call.method()),
+        }
+    }
+}
+
 fn from_response_error(e: ResponseError) -> ClientError {
     match e {
         ResponseError::Agent(body) => ClientError::Agent {
             code: body.code,
-            message: body.message,
+            message: bounds::cap_message(body.message, MAX_ERROR_MESSAGE_BYTES),
         },
         ResponseError::Malformed(reason) => ClientError::BadResponse { reason },
     }

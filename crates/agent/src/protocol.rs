@@ -22,9 +22,12 @@ pub use exec::{
 };
 pub use input::{BadInputFrame, InputChunk, InputEvent, InputFrame};
 pub use output::{MAX_FRAME_DATA, MAX_FRAME_LINE_BYTES, OutputChunk, OutputFrame, OutputStream};
+pub(crate) use response::Envelope;
 pub use response::{ErrorBody, ErrorCode, Response, ResponseError};
 pub use types::{
-    Empty, HealthResult, HostKey, IdentityRequest, IdentityResult, ListeningPort, Proto,
+    Empty, HealthResult, HostKey, IdentityRequest, IdentityResult, ListeningPort,
+    MAX_AGENT_VERSION_BYTES, MAX_BOOT_ID_BYTES, MAX_GUEST_PATH_BYTES, MAX_HOSTNAME_BYTES,
+    MAX_IDENTITY_WRITTEN, Proto,
 };
 
 use serde::{Deserialize, Serialize};
@@ -39,11 +42,52 @@ pub const AGENT_PORT: u32 = 1024;
 /// The longest request line the agent reads (excluding the newline).
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 
-/// The longest response line the client reads. The largest answer is an
-/// `exec` result: two captures of at most [`MAX_OUTPUT_BYTES`], each of which
-/// JSON may expand six-fold (a control byte becomes `\u00XX`), plus room for
-/// the envelope.
+/// The longest answer line of all: an `exec` result at the largest output
+/// cap, two captures of [`MAX_OUTPUT_BYTES`], each of which JSON may expand
+/// six-fold (a control byte becomes `\u00XX`), plus room for the envelope.
+/// The client never reads this much for one call: each call gets the limit
+/// of its own answer ([`Call::answer_limit`]).
 pub const MAX_RESPONSE_BYTES: usize = 2 * 6 * MAX_OUTPUT_BYTES + (1 << 20);
+
+/// The longest answer line to `health`, `identity` or `poweroff` (their
+/// results are a few hundred bytes), and the room for the envelope and an
+/// error message in every other answer.
+pub const MAX_SMALL_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The most listening sockets the client accepts in a `ports` answer.
+pub const MAX_PORTS: usize = 4096;
+
+/// Room for one `ports` entry as the agent writes it: the longest,
+/// `{"proto":"tcp","addr":"<45-character IPv6>","port":65535,"inode":<20 digits>},`,
+/// is about 110 bytes.
+pub const MAX_PORT_ENTRY_BYTES: usize = 128;
+
+/// The longest `ports` answer line: [`MAX_PORTS`] of the longest entries
+/// and the envelope (576 KiB).
+pub const MAX_PORTS_ANSWER_BYTES: usize = MAX_PORTS * MAX_PORT_ENTRY_BYTES + MAX_SMALL_ANSWER_BYTES;
+
+/// The longest error message the client keeps from an agent's error
+/// answer; a longer one is cut with a visible marker.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
+
+/// The longest answer line to a non-streaming `exec` of `request`: both
+/// captures at the request's cap (`max_output_bytes`, else
+/// [`MAX_OUTPUT_BYTES`]) in the request's encoding at their largest on the
+/// wire (six bytes per byte as JSON-escaped UTF-8, 4/3 as base64), plus
+/// the envelope. A streaming `exec` instead has every line bounded by
+/// [`MAX_FRAME_LINE_BYTES`].
+pub fn exec_answer_limit(request: &ExecRequest) -> usize {
+    let cap = request.max_output_bytes.map_or(MAX_OUTPUT_BYTES, |n| {
+        usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(MAX_OUTPUT_BYTES)
+    });
+    let per_stream = match request.output {
+        OutputEncoding::Utf8 => 6 * cap,
+        OutputEncoding::Base64 => cap.div_ceil(3) * 4,
+    };
+    2 * per_stream + MAX_SMALL_ANSWER_BYTES
+}
 
 /// The method names of protocol v1, as they appear on the wire.
 pub const METHODS: [&str; 5] = ["health", "ports", "exec", "identity", "poweroff"];
@@ -65,6 +109,19 @@ pub enum Call {
 }
 
 impl Call {
+    /// The longest answer line the client reads for this call; see
+    /// [`MAX_SMALL_ANSWER_BYTES`], [`MAX_PORTS_ANSWER_BYTES`] and
+    /// [`exec_answer_limit`] (a streaming `exec` reads lines of at most
+    /// [`MAX_FRAME_LINE_BYTES`] instead).
+    pub fn answer_limit(&self) -> usize {
+        match self {
+            Call::Health | Call::Identity(_) | Call::Poweroff => MAX_SMALL_ANSWER_BYTES,
+            Call::Ports => MAX_PORTS_ANSWER_BYTES,
+            Call::Exec(request) if request.stream => MAX_FRAME_LINE_BYTES,
+            Call::Exec(request) => exec_answer_limit(request),
+        }
+    }
+
     /// The method's wire name.
     pub fn method(&self) -> &'static str {
         match self {
@@ -316,6 +373,65 @@ mod tests {
             code(r#"{"version":1,"method":"health","op_id":"x"}"#),
             ErrorCode::BadRequest
         );
+    }
+
+    #[test]
+    fn the_longest_ports_entry_fits_its_room() {
+        let worst = ListeningPort {
+            proto: Proto::Tcp,
+            addr: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+                .parse()
+                .unwrap(),
+            port: u16::MAX,
+            inode: u64::MAX,
+        };
+        let entry = serde_json::to_vec(&worst).unwrap();
+        assert!(entry.len() < MAX_PORT_ENTRY_BYTES, "{}", entry.len());
+        let all = Response::success(&vec![worst; MAX_PORTS]).encode();
+        assert!(all.len() <= MAX_PORTS_ANSWER_BYTES);
+        assert!(all.len() <= Call::Ports.answer_limit());
+    }
+
+    #[test]
+    fn the_largest_legitimate_exec_answer_fits_its_limit() {
+        for encoding in [OutputEncoding::Utf8, OutputEncoding::Base64] {
+            let cap = 3000;
+            let mut request = ExecRequest::new(["x"]);
+            request.max_output_bytes = Some(cap as u64);
+            request.output = encoding;
+            // Every byte a control byte: six on the wire as JSON text.
+            let raw = vec![1u8; cap];
+            let text = match encoding {
+                OutputEncoding::Utf8 => String::from_utf8(raw).unwrap(),
+                OutputEncoding::Base64 => crate::base64::encode(&raw),
+            };
+            let answer = Response::success(&ExecResult {
+                status: Some(0),
+                signal: None,
+                timed_out: false,
+                stdout: text.clone(),
+                stderr: text,
+                stdout_truncated: true,
+                stderr_truncated: true,
+                encoding,
+                duration_s: 1.0,
+            })
+            .encode();
+            let limit = Call::Exec(request.clone()).answer_limit();
+            assert!(answer.len() <= limit, "{} > {limit}", answer.len());
+            assert!(limit < 128 << 10, "{limit}");
+        }
+        // Without a cap: the protocol's own, and no more than the old
+        // overall limit.
+        let default = exec_answer_limit(&ExecRequest::new(["x"]));
+        assert!(default <= MAX_RESPONSE_BYTES);
+        assert!(default >= 12 * MAX_OUTPUT_BYTES);
+        let mut streaming = ExecRequest::new(["x"]);
+        streaming.stream = true;
+        assert_eq!(Call::Exec(streaming).answer_limit(), MAX_FRAME_LINE_BYTES);
+        for call in [Call::Health, Call::Poweroff] {
+            assert_eq!(call.answer_limit(), MAX_SMALL_ANSWER_BYTES);
+        }
     }
 
     #[test]

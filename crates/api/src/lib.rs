@@ -8,6 +8,7 @@
 pub mod build_info;
 pub mod model;
 pub mod protocol;
+pub mod text;
 
 /// An error and its causes as one line, `outer: cause: root cause`, printing
 /// each message once even when a wrapper already repeats its source's text.

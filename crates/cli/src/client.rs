@@ -151,7 +151,7 @@ impl Client {
     /// report stages as plain lines on stderr, so stdout stays the result
     /// alone (and parseable with --json).
     pub fn call<T: DeserializeOwned>(&self, request: Request) -> Result<T, ClientError> {
-        self.call_with(request, &mut |stage| eprintln!("  {stage}"))
+        self.call_with(request, &mut print_stage)
     }
 
     /// [`Client::call`], handing each stage to `progress`.
@@ -171,7 +171,7 @@ impl Client {
         request: Request,
         output: &mut OutputHandler<'_>,
     ) -> Result<T, ClientError> {
-        self.exchange(request, &mut |stage| eprintln!("  {stage}"), Some(output))
+        self.exchange(request, &mut print_stage, Some(output))
     }
 
     fn exchange<T: DeserializeOwned>(
@@ -244,6 +244,12 @@ impl Client {
     pub fn socket(&self) -> &Path {
         &self.socket
     }
+}
+
+/// A progress stage on stderr. Stages can quote the guest (a warning about
+/// a workspace step), so they are cleaned first.
+fn print_stage(stage: &str) {
+    eprintln!("  {}", banger_api::text::clean_guest_text(stage));
 }
 
 /// Spawns `bangerd` for these paths, detached, logging to the daemon log.

@@ -1,10 +1,23 @@
 //! Human output: aligned tables and key/value blocks. JSON output is the
 //! protocol's own types serialised, so it is not here.
+//!
+//! Values can come from a guest (a VM's last error quoting its console, an
+//! agent's message in a stats note, a port's addresses), so every cell and
+//! value goes through `banger_api::text::clean_guest_text` on its way out
+//! (SPEC §12): nothing printed here can drive the terminal.
 
 use banger_api::protocol::{ImageInfo, KernelInfo, Operation, Vm, VmPorts, VmStats};
+use banger_api::text::clean_guest_text;
 
 /// Left-aligned columns separated by two spaces; the last column unpadded.
+/// Cells are cleaned, and a newline or tab in one becomes a space so a row
+/// stays one line.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| cell_text(cell)).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -106,11 +119,22 @@ pub fn vm_detail(vm: &Vm) -> String {
     key_values(&rows)
 }
 
+/// `key: value` lines, keys aligned. Values are cleaned; one that spans
+/// several lines (a last error quoting the console) keeps its newlines.
 pub fn key_values(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     rows.iter()
-        .map(|(k, v)| format!("{:<width$} {v}\n", format!("{k}:")))
+        .map(|(k, v)| {
+            let v = clean_guest_text(v);
+            let v = v.trim_end_matches('\n');
+            format!("{:<width$} {v}\n", format!("{k}:"))
+        })
         .collect()
+}
+
+/// A table cell: cleaned, on one line.
+fn cell_text(cell: &str) -> String {
+    clean_guest_text(cell).replace(['\n', '\t'], " ")
 }
 
 pub const KERNEL_COLUMNS: [&str; 5] = ["NAME", "VERSION", "SIZE", "IMPORTED", "SOURCE"];
@@ -315,7 +339,7 @@ pub fn ports(p: &VmPorts) -> String {
         table(&PORT_COLUMNS, &rows)
     };
     for note in &p.notes {
-        out.push_str(&format!("note: {note}\n"));
+        out.push_str(&format!("note: {}\n", clean_guest_text(note)));
     }
     out
 }
@@ -359,6 +383,82 @@ mod tests {
             duration(3.0 * 86_400.0 + 4.0 * 3600.0 + 300.0),
             "3d 04h 05m"
         );
+    }
+
+    /// What a hostile guest might put in text the daemon passes on.
+    const OSC52: &str = "\u{1b}]52;c;cm0gLXJmIH4K\u{7}";
+
+    fn assert_inert(text: &str) {
+        assert!(
+            !text.chars().any(banger_api::text::is_unsafe_char),
+            "{text:?}"
+        );
+        assert!(!text.contains("52;c;"), "{text:?}");
+    }
+
+    fn vm_with_last_error(error: &str) -> Vm {
+        serde_json::from_value(serde_json::json!({
+            "id": "0123456789abcdef",
+            "name": "dev",
+            "image": "debian-bookworm",
+            "state": "error",
+            "spec": {"vcpu": 2, "memory_mib": 2048, "disk_size": "8G"},
+            "runtime": {},
+            "workspace": null,
+            "created_at": "2026-11-24T04:30:00Z",
+            "updated_at": "2026-11-24T04:31:00Z",
+            "last_error": error,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_osc_52_in_a_last_error_never_reaches_the_output() {
+        let vm = vm_with_last_error(&format!(
+            "agent did not answer; console tail:\nlogin: {OSC52}\u{1b}[2J\u{9b}2Jok\r\n"
+        ));
+        let shown = vm_detail(&vm);
+        assert_inert(&shown);
+        assert!(
+            shown.contains("last error: agent did not answer; console tail:\nlogin: ok\n"),
+            "{shown}"
+        );
+        let listed = table(&VM_COLUMNS, &[vm_row(&vm)]);
+        assert_inert(&listed);
+        // Table cells stay on one line.
+        let row = vec!["a\nb".to_owned(), format!("c{OSC52}d")];
+        assert_eq!(table(&["X", "Y"], &[row]), "X    Y\na b  cd\n");
+    }
+
+    #[test]
+    fn stats_notes_and_ports_are_cleaned() {
+        let stats: VmStats = serde_json::from_value(serde_json::json!({
+            "id": "0123456789abcdef",
+            "name": "dev",
+            "state": "running",
+            "spec": {"vcpu": 2, "memory_mib": 2048, "disk_size": "8G"},
+            "vmm": null,
+            "guest": null,
+            "disks": [],
+            "notes": [format!("agent error (failed): {OSC52}\u{202e}gnp.exe")],
+        }))
+        .unwrap();
+        let text = super::stats(&stats);
+        assert_inert(&text);
+        assert!(
+            text.contains("note:   agent error (failed): gnp.exe"),
+            "{text}"
+        );
+
+        let p = VmPorts {
+            name: banger_api::model::VmName::new("dev").unwrap(),
+            ip: None,
+            ports: vec![],
+            notes: vec![format!("{OSC52}probe failed")],
+        };
+        let text = ports(&p);
+        assert_inert(&text);
+        assert!(text.ends_with("note: probe failed\n"), "{text}");
     }
 
     #[test]

@@ -41,10 +41,17 @@ pub fn main() -> ExitCode {
         Err(CliError::DoctorFailed(_)) => ExitCode::FAILURE,
         Err(CliError::GuestExit(status)) => ExitCode::from(status),
         Err(e) => {
-            eprintln!("banger: {}", banger_api::error_chain(&e));
+            eprintln!("banger: {}", error_line(&e));
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// An error and its causes as printed after `banger: `. The daemon's
+/// messages can carry guest text (a console tail, an agent's error), so the
+/// line is cleaned of escape sequences and controls; newlines stay.
+pub(crate) fn error_line(e: &dyn std::error::Error) -> String {
+    banger_api::text::clean_guest_text(&banger_api::error_chain(e))
 }
 
 /// Help and version go to stdout with status 0; real usage errors are
@@ -540,7 +547,25 @@ fn show<T: serde::Serialize>(
     }
 }
 
+/// The value as pretty JSON. `serde_json` escapes C0 controls but not DEL,
+/// C1 or bidi controls; those are escaped too, so the output reads back to
+/// the same value and still cannot drive a terminal.
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).expect("output types always serialise");
+    let text = banger_api::text::escape_json_controls(&text);
     print(&format!("{text}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_lines_are_inert_and_keep_their_newlines() {
+        let e = std::io::Error::other(
+            "agent error (failed): \u{1b}]52;c;cm0gLXJmIH4K\u{7}boom\u{1b}[2J\nconsole: x\u{9b}31m",
+        );
+        assert_eq!(
+            super::error_line(&e),
+            "agent error (failed): boom\nconsole: x"
+        );
+    }
 }

@@ -9,7 +9,9 @@ use std::thread;
 use std::time::Duration;
 
 use super::{AgentClient, ClientError, OutputSink, Stage, is_disconnect};
-use crate::protocol::{Call, ExecRequest, ExecResult, InputFrame, MAX_FRAME_DATA, Request};
+use crate::protocol::{
+    Call, ExecRequest, ExecResult, InputFrame, MAX_FRAME_DATA, Request, exec_answer_limit,
+};
 use crate::wire;
 
 /// Why the input was not sent to its end.
@@ -49,6 +51,7 @@ impl AgentClient {
         // Frames without a callback would have nowhere to go.
         request.stream = on_output.is_some();
         let answer_within = self.exec_answer_within(&request);
+        let limit = exec_answer_limit(&request);
         let line = Request::new(Call::Exec(request)).encode();
         wire::write_line(&mut self.stream, &line, self.timeout)
             .map_err(|e| self.io_error(Stage::SendingRequest, e))?;
@@ -69,7 +72,7 @@ impl AgentClient {
                     return (Err(this.io_error(Stage::SendingRequest, e)), Ok(()));
                 }
             };
-            let answer = this.read_exec_answer(answer_within, on_output);
+            let answer = this.read_exec_answer(answer_within, limit, on_output);
             // The answer is in, or will never be: input still unsent has
             // no reader. Shutting down also wakes a writer blocked on a
             // full socket.

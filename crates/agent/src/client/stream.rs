@@ -3,19 +3,35 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde::Deserialize;
 
-use super::{AgentClient, ClientError, OutputSink, Stage, from_response_error};
+use super::{AgentClient, Answer, ClientError, OutputSink, Stage, from_response_error};
+use crate::base64;
 use crate::protocol::{
-    Call, ExecRequest, ExecResult, MAX_FRAME_LINE_BYTES, MAX_RESPONSE_BYTES, OutputFrame,
-    OutputStream, Request, Response,
+    Call, ErrorBody, ExecRequest, ExecResult, MAX_FRAME_DATA, MAX_FRAME_LINE_BYTES, OutputChunk,
+    OutputStream, Request, exec_answer_limit,
 };
-use crate::wire::{self, LineError, LineReader};
+use crate::wire::{self, LineReader};
+
+/// One line of an `exec` answer, decoded straight into its typed parts:
+/// an output frame (`output` alone) or the response envelope (`ok` with
+/// `result` or `error`). No intermediate `serde_json::Value`.
+#[derive(Deserialize)]
+struct AnswerLine {
+    #[serde(default)]
+    output: Option<OutputChunk>,
+    #[serde(default)]
+    ok: Option<bool>,
+    #[serde(default)]
+    result: Option<ExecResult>,
+    #[serde(default)]
+    error: Option<ErrorBody>,
+}
 
 /// One line of a streaming answer.
 enum Line {
     Output(OutputStream, Vec<u8>),
-    Final(Response),
+    Final(Result<ExecResult, ClientError>),
 }
 
 impl AgentClient {
@@ -35,40 +51,38 @@ impl AgentClient {
     ) -> Result<ExecResult, ClientError> {
         request.stream = true;
         let answer_within = self.exec_answer_within(&request);
+        let limit = exec_answer_limit(&request);
         let line = Request::new(Call::Exec(request)).encode();
         wire::write_line(&mut self.stream, &line, self.timeout)
             .map_err(|e| self.io_error(Stage::SendingRequest, e))?;
-        self.read_exec_answer(answer_within, Some(on_output))
+        self.read_exec_answer(answer_within, limit, Some(on_output))
     }
 
     /// Reads an `exec` answer, starting now and ending `answer_within`
     /// later at most: output frames (handed to `on_output`; only a
     /// streaming request, one with `on_output`, gets them), then the
-    /// response. Reads through `&self.stream`, so another thread may write
-    /// input frames on the same connection meanwhile.
+    /// response. Without `on_output` the answer is one line of at most
+    /// `limit` bytes (the request's [`exec_answer_limit`]); with it every
+    /// line is at most [`MAX_FRAME_LINE_BYTES`]. Reads through
+    /// `&self.stream`, so another thread may write input frames on the same
+    /// connection meanwhile.
     pub(super) fn read_exec_answer(
         &self,
         answer_within: Duration,
+        limit: usize,
         mut on_output: Option<OutputSink<'_>>,
     ) -> Result<ExecResult, ClientError> {
-        // Without streaming the answer is one line holding all the output;
-        // with it, every line is a frame or an output-less result.
-        let limit = if on_output.is_some() {
-            MAX_FRAME_LINE_BYTES
+        let (limit, what) = if on_output.is_some() {
+            (MAX_FRAME_LINE_BYTES, Answer::StreamLine)
         } else {
-            MAX_RESPONSE_BYTES
+            (limit, Answer::Method("exec"))
         };
         let deadline = Instant::now() + answer_within;
         let mut lines = LineReader::new(&self.stream);
         loop {
-            let line = lines.next_line(limit, deadline).map_err(|e| match e {
-                LineError::TooLong { limit } if on_output.is_some() => ClientError::BadResponse {
-                    reason: format!(
-                        "a line of the streamed exec answer is longer than {limit} bytes"
-                    ),
-                },
-                e => self.line_error(e, answer_within),
-            })?;
+            let line = lines
+                .next_line(limit, deadline)
+                .map_err(|e| self.line_error(e, answer_within, what))?;
             match (parse(&line)?, on_output.as_mut()) {
                 (Line::Output(stream, data), Some(on_output)) => on_output(stream, &data),
                 (Line::Output(..), None) => {
@@ -77,30 +91,44 @@ impl AgentClient {
                             .into(),
                     });
                 }
-                (Line::Final(response), _) => {
-                    return response.into_result().map_err(from_response_error);
-                }
+                (Line::Final(result), _) => return result,
             }
         }
     }
 }
 
-/// A frame (an object with `output`) or the final response.
+/// A frame (an object with `output` and nothing else) or the final
+/// response.
 fn parse(line: &[u8]) -> Result<Line, ClientError> {
     let bad = |reason: String| ClientError::BadResponse { reason };
-    let value: Value =
-        serde_json::from_slice(line).map_err(|e| bad(format!("not a response: {e}")))?;
-    if value.get("output").is_none() {
-        return Response::decode(line)
-            .map(Line::Final)
-            .map_err(from_response_error);
+    let answer: AnswerLine = serde_json::from_slice(line)
+        .map_err(|e| bad(format!("bad output frame or response: {e}")))?;
+    let Some(chunk) = answer.output else {
+        let Some(ok) = answer.ok else {
+            return Err(bad("not a response: missing \"ok\"".into()));
+        };
+        let envelope = crate::protocol::Envelope {
+            ok,
+            result: answer.result,
+            error: answer.error,
+        };
+        return Ok(Line::Final(
+            envelope.into_result().map_err(from_response_error),
+        ));
+    };
+    if answer.ok.is_some() || answer.result.is_some() || answer.error.is_some() {
+        return Err(bad(
+            "bad output frame: \"output\" together with a response".into()
+        ));
     }
-    let frame: OutputFrame =
-        serde_json::from_value(value).map_err(|e| bad(format!("bad output frame: {e}")))?;
-    let data = frame
-        .bytes()
-        .map_err(|e| bad(format!("bad output frame: {e}")))?;
-    Ok(Line::Output(frame.output.stream, data))
+    let data = base64::decode(&chunk.data).map_err(|e| bad(format!("bad output frame: {e}")))?;
+    if data.len() > MAX_FRAME_DATA {
+        return Err(bad(format!(
+            "bad output frame: {} bytes of output (at most {MAX_FRAME_DATA})",
+            data.len()
+        )));
+    }
+    Ok(Line::Output(chunk.stream, data))
 }
 
 #[cfg(test)]
@@ -111,7 +139,7 @@ mod tests {
     use std::thread;
 
     use super::*;
-    use crate::protocol::ErrorCode;
+    use crate::protocol::{ErrorCode, OutputFrame};
 
     fn result_line() -> Vec<u8> {
         super::super::input::tests::result_line(None)

@@ -115,6 +115,17 @@ impl Response {
         }
     }
 
+    /// Parses one response line straight into its result as `T` (or the
+    /// agent's error), with no intermediate `serde_json::Value`: the
+    /// memory a line takes is about its own size whatever it holds. This is
+    /// what the client uses; [`Response::decode`] keeps the result untyped.
+    pub fn decode_result<T: DeserializeOwned>(line: &[u8]) -> Result<T, ResponseError> {
+        let envelope: Envelope<T> = serde_json::from_slice(line).map_err(|e| {
+            ResponseError::Malformed(format!("not a response of the expected shape: {e}"))
+        })?;
+        envelope.into_result()
+    }
+
     /// The result decoded as `T`, or the agent's error.
     pub fn into_result<T: DeserializeOwned>(self) -> Result<T, ResponseError> {
         match (self.ok, self.result, self.error) {
@@ -122,6 +133,32 @@ impl Response {
                 .map_err(|e| ResponseError::Malformed(format!("unexpected result: {e}"))),
             (false, _, Some(error)) => Err(ResponseError::Agent(error)),
             _ => Err(ResponseError::Malformed("neither result nor error".into())),
+        }
+    }
+}
+
+/// A response line as the client reads it: the result typed at once.
+/// Unknown top-level fields are ignored, as by [`Response`].
+#[derive(Debug, Deserialize)]
+#[serde(bound = "T: DeserializeOwned")]
+pub(crate) struct Envelope<T> {
+    pub ok: bool,
+    #[serde(default = "Option::default")]
+    pub result: Option<T>,
+    #[serde(default)]
+    pub error: Option<ErrorBody>,
+}
+
+impl<T> Envelope<T> {
+    /// The result, or the agent's error; `ok` must agree with which one
+    /// came, and exactly one must.
+    pub fn into_result(self) -> Result<T, ResponseError> {
+        match (self.ok, self.result, self.error) {
+            (true, Some(result), None) => Ok(result),
+            (false, None, Some(error)) => Err(ResponseError::Agent(error)),
+            _ => Err(ResponseError::Malformed(
+                "\"ok\" must come with exactly \"result\" (true) or \"error\" (false)".into(),
+            )),
         }
     }
 }
@@ -191,6 +228,47 @@ mod tests {
             wrong_shape.into_result::<HealthResult>(),
             Err(ResponseError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn typed_decoding_agrees_with_the_untyped_one() {
+        let health = HealthResult {
+            agent: "0.1.0".into(),
+            protocol: 1,
+            hostname: "dev".into(),
+            uptime_s: 1.5,
+            boot_id: "abc".into(),
+        };
+        let line = Response::success(&health).encode();
+        assert_eq!(
+            Response::decode_result::<HealthResult>(&line).unwrap(),
+            health
+        );
+        let line = Response::failure(ErrorBody::new(ErrorCode::Failed, "boom")).encode();
+        assert_eq!(
+            Response::decode_result::<HealthResult>(&line).unwrap_err(),
+            ResponseError::Agent(ErrorBody::new(ErrorCode::Failed, "boom"))
+        );
+        for line in [
+            r#"{"ok":true}"#,
+            r#"{"ok":false,"result":{}}"#,
+            r#"{"ok":true,"result":{},"error":{"code":"failed","message":""}}"#,
+            r#"{"result":{}}"#,
+            r#"{"ok":true,"result":{"agent":1}}"#,
+            r#"{"ok":true,"result":null}"#,
+            "garbage",
+        ] {
+            assert!(
+                matches!(
+                    Response::decode_result::<HealthResult>(line.as_bytes()),
+                    Err(ResponseError::Malformed(_))
+                ),
+                "{line}"
+            );
+        }
+        // Unknown fields, at the top and in results, are ignored.
+        let line = br#"{"ok":true,"result":{"later":1},"trace":"x"}"#;
+        assert_eq!(Response::decode_result::<Empty>(line).unwrap(), Empty {});
     }
 
     #[test]

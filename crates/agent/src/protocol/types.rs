@@ -6,6 +6,24 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+/// The longest agent version string the client accepts in `health`.
+pub const MAX_AGENT_VERSION_BYTES: usize = 64;
+
+/// The longest hostname the client accepts in `health` (a DNS name is at
+/// most 253 bytes; the kernel's is at most 64, which lossy UTF-8 can triple).
+pub const MAX_HOSTNAME_BYTES: usize = 253;
+
+/// The longest boot id the client accepts in `health` (the kernel's is a
+/// 36-character UUID).
+pub const MAX_BOOT_ID_BYTES: usize = 64;
+
+/// The most paths the client accepts in `identity`'s `written` (the agent
+/// writes at most four files).
+pub const MAX_IDENTITY_WRITTEN: usize = 16;
+
+/// The longest guest path the client accepts in an answer (`PATH_MAX`).
+pub const MAX_GUEST_PATH_BYTES: usize = 4096;
+
 /// Result of `health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthResult {

@@ -123,56 +123,11 @@ pub fn vm_logs(client: &Client, vm: String, follow: bool) -> Result<(), CliError
 
 /// Text from a guest, made safe for a terminal: tabs and newlines stay,
 /// `\r\n` becomes `\n`, colour sequences stay if `colour`, every other
-/// control character and escape sequence goes.
+/// control character and escape sequence goes (`banger_api::text`, the one
+/// cleaning function for guest text; whether to keep colour is decided
+/// here).
 pub fn sanitize(text: &str, colour: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' | '\t' => out.push(c),
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\u{1b}' => match chars.peek() {
-                Some('[') => {
-                    chars.next();
-                    let mut seq = String::new();
-                    // CSI: parameters and intermediates, then one final byte.
-                    for c in chars.by_ref() {
-                        seq.push(c);
-                        if ('\u{40}'..='\u{7e}').contains(&c) {
-                            break;
-                        }
-                    }
-                    let sgr = seq.ends_with('m')
-                        && seq[..seq.len() - 1]
-                            .chars()
-                            .all(|c| c.is_ascii_digit() || c == ';');
-                    if colour && sgr {
-                        out.push_str("\u{1b}[");
-                        out.push_str(&seq);
-                    }
-                }
-                Some(']' | 'P' | 'X' | '^' | '_') => {
-                    // OSC (titles, links, clipboard), DCS, SOS, PM, APC:
-                    // strings up to BEL or ESC \.
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
-                            break;
-                        }
-                    }
-                }
-                // Any other escape: intermediates (e.g. `(` of `ESC ( B`),
-                // then one final character; all dropped.
-                Some(_) => {
-                    while chars.next_if(|c| (' '..='/').contains(c)).is_some() {}
-                    chars.next();
-                }
-                None => {}
-            },
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
+    banger_api::text::clean_guest_text_keeping_colour(text, colour)
 }
 
 #[cfg(test)]
@@ -202,7 +157,8 @@ mod tests {
 
     #[test]
     fn terminal_tricks_are_dropped() {
-        let evil = "a\u{1b}]0;pwned title\u{7}b\u{1b}[2Jc\u{1b}]52;c;ZXZpbA==\u{1b}\\d\u{7}\u{8}e\u{9b}f\u{1b}Pdcs\u{1b}\\g\u{1b}(B\rh";
+        // The 8-bit CSI takes its sequence with it (`2J`), as `ESC [` does.
+        let evil = "a\u{1b}]0;pwned title\u{7}b\u{1b}[2Jc\u{1b}]52;c;ZXZpbA==\u{1b}\\d\u{7}\u{8}e\u{9b}2Jf\u{1b}Pdcs\u{1b}\\g\u{1b}(B\rh";
         assert_eq!(sanitize(evil, true), "abcdefgh");
     }
 

@@ -9,6 +9,7 @@ use banger_api::protocol::{
     NoParams, PruneEntry, PruneOutcome, Request, Vm, VmPorts, VmPruneParams, VmRef, VmSetParams,
     VmStats,
 };
+use banger_api::text::clean_guest_text;
 
 use super::multi::{Tally, in_order};
 use super::{print, print_json};
@@ -175,14 +176,14 @@ pub fn prune(client: &Client, force: bool) -> Result<(), CliError> {
             PruneOutcome::Skipped => print(&format!(
                 "kept {}: {}\n",
                 e.name,
-                e.message.as_deref().unwrap_or("it is running")
+                clean_guest_text(e.message.as_deref().unwrap_or("it is running"))
             ))?,
             PruneOutcome::Failed => {
                 failed += 1;
                 eprintln!(
                     "banger: {}: {}",
                     e.name,
-                    e.message.as_deref().unwrap_or("delete failed")
+                    clean_guest_text(e.message.as_deref().unwrap_or("delete failed"))
                 );
             }
         }

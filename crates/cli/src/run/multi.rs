@@ -25,6 +25,7 @@ pub fn in_order<T: Send>(
             let (tx, work) = (tx.clone(), &work);
             scope.spawn(move || {
                 let mut progress = |stage: &str| {
+                    let stage = banger_api::text::clean_guest_text(stage);
                     if several {
                         eprintln!("  {reference}: {stage}");
                     } else {
@@ -72,7 +73,7 @@ impl Tally {
         if self.total == 1 {
             self.only = Some(error);
         } else {
-            eprintln!("banger: {reference}: {}", banger_api::error_chain(&error));
+            eprintln!("banger: {reference}: {}", crate::run::error_line(&error));
         }
     }
 

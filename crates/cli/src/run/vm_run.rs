@@ -125,7 +125,7 @@ fn delete_quietly(paths: &Paths, name: &str) {
     if let Err(e) = deleted {
         eprintln!(
             "banger: could not delete {name}: {}; remove it with `banger vm delete {name}`",
-            banger_api::error_chain(&e)
+            crate::run::error_line(&e)
         );
     }
 }

@@ -7,6 +7,7 @@ use banger_api::protocol::{
     OutputStream, Request, WorkspaceExportParams, WorkspaceExported, WorkspacePlan,
     WorkspacePrepareParams, WorkspacePrepared, WorkspaceSource, short_commit,
 };
+use banger_api::text::{clean_guest_bytes, clean_guest_text};
 
 use super::absolute;
 use crate::args::WorkspaceArgs;
@@ -94,7 +95,7 @@ pub(super) fn prepare(
     );
     untracked_note(prepared.untracked_skipped);
     if let Some(bootstrap) = &prepared.bootstrap {
-        eprintln!("tools: {bootstrap}");
+        eprintln!("tools: {}", clean_guest_text(bootstrap));
     }
     Ok(prepared)
 }
@@ -116,6 +117,14 @@ fn untracked_note(skipped: usize) {
     }
 }
 
+/// What the guest's `git` says on stderr during an export, cleaned for the
+/// terminal (the patch itself, on stdout or in the file, stays exact).
+/// Each piece is cleaned on its own: a sequence split between two pieces
+/// loses its introducer and shows as plain text, never as a sequence.
+fn guest_stderr(data: &[u8]) -> std::io::Result<()> {
+    std::io::stderr().write_all(clean_guest_bytes(data).as_bytes())
+}
+
 /// `vm workspace export`: the patch to stdout, or to `output` through a
 /// temporary file renamed into place once the patch is complete, so a
 /// failed export never leaves a truncated patch under that name.
@@ -132,7 +141,7 @@ pub(super) fn export(
                 let mut out = std::io::stdout().lock();
                 out.write_all(data).and_then(|()| out.flush())
             }
-            OutputStream::Stderr => std::io::stderr().write_all(data),
+            OutputStream::Stderr => guest_stderr(data),
         })?,
         Some(path) => {
             let dir = path
@@ -147,7 +156,7 @@ pub(super) fn export(
                 tempfile::NamedTempFile::new_in(dir).map_err(io("create a file beside"))?;
             let exported = client.call_streaming(request, &mut |stream, data| match stream {
                 OutputStream::Stdout => file.write_all(data),
-                OutputStream::Stderr => std::io::stderr().write_all(data),
+                OutputStream::Stderr => guest_stderr(data),
             })?;
             file.as_file().sync_all().map_err(io("write"))?;
             file.persist(path).map_err(|e| io("write")(e.error))?;
