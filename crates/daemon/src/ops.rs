@@ -67,7 +67,15 @@ impl OpTracker {
         let (state, error) = match &result {
             Ok(_) => (OperationState::Succeeded, None),
             Err(DaemonError::Cancelled) => (OperationState::Cancelled, None),
-            Err(e) => (OperationState::Failed, Some(e.to_protocol().message)),
+            // The message can quote the guest: cleaned and capped for the
+            // registry like a VM's last error.
+            Err(e) => (
+                OperationState::Failed,
+                Some(banger_api::text::clean_guest_text_capped(
+                    &e.to_protocol().message,
+                    16 * 1024,
+                )),
+            ),
         };
         tracing::info!(state = state.as_str(), "operation finished");
         if let Err(e) = self.update(state, error).await {

@@ -10,6 +10,7 @@ use banger_image::kernel::KernelStore;
 use banger_vmm::{BackendKind, DiskFormat, DiskSpec, VmConfig, VmHandle, VmmBackend};
 use tokio_util::sync::CancellationToken;
 
+use super::evidence::quote_logs;
 use super::handles::{Handles, write_handles};
 use super::record::{
     WORK_DISK_FILE, check_cancel, guest_mac, root_disk_of, save_runtime, transition,
@@ -25,8 +26,6 @@ use crate::state::Daemon;
 /// (several boots, a build) can take many times that.
 const AGENT_DEADLINE: Duration = Duration::from_secs(120);
 const AGENT_RETRY: Duration = Duration::from_millis(250);
-/// Console lines quoted when a boot fails.
-const CONSOLE_TAIL_LINES: usize = 15;
 
 /// Starts `vm` (recorded `created`, `stopped` or `error`, with its disks in
 /// place) and returns it `running`. On failure the caller unwinds.
@@ -232,13 +231,12 @@ fn wait_for_agent(
                     return Err(DaemonError::failed(
                         ErrorCode::OperationFailed,
                         format!(
-                            "{} exited while the guest booted; console ({}):\n{}",
+                            "{} exited while the guest booted; its last words:{}",
                             match handle.backend {
                                 BackendKind::Firecracker => "Firecracker",
                                 BackendKind::Qemu => "QEMU",
                             },
-                            handle.console_log.display(),
-                            console_tail(handle)
+                            quote_logs(handle)
                         ),
                     ));
                 }
@@ -247,9 +245,8 @@ fn wait_for_agent(
                         ErrorCode::OperationFailed,
                         format!(
                             "no answer from the guest agent within {AGENT_DEADLINE:?} ({e}); \
-                             console ({}):\n{}",
-                            handle.console_log.display(),
-                            console_tail(handle)
+                             the logs end:{}",
+                            quote_logs(handle)
                         ),
                     ));
                 }
@@ -257,12 +254,6 @@ fn wait_for_agent(
             }
         }
     }
-}
-
-fn console_tail(handle: &VmHandle) -> String {
-    let text = std::fs::read_to_string(&handle.console_log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(CONSOLE_TAIL_LINES)..].join("\n")
 }
 
 /// Written in the VM directory once the guest has its identity; a VM

@@ -49,6 +49,9 @@ struct FakeMachine {
     procs: Mutex<BTreeMap<u32, Proc>>,
     /// Guests never answer: a boot waits for its agent until interrupted.
     silent: std::sync::atomic::AtomicBool,
+    /// The VMM dies at once, its guest having written control sequences
+    /// (a clipboard write, a screen clear) to the console.
+    hostile_console: std::sync::atomic::AtomicBool,
 }
 
 impl FakeMachine {
@@ -92,12 +95,28 @@ impl VmmBackend for FakeMachine {
         let mut procs = self.procs();
         let pid = 10_000 + procs.len() as u32;
         let uds = config.run_dir.join("vsock.sock");
+        // What a VMM writes as it boots: read by `vm logs`, kept after a
+        // failed create.
+        let hostile = self
+            .hostile_console
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let console = if hostile {
+            "fake kernel booting\n\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\u{9b}31mKernel panic\n"
+        } else {
+            "fake kernel booting\n"
+        };
+        std::fs::write(config.run_dir.join("console.log"), console).unwrap();
+        std::fs::write(
+            config.run_dir.join("qemu.log"),
+            "qemu: KVM_EXIT_INTERNAL_ERROR\n",
+        )
+        .unwrap();
         procs.insert(
             pid,
             Proc {
                 vm: config.id.clone(),
                 uds: uds.clone(),
-                alive: true,
+                alive: !hostile,
             },
         );
         Ok(VmHandle {
@@ -644,6 +663,59 @@ async fn vm_kill_interrupts_a_create_or_start_in_progress() {
             (seen.taps, seen.vmms, seen.nat.len(), seen.fenced.len()),
             (0, 0, 0, 0),
             "{what}: {seen:?}"
+        );
+        // The evidence stays until `vm delete`: after a create, the logs and
+        // nothing else; a VM that failed to start keeps its disks too.
+        let mut left: Vec<_> = std::fs::read_dir(w.daemon.paths.vm_dir(&vm.id))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        match what {
+            "create" => assert_eq!(left, ["console.log", "qemu.log"]),
+            _ => assert!(left.contains(&"work.ext4".to_owned()), "{left:?}"),
+        }
+        let p = banger_api::protocol::VmLogsParams {
+            vm: "dev".into(),
+            console_offset: None,
+            vmm_offset: None,
+        };
+        let logs = crate::vm::logs(&w.daemon, p).await.unwrap();
+        assert!(logs.console.text.contains("fake kernel booting"), "{what}");
+    }
+}
+
+/// A guest whose boot fails after writing control sequences to its console:
+/// the failure quotes the VMM's log and the console, and neither the error
+/// nor the stored `last_error` carries an escape sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_boot_quotes_both_logs_cleaned() {
+    let w = world();
+    w.machine
+        .hostile_console
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = run_step(
+        &w,
+        &Step::Create {
+            nat: false,
+            fail: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    let vm = crate::vm::record::find(&w.daemon, "dev").await.unwrap();
+    let stored = vm.last_error.unwrap();
+    for text in [banger_api::error_chain(&err), stored] {
+        assert!(
+            text.contains("KVM_EXIT_INTERNAL_ERROR"),
+            "the VMM's log: {text}"
+        );
+        assert!(text.contains("Kernel panic"), "the console: {text}");
+        assert!(
+            !text
+                .chars()
+                .any(|c| c == '\x1b' || c == '\x07' || c == '\u{9b}'),
+            "{text:?}"
         );
     }
 }

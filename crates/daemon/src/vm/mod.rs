@@ -11,6 +11,7 @@
 
 mod boot;
 mod create;
+mod evidence;
 mod exec;
 mod first_use;
 mod handles;

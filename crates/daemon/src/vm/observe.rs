@@ -121,7 +121,10 @@ pub async fn stats(daemon: &Daemon, r: VmRef) -> Result<VmStats, DaemonError> {
                 agent: h.agent,
             }),
             Err(e) => {
-                notes.push(format!("the guest agent did not answer: {e}"));
+                // The agent's own error text is the guest's words.
+                notes.push(banger_api::text::clean_guest_text(&format!(
+                    "the guest agent did not answer: {e}"
+                )));
                 None
             }
         });

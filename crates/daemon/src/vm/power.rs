@@ -5,7 +5,7 @@ use banger_api::protocol::{Vm, VmRef};
 
 use super::boot::boot;
 use super::record::{find, transition};
-use super::teardown::{dispose, halt, stop_guest};
+use super::teardown::{Logs, dispose, halt, stop_guest};
 use crate::context::RequestCtx;
 use crate::error::DaemonError;
 use crate::ops::OpTracker;
@@ -185,7 +185,7 @@ pub async fn delete(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, D
 /// caller holds the VM's lock.
 pub(super) async fn remove_halted(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
     halt(daemon, vm).await?;
-    dispose(daemon, vm).await?;
+    dispose(daemon, vm, Logs::Remove).await?;
     transition(daemon, &vm.id, VmAction::Delete, None).await?;
     daemon.vms.forget_lock(&vm.id);
     Ok(())

@@ -36,6 +36,12 @@ pub async fn find(daemon: &Daemon, reference: &str) -> Result<Vm, DaemonError> {
     daemon.store.call(move |s| s.find_vm(&reference)).await
 }
 
+/// Most bytes of a VM's `last_error` kept in the store.
+pub const MAX_LAST_ERROR: usize = 16 * 1024;
+
+/// Applies `action` through the store's transition table. A failure's
+/// reason can quote the guest (a console tail, an agent's message): it is
+/// cleaned and capped before it is stored.
 pub async fn transition(
     daemon: &Daemon,
     id: &str,
@@ -43,6 +49,8 @@ pub async fn transition(
     last_error: Option<String>,
 ) -> Result<Option<Vm>, DaemonError> {
     let id = id.to_owned();
+    let last_error =
+        last_error.map(|e| banger_api::text::clean_guest_text_capped(&e, MAX_LAST_ERROR));
     daemon
         .store
         .call(move |s| s.transition_vm(&id, action, last_error.as_deref()))

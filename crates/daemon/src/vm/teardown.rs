@@ -136,7 +136,7 @@ pub(super) async fn halt(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
 /// Removes what a VM owns besides its running parts: the root disk, the VM
 /// directory (work disk, logs, sockets), its known_hosts pins and its IP
 /// lease. The record itself stays (the caller deletes it or marks it failed).
-pub(super) async fn dispose(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
+pub(super) async fn dispose(daemon: &Daemon, vm: &Vm, logs: Logs) -> Result<(), DaemonError> {
     let mut errors = Errors::default();
     match root_disk_of(&vm.runtime) {
         Ok(Some(disk)) => {
@@ -163,15 +163,9 @@ pub(super) async fn dispose(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError>
         .and_then(|r| r.map_err(DaemonError::from));
     errors.note("removing the known_hosts pins", unpinned);
     let vm_dir = daemon.paths.vm_dir(&vm.id);
-    let removed = run(move || match std::fs::remove_dir_all(&vm_dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DaemonError::Internal(format!(
-            "cannot remove {}: {e}",
-            vm_dir.display()
-        ))),
-        _ => Ok(()),
-    })
-    .await
-    .and_then(|r| r);
+    let removed = run(move || remove_vm_dir(&vm_dir, logs))
+        .await
+        .and_then(|r| r);
     errors.note("removing the VM directory", removed);
     let id = vm.id.clone();
     let released = daemon
@@ -183,11 +177,56 @@ pub(super) async fn dispose(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError>
     errors.into_result()
 }
 
-/// After a failed create: everything goes, the record stays, emptied of
-/// what it no longer holds, so `vm show` explains and `vm delete` removes it.
+/// After a failed create: everything goes but the logs, the record stays,
+/// emptied of what it no longer holds, so `vm show` explains, `vm logs`
+/// shows what the VMM and the console said, and `vm delete` removes it.
 pub(super) async fn unwind_create(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
     let halted = halt(daemon, vm).await;
-    let disposed = dispose(daemon, vm).await;
+    let disposed = dispose(daemon, vm, Logs::Keep).await;
     let cleared = save_runtime(daemon, &vm.id, &Default::default()).await;
     halted.and(disposed).and(cleared)
+}
+
+/// What happens to the VM directory's logs when the rest goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Logs {
+    /// A failed create: the evidence stays until `vm delete`.
+    Keep,
+    Remove,
+}
+
+/// Removes the VM directory, or with [`Logs::Keep`] all of it but its log
+/// files (the directory itself goes when none is left).
+fn remove_vm_dir(vm_dir: &std::path::Path, logs: Logs) -> Result<(), DaemonError> {
+    let failed = |path: &std::path::Path, e: std::io::Error| {
+        DaemonError::Internal(format!("cannot remove {}: {e}", path.display()))
+    };
+    let gone = |r: std::io::Result<()>, path: &std::path::Path| match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(failed(path, e)),
+        _ => Ok(()),
+    };
+    if logs == Logs::Remove {
+        return gone(std::fs::remove_dir_all(vm_dir), vm_dir);
+    }
+    let entries = match std::fs::read_dir(vm_dir) {
+        Ok(entries) => entries,
+        Err(e) => return gone(Err(e), vm_dir),
+    };
+    let mut kept = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| failed(vm_dir, e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| failed(&path, e))?;
+        if kind.is_file() && super::evidence::is_log(&entry.file_name().to_string_lossy()) {
+            kept += 1;
+        } else if kind.is_dir() {
+            gone(std::fs::remove_dir_all(&path), &path)?;
+        } else {
+            gone(std::fs::remove_file(&path), &path)?;
+        }
+    }
+    if kept == 0 {
+        return gone(std::fs::remove_dir(vm_dir), vm_dir);
+    }
+    Ok(())
 }
