@@ -23,6 +23,7 @@ mod daemon_info;
 mod debug;
 mod dispatch;
 mod error;
+mod fault;
 mod guest;
 mod images;
 mod kernels;
@@ -35,6 +36,7 @@ mod startup;
 mod state;
 mod store_handle;
 mod supply;
+mod tap_ledger;
 mod vm;
 
 pub use error::{DaemonError, StartupError};

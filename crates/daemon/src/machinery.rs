@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 
 use banger_api::protocol::ErrorCode;
 use banger_config::{Config, Paths};
-use banger_host::{BridgeName, HostOps, TapName};
+use banger_host::{BridgeName, HostOps};
 use banger_net::tap_pool::TapPool;
 use banger_vmm::{BackendKind, VmmBackend};
 use tokio::sync::{Mutex, OnceCell, OwnedMutexGuard};
@@ -146,14 +146,11 @@ impl Machinery {
     }
 
     /// The bridge (created if missing) and the warm tap pool with its
-    /// refiller, at the first VM start. Taps an earlier daemon left behind
-    /// join the pool unless one of `held` (taps VM records hold) names them.
-    pub async fn taps(
-        &self,
-        config: &Config,
-        owner_uid: u32,
-        held: impl std::future::Future<Output = Result<Vec<TapName>, DaemonError>>,
-    ) -> Result<Arc<TapPool>, DaemonError> {
+    /// refiller, at the first VM start. Taps that exist already are left
+    /// alone (VMs hold them, or someone else made them; this daemon's
+    /// orphans were removed at start, see `vm::sweep`); new taps are
+    /// numbered after them.
+    pub async fn taps(&self, config: &Config, owner_uid: u32) -> Result<Arc<TapPool>, DaemonError> {
         let host = self.host()?;
         self.taps
             .get_or_try_init(|| async {
@@ -168,11 +165,10 @@ impl Machinery {
                     h.ensure_bridge_fence(&b, cidr)
                 })
                 .await??;
+                let h = host.clone();
+                let existing = run(move || h.list_taps()).await??;
                 let pool = TapPool::new(host, bridge, owner_uid, config.tap_pool_size() as usize);
-                let adopted = pool.adopt_existing(&held.await?).await?;
-                if adopted > 0 {
-                    tracing::info!(adopted, "taps left by an earlier daemon joined the pool");
-                }
+                pool.adopt_existing(&existing).await?;
                 pool.spawn_refiller(self.shutdown.clone());
                 Ok::<_, DaemonError>(pool)
             })

@@ -18,6 +18,7 @@ use crate::backend::SystemVmms;
 use crate::error::StartupError;
 use crate::guest::AgentGuest;
 use crate::lock::StateLock;
+use crate::tap_ledger::LedgeredHost;
 use crate::machinery::{Boundaries, Machinery};
 use crate::state::Daemon;
 use crate::store_handle::StoreHandle;
@@ -41,7 +42,8 @@ fn system_boundaries(paths: &Paths) -> Boundaries {
     // was, so the last one puts it back, even after a crash in between.
     let forwarding = paths.state_dir.join("ip-forward.json");
     let host: Option<Arc<dyn HostOps>> = if banger_sys::os::is_root() {
-        Some(Arc::new(LocalHost::new().with_forwarding_state(forwarding)))
+        let local = Arc::new(LocalHost::new().with_forwarding_state(forwarding));
+        Some(Arc::new(LedgeredHost::new(local, tap_ledger(paths))))
     } else {
         None
     };
@@ -50,6 +52,11 @@ fn system_boundaries(paths: &Paths) -> Boundaries {
         vmms: Arc::new(SystemVmms),
         guest: Arc::new(AgentGuest),
     }
+}
+
+/// Where the daemon writes down the taps it makes.
+pub fn tap_ledger(paths: &Paths) -> std::path::PathBuf {
+    paths.state_dir.join("taps")
 }
 
 /// Runs the daemon in the foreground until SIGINT or SIGTERM.

@@ -43,16 +43,6 @@ impl Daemon {
 
     /// The bridge and the warm tap pool, set up at the first need.
     pub async fn taps(&self) -> Result<Arc<TapPool>, DaemonError> {
-        let held = async {
-            Ok(self
-                .store
-                .call(|s| s.list_vms())
-                .await?
-                .into_iter()
-                .filter_map(|vm| vm.runtime.tap)
-                .filter_map(|t| banger_host::TapName::new(t).ok())
-                .collect())
-        };
-        self.vms.taps(&self.config, self.owner_uid, held).await
+        self.vms.taps(&self.config, self.owner_uid).await
     }
 }

@@ -56,7 +56,14 @@ pub async fn build_staged(
     };
     let store = image_store(daemon);
     run_staged(op, move |progress| {
-        build_image(&store, &recipe, &agent, &opts, progress)
+        let mut progress = |stage: &str| {
+            // The tree is bootstrapped, in the store's staging directory.
+            if stage.starts_with("injecting the agent") {
+                crate::fault::point("image.bootstrapped");
+            }
+            progress(stage)
+        };
+        build_image(&store, &recipe, &agent, &opts, &mut progress)
     })
     .await
     .and_then(|r| r.map_err(DaemonError::from))

@@ -69,6 +69,16 @@ pub enum HostError {
         source: std::io::Error,
     },
 
+    /// A file the caller keeps about host resources (the daemon's ledger of
+    /// the taps it made) could not be written.
+    #[error("cannot {action} {}", path.display())]
+    StateFile {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The guest fence needs nftables: its source checks live in a `bridge`
     /// family table, which the iptables backend has no equivalent for
     /// (ebtables is not used).

@@ -217,6 +217,23 @@ fn signal<I: Identity + ?Sized>(pid: u32, identity: &I, signal: Signal) {
     }
 }
 
+/// Every process one of whose arguments names something inside `dir` (a
+/// socket, a disk, a log of a VM directory): what a crash may have left
+/// running before its pid was recorded.
+pub fn mentioning(dir: &Path) -> Vec<u32> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut needle = dir.as_os_str().as_bytes().to_vec();
+    needle.push(b'/');
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me && Argv::of(*pid).contains(&needle))
+        .collect()
+}
+
 /// SIGKILL, then waits up to `grace` for the process to be gone; true once
 /// none of ours is left (a stranger on that pid counts as gone, untouched).
 pub fn kill_hard<I: Identity + ?Sized>(pid: u32, identity: &I, grace: Duration) -> bool {

@@ -55,6 +55,7 @@ pub(super) async fn boot(
     .map_err(|e| e.in_stage(stage))?;
     vm.runtime.tap = Some(tap.as_str().to_owned());
     save_runtime(daemon, &vm.id, &vm.runtime).await?;
+    crate::fault::point("boot.tap");
     let stage = "network: fence (own address and MAC only)";
     op.stage(stage).await?;
     let (host, t) = (daemon.vms.host()?, tap.clone());
@@ -71,6 +72,7 @@ pub(super) async fn boot(
         }
         Err(e) => return Err(DaemonError::from(e).in_stage(stage)),
     }
+    crate::fault::point("boot.fenced");
     if vm.spec.nat {
         let stage = "network: NAT";
         op.stage(stage).await?;
@@ -79,6 +81,7 @@ pub(super) async fn boot(
         run(move || host.add_nat(ip, &bridge))
             .await?
             .map_err(|e| DaemonError::from(e).in_stage(stage))?;
+        crate::fault::point("boot.nat");
     }
     check_cancel(cancel)?;
 
@@ -89,6 +92,7 @@ pub(super) async fn boot(
     let handle = run(move || driver.launch(&config))
         .await?
         .map_err(|e| DaemonError::from(e).in_stage(&stage))?;
+    crate::fault::point("boot.launched");
     let vm_dir = daemon.paths.vm_dir(&vm.id);
     write_handles(
         &vm_dir,
@@ -97,6 +101,7 @@ pub(super) async fn boot(
             tap: vm.runtime.tap.clone(),
         },
     )?;
+    crate::fault::point("boot.handles");
 
     let stage = "waiting for the guest agent";
     op.stage(stage).await?;
@@ -106,6 +111,7 @@ pub(super) async fn boot(
         .await?
         .map_err(|e| e.in_stage(stage))?;
     tracing::info!(vm = %vm.name, agent = %health.agent, uptime_s = health.uptime_s, "agent answers");
+    crate::fault::point("boot.agent");
 
     if let Some(identity) = identity {
         let stage = "identity: hostname, authorized key, host key";
@@ -115,6 +121,7 @@ pub(super) async fn boot(
             .await?
             .map_err(|e| DaemonError::from(e).in_stage(stage))?;
         mark_identity_delivered(&daemon.paths.vm_dir(&vm.id))?;
+        crate::fault::point("boot.identity");
     }
 
     let stage = "waiting for ssh";

@@ -100,10 +100,17 @@ async fn create_tracked(
     let recorded = record(daemon, &id, &name, image_name, &kernel, spec).await;
     drop(alloc);
     let vm = recorded?;
+    crate::fault::point("create.recorded");
 
     let work = daemon.vms.interruptible(&vm.id, &ctx.cancel);
     match provision(daemon, op, &work.token, vm.clone(), &manifest, no_start).await {
-        Ok(vm) => Ok(vm),
+        Ok(vm) => {
+            let marker = daemon.paths.vm_dir(&vm.id).join(CREATING);
+            std::fs::remove_file(&marker).map_err(|e| {
+                DaemonError::Internal(format!("cannot remove {}: {e}", marker.display()))
+            })?;
+            Ok(vm)
+        }
         Err(e) => {
             let e = if work.killed() { killed() } else { e };
             let reason = banger_api::error_chain(&e);
@@ -118,6 +125,18 @@ async fn create_tracked(
             Err(e)
         }
     }
+}
+
+/// In the VM directory while its create runs: a VM that has it at daemon
+/// start was being created when the previous daemon died, and is unwound
+/// by reconcile like a failed create (a `--no-start` VM that finished has
+/// none).
+pub(super) const CREATING: &str = "creating";
+
+fn mark_creating(vm_dir: &std::path::Path) -> std::io::Result<()> {
+    let marker = std::fs::File::create(vm_dir.join(CREATING))?;
+    marker.sync_all()?;
+    std::fs::File::open(vm_dir)?.sync_all()
 }
 
 /// How a create or start that `vm kill` interrupted ends.
@@ -177,6 +196,7 @@ async fn record(
     let vm_dir = daemon.paths.vm_dir(id);
     std::fs::create_dir_all(&daemon.paths.vms_dir)
         .and_then(|()| std::fs::DirBuilder::new().mode(0o700).create(&vm_dir))
+        .and_then(|()| mark_creating(&vm_dir))
         .map_err(|e| DaemonError::Internal(format!("cannot create {}: {e}", vm_dir.display())))?;
     let subnet = GuestSubnet::new(daemon.config.bridge_ip(), daemon.config.cidr_prefix())
         .map_err(|e| DaemonError::failed(ErrorCode::OperationFailed, e.to_string()))?;
@@ -261,6 +281,7 @@ async fn provision(
     vm.runtime.root_disk = Some(serde_json::to_value(&disk).expect("root disks serialise"));
     save_runtime(daemon, &vm.id, &vm.runtime).await?;
     check_cancel(cancel)?;
+    crate::fault::point("create.root-disk");
 
     let stage = format!("work disk ({})", vm.spec.disk_size);
     op.stage(&stage).await?;
@@ -288,6 +309,7 @@ async fn provision(
         op.stage(&warning).await?;
     }
     check_cancel(cancel)?;
+    crate::fault::point("create.work-disk");
 
     if no_start {
         op.stage(&format!(
@@ -299,6 +321,7 @@ async fn provision(
     }
     let identity = ssh_identity(daemon, op, &vm).await?;
     check_cancel(cancel)?;
+    crate::fault::point("create.host-key");
     boot(daemon, op, cancel, vm, Some(identity)).await
 }
 

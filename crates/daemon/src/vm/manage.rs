@@ -188,6 +188,7 @@ async fn apply(
         .store
         .call(move |s| s.set_vm_spec(&id, &saved))
         .await?;
+    crate::fault::point("set.spec-saved");
     if live_nat && spec.nat {
         if let Err(e) = switch_nat(daemon, op, vm, true).await {
             let (id, old) = (vm.id.clone(), vm.spec.clone());
@@ -196,6 +197,7 @@ async fn apply(
             }
             return Err(e);
         }
+        crate::fault::point("set.nat");
     }
     tracing::info!(vm = %vm.name, vcpu = spec.vcpu, memory_mib = spec.memory_mib,
         disk = %spec.disk_size, nat = spec.nat, "spec changed");

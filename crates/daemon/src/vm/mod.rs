@@ -27,6 +27,7 @@ mod ready;
 mod reconcile;
 mod record;
 mod seed;
+mod sweep;
 mod teardown;
 mod workspace;
 

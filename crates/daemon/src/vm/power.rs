@@ -125,6 +125,7 @@ pub(super) async fn stop_locked(daemon: &Daemon, vm: Vm) -> Result<Vm, DaemonErr
         let _ = transition(daemon, &vm.id, VmAction::Fail, Some(reason)).await;
         return Err(e);
     }
+    crate::fault::point("stop.halted");
     Ok(transition(daemon, &vm.id, VmAction::Halted, None)
         .await?
         .expect("halted keeps the record"))
@@ -185,7 +186,9 @@ pub async fn delete(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, D
 /// caller holds the VM's lock.
 pub(super) async fn remove_halted(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
     halt(daemon, vm).await?;
+    crate::fault::point("delete.halted");
     dispose(daemon, vm, Logs::Remove).await?;
+    crate::fault::point("delete.disposed");
     transition(daemon, &vm.id, VmAction::Delete, None).await?;
     daemon.vms.forget_lock(&vm.id);
     Ok(())

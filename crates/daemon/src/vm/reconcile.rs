@@ -2,7 +2,8 @@
 //! `kill -9`) must not kill VMs. Each VM recorded with a VMM is looked up
 //! from its `handles.json`: a live VMM is adopted (its `.vm` name served
 //! again); a dead one is cleaned up from the durable record and the VM
-//! marked stopped.
+//! marked stopped. A VM whose create was under way is unwound like a failed
+//! create. Then what no record names any more is removed (`sweep`).
 
 use banger_api::model::{VmAction, VmState};
 use banger_api::protocol::Vm;
@@ -21,9 +22,30 @@ pub async fn reconcile(daemon: &Daemon) {
             return;
         }
     };
-    for vm in vms.into_iter().filter(|vm| vm.state.may_have_vmm()) {
+    for vm in &vms {
         let span = tracing::info_span!("reconcile", vm = %vm.name, id = %vm.id);
-        reconcile_one(daemon, vm).instrument(span).await;
+        let creating = daemon.paths.vm_dir(&vm.id).join(super::create::CREATING);
+        if creating.exists() {
+            unwind_interrupted_create(daemon, vm).instrument(span).await;
+        } else if vm.state.may_have_vmm() {
+            reconcile_one(daemon, vm.clone()).instrument(span).await;
+        }
+    }
+    super::sweep::sweep(daemon, &vms).await;
+}
+
+/// The daemon died during this VM's create: nobody got an answer, so it
+/// goes the way of a failed create (everything but its logs removed, the
+/// record kept as `error` saying why, for `vm delete`).
+async fn unwind_interrupted_create(daemon: &Daemon, vm: &Vm) {
+    tracing::warn!("its create was interrupted by the previous daemon's exit; unwinding it");
+    if let Err(e) = super::teardown::unwind_create(daemon, vm).await {
+        tracing::warn!(error = %banger_api::error_chain(&e), "unwinding incomplete; `banger vm delete` retries it");
+    }
+    let reason = "the daemon stopped while this VM was being created; what the create had made \
+                  was removed: `banger vm delete` removes the record";
+    if let Err(e) = transition(daemon, &vm.id, VmAction::Fail, Some(reason.to_owned())).await {
+        tracing::warn!(error = %banger_api::error_chain(&e), "cannot record the VM as failed");
     }
 }
 

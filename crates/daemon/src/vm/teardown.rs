@@ -59,6 +59,7 @@ pub(super) async fn stop_guest(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonErr
             }
         })
         .await?;
+        crate::fault::point("stop.poweroff");
     }
     halt(daemon, vm).await
 }
@@ -78,6 +79,12 @@ pub(super) async fn halt(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
             .and_then(|r| r.map_err(DaemonError::from));
         errors.note("stopping the VMM", killed);
     }
+    // Processes a crash left running before their pids were recorded (a
+    // VMM and its sidecar spawned, `handles.json` not yet written) still
+    // name the VM directory in their arguments.
+    let dir = vm_dir.clone();
+    let strays = run(move || kill_strays(&dir)).await.and_then(|r| r);
+    errors.note("stopping processes left by a crash", strays);
     daemon.dns.remove(&vm.name);
     // Whatever the spec says: a `vm set --nat` that died between adding the
     // rule and saving the spec left a rule the spec does not mention, and
@@ -229,4 +236,22 @@ fn remove_vm_dir(vm_dir: &std::path::Path, logs: Logs) -> Result<(), DaemonError
         return gone(std::fs::remove_dir(vm_dir), vm_dir);
     }
     Ok(())
+}
+
+/// Kills every process whose arguments name something in `vm_dir`.
+fn kill_strays(vm_dir: &std::path::Path) -> Result<(), DaemonError> {
+    let mut left = Vec::new();
+    for pid in banger_sys::proc::mentioning(vm_dir) {
+        tracing::warn!(pid, dir = %vm_dir.display(), "killing a process left for this VM");
+        if !banger_sys::proc::kill_hard(pid, vm_dir, Duration::from_secs(5)) {
+            left.push(pid);
+        }
+    }
+    match left.is_empty() {
+        true => Ok(()),
+        false => Err(DaemonError::Internal(format!(
+            "processes {left:?} naming {} survived SIGKILL",
+            vm_dir.display()
+        ))),
+    }
 }

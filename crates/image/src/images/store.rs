@@ -29,6 +29,32 @@ pub struct ImageStore {
 }
 
 impl ImageStore {
+    /// Removes what interrupted builds and changes left in the store (a
+    /// daemon killed mid-build): every staging directory, after killing
+    /// any process still working in it (mmdebstrap outlives its parent).
+    /// Only for the one daemon that owns the store, before it serves.
+    pub fn clean_interrupted(&self) -> Result<Vec<PathBuf>, ImageError> {
+        let entries = match std::fs::read_dir(self.dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(ImageError::io("list", self.dir(), e)),
+        };
+        let mut removed = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| ImageError::io("list", self.dir(), e))?;
+            if !entry.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
+                continue;
+            }
+            let path = entry.path();
+            for pid in banger_sys::proc::mentioning(&path) {
+                banger_sys::proc::kill_hard(pid, path.as_path(), std::time::Duration::from_secs(5));
+            }
+            super::staging::remove(&path)?;
+            removed.push(path);
+        }
+        Ok(removed)
+    }
+
     /// A store over `images_dir`, created on the first change.
     pub fn new(images_dir: impl Into<PathBuf>) -> Self {
         Self {
