@@ -165,3 +165,67 @@ fn a_second_daemon_touches_nothing_of_the_first() {
     );
     assert_eq!(operation(&home, "busy-1")["state"], "succeeded");
 }
+
+/// `MAX_CONNECTIONS` in crates/daemon/src/server.rs.
+const MAX_CONNECTIONS: usize = 256;
+
+/// The answer of a ping on a fresh connection.
+fn ping(home: &Home) -> serde_json::Value {
+    let stream = UnixStream::connect(home.socket()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // A refused connection may be closed before the request goes out; its
+    // answer is still there to read.
+    let _ = (&stream).write_all(b"{\"version\":1,\"method\":\"ping\"}\n");
+    let mut answer = String::new();
+    BufReader::new(&stream).read_line(&mut answer).unwrap();
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("bad answer {answer:?}: {e}"))
+}
+
+/// A request that is running (here past its request line, sending progress)
+/// holds its connection's slot until it ends.
+#[test]
+fn a_running_request_counts_against_the_connection_cap() {
+    let home = Home::new();
+    home.start_daemon();
+    let markers = tempfile::tempdir().unwrap();
+    let busy = UnixStream::connect(home.socket()).unwrap();
+    (&busy)
+        .write_all(sleep_request("busy-cap", 60_000, markers.path()).as_bytes())
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || markers
+            .path()
+            .join("started")
+            .exists()),
+        "work never started"
+    );
+    let idle: Vec<UnixStream> = (1..MAX_CONNECTIONS)
+        .map(|_| UnixStream::connect(home.socket()).unwrap())
+        .collect();
+
+    let refused = ping(&home);
+    assert_eq!(refused["error"]["code"], "operation_failed", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("serving {MAX_CONNECTIONS} connections already")),
+        "{refused}"
+    );
+
+    // Hanging up cancels the request; once its cleanup has run, the slot is
+    // free.
+    drop(busy);
+    assert!(
+        wait_until(
+            Duration::from_secs(10),
+            || ping(&home)["result"]["protocol"] == 1
+        ),
+        "the cancelled request kept its slot; log:\n{}",
+        home.log()
+    );
+    assert!(markers.path().join("cleaned-up").exists());
+    drop(idle);
+}

@@ -3,11 +3,54 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use common::{Home, stderr};
+use common::{Home, stderr, terminate, wait_until};
 use serde_json::json;
+
+/// `MAX_CONNECTIONS` in crates/daemon/src/server.rs.
+const MAX_CONNECTIONS: usize = 256;
+
+/// Opens `n` connections that never send a request: each holds a slot until
+/// it hangs up (or its 10 s to send a request run out).
+fn idle_connections(home: &Home, n: usize) -> Vec<UnixStream> {
+    (0..n)
+        .map(|_| UnixStream::connect(home.socket()).expect("connect"))
+        .collect()
+}
+
+/// The one line the daemon answers on `stream` without being asked.
+fn unprompted_answer(stream: &UnixStream) -> serde_json::Value {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .expect("an answer before the read timeout");
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("bad answer {answer:?}: {e}"))
+}
+
+/// A ping on `stream`: its answer line.
+fn ping_on(stream: &UnixStream) -> serde_json::Value {
+    // A refused connection may be closed before the request goes out; its
+    // answer is still there to read.
+    let _ = (&*stream).write_all(b"{\"version\":1,\"method\":\"ping\"}\n");
+    unprompted_answer(stream)
+}
+
+/// True when the daemon has neither answered nor closed `stream`.
+fn still_waiting(stream: &UnixStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let waiting =
+        matches!((&*stream).read(&mut [0u8; 1]), Err(e) if e.kind() == ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).unwrap();
+    waiting
+}
 
 #[test]
 fn requests_get_typed_answers_and_error_codes() {
@@ -288,4 +331,100 @@ fn vm_management_methods_answer_on_the_wire() {
     );
     let stats = call("vm.stats", json!({"vm": "dev"}));
     assert_eq!(stats["result"]["state"], "stopped", "{stats}");
+}
+
+#[test]
+fn connections_beyond_the_cap_get_a_clear_error_and_the_others_are_served() {
+    let home = Home::new();
+    home.start_daemon();
+    let mut held = idle_connections(&home, MAX_CONNECTIONS);
+
+    // The daemon accepts in order, so the connection after the cap is the
+    // one refused: at once, before it sends anything.
+    let extra = UnixStream::connect(home.socket()).unwrap();
+    let refused = unprompted_answer(&extra);
+    assert_eq!(refused["error"]["code"], "operation_failed", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        format!(
+            "bangerd is serving {MAX_CONNECTIONS} connections already (its limit); retry when some finish"
+        )
+    );
+    assert!(refused["op_id"].is_string(), "{refused}");
+    let mut rest = String::new();
+    assert!(
+        matches!(BufReader::new(&extra).read_line(&mut rest), Ok(0) | Err(_)),
+        "the refused connection is closed after the one line: {rest:?}"
+    );
+
+    // The CLI shows the same message.
+    let out = home.banger(&["daemon", "ping"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("connections already (its limit); retry when some finish"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The held connections were accepted, are still waiting for their
+    // request, and are served when it comes.
+    assert!(held.iter().all(still_waiting));
+    let last = held.pop().unwrap();
+    assert_eq!(ping_on(&last)["result"]["protocol"], 1);
+    drop(last);
+
+    // That request finished, so its slot is free again.
+    let served = || {
+        let stream = UnixStream::connect(home.socket()).unwrap();
+        ping_on(&stream)["result"]["protocol"] == 1
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), served),
+        "no slot was freed; log:\n{}",
+        home.log()
+    );
+
+    // At the cap again, a client hanging up frees its slot too (once the
+    // daemon sees the EOF).
+    held.push(UnixStream::connect(home.socket()).unwrap());
+    let extra = UnixStream::connect(home.socket()).unwrap();
+    assert_eq!(
+        unprompted_answer(&extra)["error"]["code"],
+        "operation_failed"
+    );
+    drop(held.pop());
+    assert!(
+        wait_until(Duration::from_secs(5), served),
+        "no slot was freed; log:\n{}",
+        home.log()
+    );
+    assert!(
+        home.log().contains("connection limit"),
+        "the refusal is logged:\n{}",
+        home.log()
+    );
+    drop(held);
+}
+
+#[test]
+fn shutdown_does_not_wait_for_connections_that_never_ask() {
+    let home = Home::new();
+    let pid = home.start_daemon();
+    let mut held = idle_connections(&home, MAX_CONNECTIONS - 1);
+    // Accepted in order: once this is answered, all of them were accepted.
+    let sync = UnixStream::connect(home.socket()).unwrap();
+    assert_eq!(ping_on(&sync)["result"]["protocol"], 1);
+    // At the cap, and one beyond it.
+    held.extend(idle_connections(&home, 2));
+    let asked = Instant::now();
+    terminate(pid);
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "bangerd took {took:?} to stop; log:\n{}",
+        home.log()
+    );
+    assert!(!home.socket().exists());
+    drop(held);
 }

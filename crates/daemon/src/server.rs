@@ -14,6 +14,7 @@ use banger_api::protocol::{
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -29,6 +30,17 @@ const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Output chunks (at most 64 KiB each) waiting to be written to the client.
 const OUTPUT_QUEUE: usize = 16;
+
+/// Connections served at once; one beyond it is answered with an error and
+/// closed on accept. Only root and the owner can connect, so this guards
+/// against runaway clients (a script looping `banger` in the background), not
+/// strangers. A connection holds a slot for its whole life — while its
+/// request line arrives (at most 10 s and 1 MiB) and while its request runs,
+/// a streamed `vm exec` or `vm logs -f`'s polls included — so 256 bounds the
+/// request buffers at 256 MiB and the descriptors at a quarter of the common
+/// 1024 soft limit, leaving room for VMs and the database, while staying far
+/// above what one user's CLIs do in parallel.
+const MAX_CONNECTIONS: usize = 256;
 
 /// Binds the socket and serves until `shutdown` fires. The socket is created
 /// under a umask that leaves it owner-only, inside a 0700 directory, then set
@@ -46,14 +58,35 @@ pub async fn serve(
     let daemon = Arc::new(daemon);
     let auth = Authorizer::new(daemon.owner_uid);
     let connections = tokio_util::task::TaskTracker::new();
+    // Taken without waiting and released when a connection's task ends (even
+    // by panic), so neither accepting nor shutdown ever waits on a slot.
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Whether the last connection was refused: the first refusal of a burst
+    // is a warning, the rest are debug lines.
+    let mut refusing = false;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let (daemon, shutdown) = (daemon.clone(), shutdown.clone());
-                    connections.spawn(handle_connection(daemon, auth, stream, shutdown));
-                }
+                Ok((stream, _)) => match slots.clone().try_acquire_owned() {
+                    Ok(slot) => {
+                        refusing = false;
+                        let (daemon, shutdown) = (daemon.clone(), shutdown.clone());
+                        connections.spawn(async move {
+                            handle_connection(daemon, auth, stream, shutdown).await;
+                            drop(slot);
+                        });
+                    }
+                    Err(_) => {
+                        if refusing {
+                            tracing::debug!(max = MAX_CONNECTIONS, "at the connection limit; refused a connection");
+                        } else {
+                            tracing::warn!(max = MAX_CONNECTIONS, "at the connection limit; refusing new connections until some finish");
+                        }
+                        refusing = true;
+                        refuse_over_cap(stream, auth, daemon.owner_uid);
+                    }
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -66,6 +99,38 @@ pub async fn serve(
     connections.wait().await;
     let _ = std::fs::remove_file(&socket);
     Ok(())
+}
+
+/// Answers a connection beyond [`MAX_CONNECTIONS`] and closes it, without a
+/// task and without waiting: the one short line goes straight into the new
+/// socket's empty send buffer. If even that fails, the client just sees the
+/// connection closed. Another user's connection gets `unauthorized`, as it
+/// would below the cap.
+fn refuse_over_cap(stream: UnixStream, auth: Authorizer, owner_uid: u32) {
+    let err = match stream.peer_cred() {
+        Ok(peer) if !auth.allows(peer.uid()) => unauthorized(peer.uid(), owner_uid),
+        Ok(_) => ProtocolError::new(
+            ErrorCode::OperationFailed,
+            format!(
+                "bangerd is serving {MAX_CONNECTIONS} connections already (its limit); retry when some finish"
+            ),
+        ),
+        Err(_) => return,
+    };
+    let mut line =
+        serde_json::to_vec(&error_response(mint_op_id(), err)).expect("responses always serialise");
+    line.push(b'\n');
+    // `into_std` keeps the socket non-blocking, so this write never waits.
+    if let Ok(stream) = stream.into_std() {
+        let _ = std::io::Write::write(&mut &stream, &line);
+    }
+}
+
+fn unauthorized(peer_uid: u32, owner_uid: u32) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::Unauthorized,
+        format!("uid {peer_uid} may not use this daemon: only root and uid {owner_uid} may"),
+    )
 }
 
 fn bind_private(socket: &Path) -> Result<UnixListener, StartupError> {
@@ -107,20 +172,18 @@ async fn handle_connection(
 
     if !auth.allows(peer.uid()) {
         tracing::warn!(uid = peer.uid(), pid = ?peer.pid(), "refused connection from another user");
-        let err = ProtocolError::new(
-            ErrorCode::Unauthorized,
-            format!(
-                "uid {} may not use this daemon: only root and uid {} may",
-                peer.uid(),
-                daemon.owner_uid
-            ),
-        );
+        let err = unauthorized(peer.uid(), daemon.owner_uid);
         send(&mut write, &error_response(mint_op_id(), err)).await;
         return;
     }
 
-    let envelope = match tokio::time::timeout(REQUEST_READ_TIMEOUT, read_request(&mut reader)).await
-    {
+    // A connection still waiting for its request line holds a slot; shutdown
+    // closes it rather than waiting out its timeout.
+    let read = tokio::select! {
+        () = shutdown.cancelled() => return,
+        read = tokio::time::timeout(REQUEST_READ_TIMEOUT, read_request(&mut reader)) => read,
+    };
+    let envelope = match read {
         Ok(Ok(Some(env))) => env,
         Ok(Ok(None)) => return, // connected and hung up without asking anything
         Ok(Err(err)) => {

@@ -30,6 +30,14 @@ const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// misbehaving client can hold.
 const MAX_TCP_CONNECTIONS: usize = 64;
 
+/// TCP connections served at once from one source address; more from it are
+/// closed on accept. Without it one peer (a guest, or a local process) could
+/// hold all [`MAX_TCP_CONNECTIONS`] open and shut everyone else out of TCP.
+/// A resolver needs one connection at a time (RFC 7766 lets it pipeline), so
+/// 8 leaves room for a few resolvers behind one address, and 8 peers are
+/// needed to fill the global cap.
+const MAX_TCP_CONNECTIONS_PER_PEER: usize = 8;
+
 /// With port 0 the kernel picks a free UDP port, which may be taken for TCP;
 /// a fresh pick is tried this many times.
 const PORT_ZERO_ATTEMPTS: usize = 16;
@@ -43,6 +51,7 @@ pub(crate) const ERROR_BACKOFF: Duration = Duration::from_millis(50);
 pub(crate) struct Limits {
     pub(crate) tcp_idle_timeout: Duration,
     pub(crate) max_tcp_connections: usize,
+    pub(crate) max_tcp_connections_per_peer: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +59,7 @@ impl Default for Limits {
         Self {
             tcp_idle_timeout: TCP_IDLE_TIMEOUT,
             max_tcp_connections: MAX_TCP_CONNECTIONS,
+            max_tcp_connections_per_peer: MAX_TCP_CONNECTIONS_PER_PEER,
         }
     }
 }

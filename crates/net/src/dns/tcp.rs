@@ -1,7 +1,9 @@
 //! DNS over TCP (RFC 1035 §4.2.2, RFC 7766): each message is preceded by its
 //! length as two big-endian bytes, and a connection may carry several queries.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -14,8 +16,10 @@ use super::server::{ERROR_BACKOFF, Limits, MAX_QUERY_LEN};
 use super::zone::answer;
 
 /// Accepts connections forever, serving at most `limits.max_tcp_connections`
-/// at once; a connection beyond that is closed right away, so a client holding
-/// many sockets open cannot exhaust the daemon's file descriptors or memory.
+/// at once, and at most `limits.max_tcp_connections_per_peer` of them from one
+/// source address; a connection beyond either is closed right away, so a
+/// client holding many sockets open can neither exhaust the daemon's file
+/// descriptors or memory nor keep other peers out.
 pub(crate) async fn accept_loop(
     listener: &TcpListener,
     records: &DnsRecords,
@@ -24,6 +28,7 @@ pub(crate) async fn accept_loop(
     shutdown: &CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_tcp_connections));
+    let peers = PeerCounts::default();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -33,16 +38,69 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
+        let Some(peer_slot) = peers.try_take(peer.ip(), limits.max_tcp_connections_per_peer) else {
+            tracing::debug!(
+                %peer,
+                max = limits.max_tcp_connections_per_peer,
+                "dns: too many TCP connections from this address, closing a new one"
+            );
+            drop(stream);
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "dns: too many TCP connections, closing a new one");
             drop(stream);
-            continue;
+            continue; // `peer_slot` is released here
         };
         let (records, shutdown) = (records.clone(), shutdown.clone());
         connections.spawn(async move {
             serve_connection(stream, &records, limits, &shutdown).await;
             drop(permit);
+            drop(peer_slot);
         });
+    }
+}
+
+/// Open connections per source address. An address is present only while it
+/// holds a connection, so the map never has more entries than the global cap
+/// (plus the one being accepted).
+#[derive(Default)]
+struct PeerCounts(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+impl PeerCounts {
+    /// Counts a new connection from `ip`, unless it already holds `max`.
+    fn try_take(&self, ip: IpAddr, max: usize) -> Option<PeerSlot> {
+        // An IPv4 client of a dual-stack listener is the same peer as over IPv4.
+        let ip = ip.to_canonical();
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let held = counts.entry(ip).or_insert(0);
+        if *held >= max {
+            return None;
+        }
+        *held += 1;
+        Some(PeerSlot {
+            counts: self.0.clone(),
+            ip,
+        })
+    }
+}
+
+/// One connection counted against its peer's address; dropping it (when the
+/// connection's task ends, however it ends) gives the slot back.
+struct PeerSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = counts.get_mut(&self.ip) {
+            *held -= 1;
+            if *held == 0 {
+                counts.remove(&self.ip);
+            }
+        }
     }
 }
 

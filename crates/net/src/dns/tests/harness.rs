@@ -2,7 +2,7 @@
 //! own runtime so tests can drive it with blocking sockets and `dig`.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use banger_api::model::VmName;
@@ -74,6 +74,21 @@ impl TestServer {
 
     pub(super) fn tcp(&self) -> TcpStream {
         let stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream
+    }
+
+    /// A TCP connection from `source` (any port), e.g. `127.0.0.2`: all of
+    /// 127.0.0.0/8 is loopback on Linux, so tests can play several peers.
+    pub(super) fn tcp_from(&self, source: IpAddr) -> TcpStream {
+        let runtime = self.runtime.as_ref().expect("the server is running");
+        let stream = runtime.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(SocketAddr::new(source, 0)).unwrap();
+            socket.connect(self.addr).await.unwrap()
+        });
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream
     }

@@ -3,7 +3,7 @@
 //! garbage datagrams, and shutdown.
 
 use std::io::Write;
-use std::net::{Shutdown, TcpStream, UdpSocket};
+use std::net::{IpAddr, Shutdown, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use super::harness::{
@@ -127,6 +127,57 @@ fn tcp_connections_beyond_the_cap_are_closed() {
         if std::io::Read::read_exact(&mut stream, &mut len).is_ok() {
             break;
         }
+        assert!(Instant::now() < deadline, "the freed slot was never reused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asks `dev.vm` on `stream` and says whether an answer came.
+fn served(stream: &mut TcpStream, id: u16) -> bool {
+    tcp_send(stream, &query("dev.vm", rtype::A).id(id).build());
+    let mut len = [0u8; 2];
+    std::io::Read::read_exact(stream, &mut len).is_ok()
+}
+
+#[test]
+fn one_peer_cannot_hold_every_tcp_slot() {
+    // By default, too, one address cannot fill the global cap.
+    let defaults = Limits::default();
+    assert!(defaults.max_tcp_connections_per_peer < defaults.max_tcp_connections);
+    const PER_PEER: usize = 3;
+    let server = TestServer::start_with(Limits {
+        max_tcp_connections_per_peer: PER_PEER,
+        ..Limits::default()
+    });
+    let first = IpAddr::from([127, 0, 0, 1]);
+    let second = IpAddr::from([127, 0, 0, 2]);
+    // An answer on each proves the server holds it as a served connection.
+    let mut held: Vec<TcpStream> = (0..PER_PEER)
+        .map(|i| {
+            let mut stream = server.tcp_from(first);
+            let id = u16::try_from(i).unwrap();
+            tcp_send(&mut stream, &query("dev.vm", rtype::A).id(id).build());
+            assert_eq!(tcp_receive(&mut stream).header.id, id);
+            stream
+        })
+        .collect();
+    let mut excess = server.tcp_from(first);
+    assert!(
+        is_closed(&mut excess),
+        "a connection beyond the per-peer cap is closed"
+    );
+
+    // Far below the global cap, another address is still served, while the
+    // first peer's connections stay open and usable.
+    let mut other = server.tcp_from(second);
+    assert!(served(&mut other, 100), "another peer is served");
+    assert!(served(&mut held[0], 101), "held connections stay usable");
+
+    // Closing one of the first peer's connections frees its slot (once the
+    // server has seen the EOF).
+    drop(held.pop());
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while !served(&mut server.tcp_from(first), 102) {
         assert!(Instant::now() < deadline, "the freed slot was never reused");
         std::thread::sleep(Duration::from_millis(20));
     }
