@@ -234,6 +234,7 @@ pub fn e2e_lock() -> std::fs::File {
     banger_sys::os::lock_exclusive(&file).expect("lock the end-to-end cache");
     file
 }
+pub mod leaks;
 pub mod vmenv;
 
 /// `git -C dir ARGS`, which must succeed; its stdout, trimmed.

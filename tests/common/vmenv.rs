@@ -128,11 +128,17 @@ impl VmEnv {
     }
 
     fn spawn_daemon(&self) {
+        self.spawn_daemon_with(&[]);
+    }
+
+    /// Starts the daemon with extra environment (`BANGER_CRASH_AT=...`).
+    pub fn spawn_daemon_with(&self, env: &[(&str, &str)]) {
         let log = std::fs::File::options()
             .append(true)
             .open(&self.log)
             .unwrap();
         let mut cmd = self.home.command("ip");
+        cmd.envs(env.iter().copied());
         cmd.env("HOME", self.home.path().join(OWNER_HOME))
             .args(["netns", "exec", self.ns.name(), super::BANGERD])
             .stdout(Stdio::null())
@@ -157,6 +163,21 @@ impl VmEnv {
     pub fn restart_daemon(&self) {
         self.kill_daemon();
         self.spawn_daemon();
+    }
+
+    /// Waits up to `limit` for the daemon to exit by itself (a crash
+    /// point); true if it did.
+    pub fn wait_daemon_gone(&self, limit: Duration) -> bool {
+        let gone = super::wait_until(limit, || {
+            self.daemon
+                .borrow_mut()
+                .as_mut()
+                .is_none_or(|d| d.try_wait().ok().flatten().is_some())
+        });
+        if gone {
+            self.daemon.borrow_mut().take();
+        }
+        gone
     }
 
     pub fn banger(&self, args: &[&str]) -> Output {

@@ -40,5 +40,8 @@ mod tap_ledger;
 mod vm;
 
 pub use error::{DaemonError, StartupError};
+/// The daemon's named crash points (armed in `test-methods` builds by
+/// `BANGER_CRASH_AT`); tests/crash_matrix.rs runs every one.
+pub use fault::POINTS as CRASH_POINTS;
 pub use logging::init_logging;
 pub use startup::{DaemonOptions, run};

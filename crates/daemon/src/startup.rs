@@ -18,10 +18,10 @@ use crate::backend::SystemVmms;
 use crate::error::StartupError;
 use crate::guest::AgentGuest;
 use crate::lock::StateLock;
-use crate::tap_ledger::LedgeredHost;
 use crate::machinery::{Boundaries, Machinery};
 use crate::state::Daemon;
 use crate::store_handle::StoreHandle;
+use crate::tap_ledger::LedgeredHost;
 
 /// Everything the binary decides before the daemon starts.
 pub struct DaemonOptions {

@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use banger_host::{
-    BridgeName, GuestMac, HostError, HostOps, Ipv4Cidr, SnapshotDevice, SnapshotRequest,
-    TapName,
+    BridgeName, GuestMac, HostError, HostOps, Ipv4Cidr, SnapshotDevice, SnapshotRequest, TapName,
 };
 
 pub struct LedgeredHost {
@@ -156,7 +155,10 @@ mod tests {
         assert!(fake.state().taps.contains_key(&tap));
         fake.fail_next(banger_host::OpKind::DeleteTap);
         assert!(host.delete_tap(&tap).is_err());
-        assert!(recorded(&path).contains("fctap3"), "still there: still ours");
+        assert!(
+            recorded(&path).contains("fctap3"),
+            "still there: still ours"
+        );
         host.delete_tap(&tap).unwrap();
         assert!(recorded(&path).is_empty());
     }

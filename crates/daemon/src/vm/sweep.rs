@@ -17,7 +17,9 @@ pub async fn sweep(daemon: &Daemon, vms: &[Vm]) {
     let ids: HashSet<String> = vms.iter().map(|vm| vm.id.clone()).collect();
     let (vms_dir, held) = (
         daemon.paths.vms_dir.clone(),
-        vms.iter().filter_map(|vm| vm.runtime.tap.clone()).collect::<HashSet<_>>(),
+        vms.iter()
+            .filter_map(|vm| vm.runtime.tap.clone())
+            .collect::<HashSet<_>>(),
     );
     let images = crate::supply::image_store(daemon);
     let host = daemon.vms.host_if_any();
@@ -89,7 +91,9 @@ fn orphan_taps(host: &dyn banger_host::HostOps, ledger: &std::path::Path, held: 
         let Ok(tap) = banger_host::TapName::new(name.clone()) else {
             continue;
         };
-        let removed = host.unfence_guest(&tap).and_then(|()| host.delete_tap(&tap));
+        let removed = host
+            .unfence_guest(&tap)
+            .and_then(|()| host.delete_tap(&tap));
         if let Err(e) = removed {
             tracing::warn!(tap = %name, error = %banger_api::error_chain(&e), "cannot remove a tap no VM holds");
         }

@@ -42,7 +42,11 @@ impl ImageStore {
         let mut removed = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| ImageError::io("list", self.dir(), e))?;
-            if !entry.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
+            if !entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(STAGING_PREFIX)
+            {
                 continue;
             }
             let path = entry.path();

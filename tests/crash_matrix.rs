@@ -1,0 +1,419 @@
+//! A crash at any instant leaves nothing behind (SPEC §12): for every named
+//! crash point of the daemon (`banger_daemon::CRASH_POINTS`, armed with
+//! `BANGER_CRASH_AT` in `test-methods` builds), bangerd is made to abort
+//! right there in the middle of the operation that reaches it — create,
+//! boot, stop, delete, set, image build — then started again (reconcile
+//! and the sweep run), the VM is deleted, and what is left on the host is
+//! listed where it lives (`common::leaks`): taps, NAT and fence rules, loop
+//! devices, leases, processes, files under the state directory, known_hosts
+//! pins, the database's integrity. Each point prints `stage NAME: clean`
+//! or what leaked.
+//!
+//! Most points run against the Firecracker stand-in (`fc-standin-e2e`: a
+//! VMM at the OS boundary that serves Firecracker's API and plays the
+//! guest's agent and sshd, so a boot takes a second); three run with real
+//! QEMU boots of banger's minimal image, and the image build point runs a
+//! real mmdebstrap build. Needs root (namespaces, taps, nftables).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::vmenv::{VmEnv, pids_mentioning, report, run_bounded};
+use common::{Home, stderr};
+
+const STANDIN: &str = env!("CARGO_BIN_EXE_fc-standin-e2e");
+const VM: &str = "crash";
+const CALL_TIMEOUT: Duration = Duration::from_secs(180);
+/// Points also run with real QEMU boots: the VMM and its vsock sidecar
+/// spawned before `handles.json` names them, a guest that has its
+/// identity, and a stop half done.
+const QEMU_POINTS: &[&str] = &["boot.launched", "boot.identity", "stop.poweroff"];
+
+/// What must exist before the crash, and the command that meets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    /// `vm create --nat`: create.* and boot.* points.
+    Create,
+    /// A running VM, then `vm stop`.
+    Stop,
+    /// A running VM, then `vm delete`.
+    Delete,
+    /// A running VM without NAT, then `vm set --nat`.
+    SetNat,
+    /// `image build debian-bookworm-minimal` in an empty home.
+    ImageBuild,
+}
+
+fn case(point: &str) -> Case {
+    match point.split('.').next() {
+        Some("create" | "boot") => Case::Create,
+        Some("stop") => Case::Stop,
+        Some("delete") => Case::Delete,
+        Some("set") => Case::SetNat,
+        Some("image") => Case::ImageBuild,
+        _ => panic!("no case for crash point {point}"),
+    }
+}
+
+/// What the matrix drives: a home, a namespace and the daemon in it.
+trait Rig {
+    fn home(&self) -> &Path;
+    fn banger(&self, args: &[&str]) -> Output;
+    fn in_ns(&self, argv: &[&str]) -> String;
+    fn start_daemon(&self, crash_at: Option<&str>);
+    /// Waits for a daemon armed with a crash point to abort.
+    fn crashed(&self) -> bool;
+    fn create_args(&self) -> Vec<&'static str>;
+}
+
+/// Sets the case up, crashes the daemon at `point`, restarts it, deletes
+/// the VM and lists what is left. `Err` says why the point was not reached.
+fn run_point(rig: &dyn Rig, point: &str) -> Result<Vec<String>, String> {
+    let case = case(point);
+    let mut create = vec!["vm", "create", "--name", VM];
+    create.extend(rig.create_args());
+    match case {
+        Case::Stop | Case::Delete => {
+            let mut with_nat = create.clone();
+            with_nat.push("--nat");
+            must(rig.banger(&with_nat))?;
+        }
+        Case::SetNat => must(rig.banger(&create))?,
+        Case::Create | Case::ImageBuild => {}
+    }
+    rig.start_daemon(Some(point));
+    let op = match case {
+        Case::Create => {
+            let mut with_nat = create.clone();
+            with_nat.push("--nat");
+            rig.banger(&with_nat)
+        }
+        Case::Stop => rig.banger(&["vm", "stop", VM]),
+        Case::Delete => rig.banger(&["vm", "delete", VM]),
+        Case::SetNat => rig.banger(&["vm", "set", VM, "--nat"]),
+        Case::ImageBuild => rig.banger(&[
+            "image",
+            "build",
+            "debian-bookworm-minimal",
+            "--variant",
+            "minimal",
+        ]),
+    };
+    if !rig.crashed() {
+        return Err(format!(
+            "the daemon did not stop at {point}; the command said: {}",
+            stderr(&op)
+        ));
+    }
+    rig.start_daemon(None);
+    let delete = rig.banger(&["vm", "delete", VM]);
+    let gone = delete.status.success() || stderr(&delete).contains("no VM is named");
+    let mut leaks = Vec::new();
+    if !gone {
+        leaks.push(format!("vm delete failed: {}", stderr(&delete)));
+    }
+    let list = rig.banger(&["vm", "list", "--json"]);
+    if list.stdout != b"[]\n" {
+        leaks.push(format!(
+            "VM records: {}",
+            String::from_utf8_lossy(&list.stdout).trim()
+        ));
+    }
+    leaks.extend(common::leaks::leaks(rig.home(), VM, &|argv| {
+        rig.in_ns(argv)
+    }));
+    Ok(leaks)
+}
+
+fn must(out: Output) -> Result<(), String> {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("setup failed: {}", stderr(&out)))
+    }
+}
+
+/// Runs `point` on a fresh rig and prints its line; returns whether it was
+/// clean.
+fn check(rig: &dyn Rig, point: &str, tier: &str) -> bool {
+    let started = std::time::Instant::now();
+    let outcome = run_point(rig, point);
+    let secs = started.elapsed().as_secs_f64();
+    match outcome {
+        Ok(leaks) if leaks.is_empty() => {
+            report(&format!("stage {point}: clean ({tier}, {secs:.1} s)"));
+            true
+        }
+        Ok(leaks) => {
+            report(&format!(
+                "stage {point}: LEAKED ({tier}): {}",
+                leaks.join("; ")
+            ));
+            false
+        }
+        Err(why) => {
+            report(&format!("stage {point}: NOT RUN ({tier}): {why}"));
+            false
+        }
+    }
+}
+
+// ---------------------------------------------------------------- stand-in
+
+/// A private home and namespace with the stand-in as the VMM, a dummy
+/// kernel and root filesystem (the stand-in boots nothing).
+struct StandinRig {
+    home: Home,
+    ns: banger_sys::netns::Netns,
+    daemon: std::cell::RefCell<Option<Child>>,
+}
+
+impl StandinRig {
+    fn new(tag: &str) -> StandinRig {
+        let home = Home::new();
+        home.write_config(&format!(
+            "dns_listen = \"127.0.0.1:0\"\nvmm = \"firecracker\"\nfirecracker_bin = \"{STANDIN}\"\n\
+             tap_pool_size = 2\n"
+        ));
+        let ns = banger_sys::netns::Netns::create(tag).expect("network namespace");
+        // The stand-in's "guest" answers ssh on its address only where that
+        // address is local.
+        ns.cmd("ip")
+            .args(["route", "add", "local", "172.16.0.0/24", "dev", "lo"])
+            .run()
+            .expect("guest subnet local in the namespace");
+        let rig = StandinRig {
+            home,
+            ns,
+            daemon: std::cell::RefCell::new(None),
+        };
+        rig.start_daemon(None);
+        let fixtures = rig.home.path().join("fixtures");
+        std::fs::create_dir_all(fixtures.join("kernel")).unwrap();
+        let mut elf = vec![0u8; 64];
+        elf[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+        elf[18] = 62;
+        std::fs::write(fixtures.join("kernel/vmlinux"), elf).unwrap();
+        let rootfs = fixtures.join("rootfs.ext4");
+        let mkfs = Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&rootfs)
+            .arg("16M")
+            .output()
+            .unwrap();
+        common::assert_success(&mkfs);
+        let kernel = fixtures.join("kernel");
+        common::assert_success(&rig.banger(&[
+            "kernel",
+            "import",
+            "fc-dummy",
+            "--from",
+            kernel.to_str().unwrap(),
+        ]));
+        common::assert_success(&rig.banger(&[
+            "image",
+            "register",
+            "--name",
+            "fc-dummy",
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--kernel-ref",
+            "fc-dummy",
+        ]));
+        rig
+    }
+
+    fn log(&self) -> PathBuf {
+        self.home.path().join("bangerd-crash.log")
+    }
+
+    fn kill_daemon(&self) {
+        if let Some(mut d) = self.daemon.borrow_mut().take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+}
+
+impl Rig for StandinRig {
+    fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    fn banger(&self, args: &[&str]) -> Output {
+        let mut cmd = self.home.command(common::BANGER);
+        cmd.args(args);
+        run_bounded(cmd, CALL_TIMEOUT)
+    }
+
+    fn in_ns(&self, argv: &[&str]) -> String {
+        self.ns
+            .cmd(argv[0])
+            .args(&argv[1..])
+            .run()
+            .map(|o| o.stdout_str())
+            .unwrap_or_default()
+    }
+
+    fn start_daemon(&self, crash_at: Option<&str>) {
+        self.kill_daemon();
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
+        let mut cmd = self.home.command("ip");
+        if let Some(point) = crash_at {
+            cmd.env("BANGER_CRASH_AT", point);
+        }
+        cmd.args(["netns", "exec", self.ns.name(), common::BANGERD])
+            .stdout(Stdio::null())
+            .stderr(log);
+        *self.daemon.borrow_mut() = Some(cmd.spawn().expect("start bangerd"));
+        let up = common::wait_until(Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(self.home.socket()).is_ok()
+        });
+        assert!(up, "bangerd did not come up: {}", self.log().display());
+    }
+
+    fn crashed(&self) -> bool {
+        // An image build downloads and bootstraps Debian before its point.
+        let gone = common::wait_until(Duration::from_secs(300), || {
+            self.daemon
+                .borrow_mut()
+                .as_mut()
+                .is_none_or(|d| d.try_wait().ok().flatten().is_some())
+        });
+        if gone {
+            self.daemon.borrow_mut().take();
+        }
+        gone
+    }
+
+    fn create_args(&self) -> Vec<&'static str> {
+        vec!["--image", "fc-dummy"]
+    }
+}
+
+impl Drop for StandinRig {
+    fn drop(&mut self) {
+        if self.daemon.borrow().is_some() {
+            let _ = self.banger(&["vm", "delete", VM]);
+            self.home.stop_daemon();
+        }
+        self.kill_daemon();
+        for pid in pids_mentioning(&self.home.path().join("state")) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+fn standin_missing() -> Option<String> {
+    if !common::is_root() {
+        return Some("needs root".into());
+    }
+    if let Err(e) = banger_sys::os::can_open_rw(Path::new("/dev/kvm")) {
+        return Some(format!(
+            "the stand-in path needs a read-write /dev/kvm ({e})"
+        ));
+    }
+    for tool in ["ip", "nft", "mkfs.ext4", "debugfs", "ssh-keygen"] {
+        if banger_sys::find_program(tool).is_none() {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    None
+}
+
+#[test]
+fn every_crash_point_leaves_nothing_behind() {
+    if let Some(why) = standin_missing() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let mut failed = Vec::new();
+    for (i, point) in banger_daemon::CRASH_POINTS.iter().enumerate() {
+        if case(point) == Case::ImageBuild && image_build_missing().is_some() {
+            report(&format!(
+                "stage {point}: NOT RUN (image build): {}",
+                image_build_missing().unwrap()
+            ));
+            continue;
+        }
+        let rig = StandinRig::new(&format!("crash{i}"));
+        if !check(&rig, point, "stand-in") {
+            failed.push(*point);
+        }
+    }
+    // The real VMM, for the points where processes and a real guest matter.
+    match common::vmenv::missing_prerequisite(&[common::vmenv::MINIMAL_IMAGE]) {
+        Some(why) => report(&format!("QEMU crash points skipped: {why}")),
+        None => {
+            for point in QEMU_POINTS {
+                let env = QemuRig(VmEnv::start("crashq"));
+                env.0.delete_all_vms();
+                if !check(&env, point, "QEMU") {
+                    failed.push(*point);
+                }
+            }
+        }
+    }
+    assert!(failed.is_empty(), "crash points that leaked: {failed:?}");
+}
+
+/// The image build point builds the minimal image from Debian's mirror.
+fn image_build_missing() -> Option<String> {
+    if banger_sys::find_program("mmdebstrap").is_none() {
+        return Some("mmdebstrap is not installed".into());
+    }
+    match std::env::var_os("BANGER_AGENT_BIN") {
+        Some(p) if Path::new(&p).is_file() => None,
+        _ => Some("BANGER_AGENT_BIN is not set (scripts/test builds it)".into()),
+    }
+}
+
+// ---------------------------------------------------------------- QEMU
+
+struct QemuRig(VmEnv);
+
+impl Rig for QemuRig {
+    fn home(&self) -> &Path {
+        self.0.home.path()
+    }
+
+    fn banger(&self, args: &[&str]) -> Output {
+        self.0.banger(args)
+    }
+
+    fn in_ns(&self, argv: &[&str]) -> String {
+        common::stdout(&self.0.in_ns(argv))
+    }
+
+    fn start_daemon(&self, crash_at: Option<&str>) {
+        self.0.kill_daemon();
+        match crash_at {
+            Some(point) => self.0.spawn_daemon_with(&[("BANGER_CRASH_AT", point)]),
+            None => self.0.spawn_daemon_with(&[]),
+        }
+    }
+
+    fn crashed(&self) -> bool {
+        self.0.wait_daemon_gone(Duration::from_secs(120))
+    }
+
+    fn create_args(&self) -> Vec<&'static str> {
+        vec![
+            "--image",
+            common::vmenv::MINIMAL_IMAGE,
+            "--memory",
+            "512",
+            "--vcpu",
+            "1",
+        ]
+    }
+}
