@@ -1,5 +1,7 @@
-//! banger's durable state (SPEC §5): one SQLite database holding VMs, images,
-//! kernels, IP leases and the operations registry.
+//! banger's durable state (SPEC §5): one SQLite database holding VMs, IP
+//! leases and the operations registry (images and kernels are described by
+//! manifests beside their files; migration 2 dropped the baseline's unused
+//! tables for them).
 //!
 //! [`Store`] is the daemon's read-write handle: opening it applies any pending
 //! [migrations](migrate). [`ReadOnlyStore`] serves `banger doctor` and never

@@ -11,8 +11,11 @@ fn fresh_database_gets_every_migration() {
     let recorded: Vec<(u32, &str)> = rows.iter().map(|(id, n, _)| (*id, n.as_str())).collect();
     let expected: Vec<(u32, &str)> = MIGRATIONS.iter().map(|m| (m.id, m.name)).collect();
     assert_eq!(recorded, expected);
-    for table in ["images", "kernels", "vms", "ip_leases", "operations"] {
+    for table in ["vms", "ip_leases", "operations"] {
         assert!(table_exists(&path, table), "table {table} is missing");
+    }
+    for table in ["images", "kernels"] {
+        assert!(!table_exists(&path, table), "table {table} was dropped");
     }
     assert_eq!(store.schema_version().unwrap(), latest(MIGRATIONS));
 }
