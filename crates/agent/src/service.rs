@@ -10,6 +10,7 @@ pub mod exec;
 pub mod exec_input;
 mod exec_spec;
 pub mod exec_stream;
+mod hangup;
 mod health;
 pub mod identity;
 pub mod listener;

@@ -180,7 +180,7 @@ fn wait_with_timeout(
     let mut pause = Duration::from_millis(1);
     loop {
         if let Some(feed) = feed {
-            feed.kill_if_incomplete(child);
+            feed.kill_if_doomed(child);
         }
         if let Some(status) = child.try_wait()? {
             return Ok((status, false));

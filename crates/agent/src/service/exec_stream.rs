@@ -96,7 +96,7 @@ fn relay(
     loop {
         if ended.is_none() {
             if let Some(feed) = feed {
-                feed.kill_if_incomplete(child);
+                feed.kill_if_doomed(child);
             }
             let status = match child.try_wait()? {
                 Some(status) => Some((status, false)),
@@ -266,8 +266,11 @@ mod tests {
         assert!(result.stdout_truncated);
     }
 
+    /// A frame that cannot be written (a host that stopped reading for the
+    /// write timeout) ends the frames; a host that hung up is noticed on
+    /// the connection instead, and its command killed (tests/hangup.rs).
     #[test]
-    fn a_gone_host_stops_frames_but_not_the_command() {
+    fn an_unwritable_frame_stops_the_frames() {
         let mut calls = 0;
         let result = run(
             &streaming("echo one; sleep 0.2; echo two >&2; exit 4"),

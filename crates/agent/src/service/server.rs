@@ -165,8 +165,9 @@ pub(crate) fn handle_connection<C: DuplexStream>(conn: C, config: &ServiceConfig
 }
 
 /// Carries out a valid request, writing any output frames on `conn`. An
-/// `exec` with `stdin_stream` reads its input frames through a second
-/// handle, starting with `buffered`; the flag says one was made.
+/// `exec` reads its input frames (with `stdin_stream`, starting with
+/// `buffered`) and watches for a hang-up through a second handle; the flag
+/// says one was made.
 fn answer<C: DuplexStream>(
     request: Request,
     conn: &mut C,
@@ -174,14 +175,21 @@ fn answer<C: DuplexStream>(
     config: &ServiceConfig,
 ) -> (dispatch::Outcome, bool) {
     let method = request.call.method();
+    // Every `exec` reads the connection while its command runs: its input
+    // frames, and then (or from the start) whether the host hung up, which
+    // kills the command.
     let input = match &request.call {
-        Call::Exec(exec) if exec.stdin_stream => match conn.try_clone() {
+        Call::Exec(exec) => match conn.try_clone() {
             Ok(reader) => Some(InputSource::new(reader, buffered)),
-            Err(e) => {
+            Err(e) if exec.stdin_stream => {
                 let message = format!("cannot read the input frames: {e}");
                 crate::warn!("{method}: {message}");
                 let response = Response::failure(ErrorBody::new(ErrorCode::Failed, message));
                 return (dispatch::Outcome::reply(response), false);
+            }
+            Err(e) => {
+                crate::warn!("{method}: cannot watch the connection for a hang-up: {e}");
+                None
             }
         },
         _ => None,

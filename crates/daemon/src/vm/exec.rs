@@ -9,6 +9,7 @@ use banger_agent::protocol::{
     ExecRequest, ExecResult, MAX_FRAME_DATA, OutputStream as GuestStream,
 };
 use banger_api::protocol::{ErrorCode, OutputChunk, OutputStream, VmExecParams, VmExecResult};
+use tokio_util::sync::CancellationToken;
 
 use super::handles::running_agent;
 use super::record::find;
@@ -49,11 +50,14 @@ pub async fn exec(
     request.cwd = Some(cwd.unwrap_or_else(|| "/root".into()));
     request.timeout_s = p.timeout_s;
     let guest = daemon.vms.guest();
+    // The client going away (Ctrl-C) cancels the call, and the agent then
+    // kills the command.
+    let cancel = ctx.cancel.clone();
     let result = if p.stream {
         let output = ctx.output.clone();
-        run(move || streamed(guest.as_ref(), &uds, request, &output)).await??
+        run(move || streamed(guest.as_ref(), &uds, request, &output, &cancel)).await??
     } else {
-        run(move || guest.exec(&uds, request)).await??
+        run(move || guest.exec(&uds, request, &cancel)).await??
     };
     Ok(VmExecResult {
         status: result.status,
@@ -75,6 +79,7 @@ fn streamed(
     uds: &Path,
     request: ExecRequest,
     output: &tokio::sync::mpsc::Sender<OutputChunk>,
+    cancel: &CancellationToken,
 ) -> Result<ExecResult, ClientError> {
     let mut relay = |stream: GuestStream, data: &[u8]| {
         let stream = match stream {
@@ -89,10 +94,10 @@ fn streamed(
         // its end, as it would without streaming.
         let _ = output.blocking_send(chunk);
     };
-    match guest.exec_streaming(uds, request.clone(), &mut relay) {
+    match guest.exec_streaming(uds, request.clone(), &mut relay, cancel) {
         Err(e) if e.is_streaming_unsupported() => {
             tracing::info!("the guest agent predates streamed output; relaying it at the end");
-            let mut result = guest.exec(uds, request)?;
+            let mut result = guest.exec(uds, request, cancel)?;
             let stdout = std::mem::take(&mut result.stdout);
             let stderr = std::mem::take(&mut result.stderr);
             for (stream, text) in [(GuestStream::Stdout, stdout), (GuestStream::Stderr, stderr)] {

@@ -16,6 +16,7 @@ use banger_api::protocol::{
     WorkspacePlan, WorkspacePrepareParams, WorkspacePrepared, WorkspaceSource, short_commit,
 };
 use banger_workspace::{Plan, Selection, guest};
+use tokio_util::sync::CancellationToken;
 
 use super::handles::running_agent;
 use super::record::{check_cancel, find};
@@ -143,8 +144,8 @@ async fn prepare_locked(
     .await?;
     let ship = {
         let (root, uds, guest_path) = (plan.root.clone(), uds.clone(), guest_path.clone());
-        let guest = daemon.vms.guest();
-        run(move || ship(guest.as_ref(), &packed, &root, &uds, &guest_path))
+        let (guest, cancel) = (daemon.vms.guest(), ctx.cancel.clone());
+        run(move || ship(guest.as_ref(), &packed, &root, &uds, &guest_path, &cancel))
     };
     let bytes = tokio::select! {
         shipped = ship => shipped??,
@@ -169,8 +170,11 @@ async fn prepare_locked(
             ))
             .await?;
             let (name, path) = (vm.name.to_string(), guest_path.clone());
-            let guest = daemon.vms.guest();
-            Some(run(move || install_tools(guest.as_ref(), &uds, &path, &name)).await?)
+            let (guest, cancel) = (daemon.vms.guest(), ctx.cancel.clone());
+            let report =
+                run(move || install_tools(guest.as_ref(), &uds, &path, &name, &cancel)).await?;
+            check_cancel(&ctx.cancel)?;
+            Some(report)
         }
         None => None,
     };
@@ -191,6 +195,7 @@ fn ship(
     root: &Path,
     uds: &Path,
     guest_path: &str,
+    cancel: &CancellationToken,
 ) -> Result<u64, DaemonError> {
     let mut tar = packed.archive()?;
     let mut counted = Counted {
@@ -199,7 +204,7 @@ fn ship(
     };
     let mut request = ExecRequest::new(guest::argv(guest::EXTRACT, &[guest_path]));
     request.timeout_s = Some(SHIP_TIMEOUT_S);
-    let answer = guest.exec_with_input(uds, request, &mut counted, None);
+    let answer = guest.exec_with_input(uds, request, &mut counted, None, cancel);
     let bytes = counted.bytes;
     // The host's archive failing explains a guest failure better than the
     // guest's "unexpected end of archive" would.
@@ -235,11 +240,17 @@ fn ship(
 }
 
 /// Runs the tooling bootstrap; its outcome is reported, never an error.
-fn install_tools(guest: &dyn Guest, uds: &Path, guest_path: &str, vm: &str) -> String {
+fn install_tools(
+    guest: &dyn Guest,
+    uds: &Path,
+    guest_path: &str,
+    vm: &str,
+    cancel: &CancellationToken,
+) -> String {
     let log = guest::bootstrap_log(vm);
     let mut request = ExecRequest::new(guest::argv(guest::BOOTSTRAP, &[guest_path, &log]));
     request.timeout_s = Some(BOOTSTRAP_TIMEOUT_S);
-    match guest.exec(uds, request) {
+    match guest.exec(uds, request, cancel) {
         Ok(r) if r.status == Some(0) => format!("tools installed; log: {log}"),
         Ok(r) if r.status == Some(guest::BOOTSTRAP_NO_MISE) => {
             "mise is not installed in this image; no tools were installed".to_owned()
@@ -275,7 +286,7 @@ pub async fn export(
         ));
     }
     let uds = running_agent(daemon, &vm)?;
-    let (output, guest) = (ctx.output.clone(), daemon.vms.guest());
+    let (output, guest, cancel) = (ctx.output.clone(), daemon.vms.guest(), ctx.cancel.clone());
     let (path, commit) = (workspace.guest_path.clone(), base.clone());
     let (result, bytes, stderr) = run(move || {
         let mut bytes = 0u64;
@@ -295,7 +306,7 @@ pub async fn export(
         };
         let mut request = ExecRequest::new(guest::argv(guest::EXPORT, &[&path, &commit]));
         request.timeout_s = Some(SHIP_TIMEOUT_S);
-        let result = guest.exec_streaming(&uds, request, &mut relay);
+        let result = guest.exec_streaming(&uds, request, &mut relay, &cancel);
         (result, bytes, stderr)
     })
     .await?;
