@@ -195,4 +195,6 @@ pub fn read_banner(stream: &mut impl Read) -> Result<String, String> {
 }
 
 #[cfg(test)]
+pub(crate) mod scripted;
+#[cfg(test)]
 mod tests;

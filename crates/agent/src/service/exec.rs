@@ -84,6 +84,7 @@ pub fn run_with_input(
         stderr: encode(&stderr.bytes, spec.encoding),
         stdout_truncated: stdout.truncated,
         stderr_truncated: stderr.truncated,
+        output_dropped: false,
         encoding: spec.encoding,
         duration_s: duration.as_secs_f64(),
     })

@@ -31,6 +31,10 @@ enum Event {
 /// How the command ended: status, timed out, run time.
 type Ended = (ExitStatus, bool, Duration);
 
+/// How the relay ended: the command's end, and whether output had to be
+/// dropped because the host stopped taking it.
+type Relayed = (Ended, bool);
+
 /// Runs a validated request, handing each chunk of output to `emit` as it
 /// arrives. `emit` returns false once the host is gone: later output is
 /// read and dropped, and the command still runs to its end, as it would
@@ -59,10 +63,11 @@ pub fn run_with_input(
     let ended = relay(&mut child, spec.timeout, started, &rx, emit, feed.as_ref());
     // The answer goes out now; the input thread stops reading.
     drop(feed);
-    let (status, timed_out, duration) = ended.map_err(|source| ExecError::Wait {
-        program: spec.argv[0].clone(),
-        source,
-    })?;
+    let ((status, timed_out, duration), output_dropped) =
+        ended.map_err(|source| ExecError::Wait {
+            program: spec.argv[0].clone(),
+            source,
+        })?;
     Ok(ExecResult {
         status: status.code(),
         signal: status.signal(),
@@ -71,6 +76,7 @@ pub fn run_with_input(
         stderr: String::new(),
         stdout_truncated: truncated[0].load(Ordering::SeqCst),
         stderr_truncated: truncated[1].load(Ordering::SeqCst),
+        output_dropped,
         encoding: spec.encoding,
         duration_s: duration.as_secs_f64(),
     })
@@ -87,7 +93,7 @@ fn relay(
     rx: &Receiver<Event>,
     emit: &mut dyn FnMut(OutputStream, &[u8]) -> bool,
     feed: Option<&StdinFeed>,
-) -> io::Result<Ended> {
+) -> io::Result<Relayed> {
     let deadline = started + timeout;
     let mut ended: Option<(Ended, Instant)> = None;
     let mut open = 2;
@@ -113,7 +119,9 @@ fn relay(
         }
         let now = Instant::now();
         let wait = match ended {
-            Some((done, drain_until)) if open == 0 || now >= drain_until => return Ok(done),
+            Some((done, drain_until)) if open == 0 || now >= drain_until => {
+                return Ok((done, !sending));
+            }
             Some((_, drain_until)) => drain_until - now,
             None => pause.min(deadline.saturating_duration_since(now)),
         };
@@ -232,7 +240,7 @@ mod tests {
         assert_eq!(joined(&frames, OutputStream::Stdout), b"a\nc\n");
         assert_eq!(joined(&frames, OutputStream::Stderr), b"b\n");
         assert_eq!(result.status, Some(3));
-        assert!(!result.timed_out);
+        assert!(!result.timed_out && !result.output_dropped);
         assert_eq!((result.stdout.as_str(), result.stderr.as_str()), ("", ""));
         assert!(frames.iter().all(|(_, _, d)| d.len() <= MAX_FRAME_DATA));
     }
@@ -267,10 +275,12 @@ mod tests {
     }
 
     /// A frame that cannot be written (a host that stopped reading for the
-    /// write timeout) ends the frames; a host that hung up is noticed on
-    /// the connection instead, and its command killed (tests/hangup.rs).
+    /// write timeout) ends the frames, and the result says output was
+    /// dropped, so the host never takes what it got for all of it; a host
+    /// that hung up is noticed on the connection instead, and its command
+    /// killed (tests/hangup.rs).
     #[test]
-    fn an_unwritable_frame_stops_the_frames() {
+    fn an_unwritable_frame_stops_the_frames_and_the_result_says_so() {
         let mut calls = 0;
         let result = run(
             &streaming("echo one; sleep 0.2; echo two >&2; exit 4"),
@@ -282,6 +292,7 @@ mod tests {
         .unwrap();
         assert_eq!(calls, 1);
         assert_eq!(result.status, Some(4));
+        assert!(result.output_dropped, "{result:?}");
     }
 
     #[test]

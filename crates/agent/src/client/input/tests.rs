@@ -20,6 +20,7 @@ pub(in crate::client) fn result_line(signal: Option<i32>) -> Vec<u8> {
         stderr: String::new(),
         stdout_truncated: false,
         stderr_truncated: false,
+        output_dropped: false,
         encoding: OutputEncoding::Utf8,
         duration_s: 0.5,
     })
