@@ -5,6 +5,7 @@
 //! code over a Unix socket on the host.
 
 mod capture;
+pub mod conn;
 mod dispatch;
 pub mod exec;
 pub mod exec_input;

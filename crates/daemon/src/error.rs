@@ -37,7 +37,7 @@ pub enum DaemonError {
         source: std::io::Error,
     },
     #[error("the guest agent did not answer as expected")]
-    AgentCall(#[source] banger_agent::client::ClientError),
+    AgentCall(#[source] banger_agent_proto::client::ClientError),
     /// A stage of a VM operation failed; the code is the cause's.
     #[error("{stage} failed")]
     Stage {
@@ -53,10 +53,10 @@ pub enum DaemonError {
 
 /// A call abandoned because the request was cancelled is the request's
 /// cancellation, not a guest failure.
-impl From<banger_agent::client::ClientError> for DaemonError {
-    fn from(e: banger_agent::client::ClientError) -> Self {
+impl From<banger_agent_proto::client::ClientError> for DaemonError {
+    fn from(e: banger_agent_proto::client::ClientError) -> Self {
         match e {
-            banger_agent::client::ClientError::Aborted => DaemonError::Cancelled,
+            banger_agent_proto::client::ClientError::Aborted => DaemonError::Cancelled,
             e => DaemonError::AgentCall(e),
         }
     }

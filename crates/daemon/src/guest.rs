@@ -9,8 +9,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use banger_agent::client::{AgentClient, ClientError, OutputSink};
-use banger_agent::protocol::{
+use banger_agent_proto::client::{AgentClient, ClientError, OutputSink};
+use banger_agent_proto::protocol::{
     AGENT_PORT, ExecRequest, ExecResult, HealthResult, IdentityRequest, IdentityResult,
     ListeningPort,
 };

@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::conn::DuplexStream;
 use super::dispatch::{self, AfterReply};
 use super::exec_input::InputSource;
 use super::listener::Listener;
 use super::power::PowerControl;
 use crate::protocol::{Call, ErrorBody, ErrorCode, MAX_REQUEST_BYTES, Request, Response};
-use crate::wire::{self, DuplexStream, LineError, LineReader, TimeoutStream};
+use crate::wire::{self, LineError, LineReader, TimeoutStream};
 
 /// How the service behaves; [`ServiceConfig::guest`] is the real one.
 pub struct ServiceConfig {

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Mutex;
 
-use banger_agent::client::{ClientError, OutputSink};
-use banger_agent::protocol::{
+use banger_agent_proto::client::{ClientError, OutputSink};
+use banger_agent_proto::protocol::{
     ExecRequest, ExecResult, HealthResult, IdentityRequest, IdentityResult, ListeningPort,
     OutputEncoding, OutputStream,
 };

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use banger_agent::base64;
-use banger_agent::client::ClientError;
-use banger_agent::protocol::{
+use banger_agent_proto::base64;
+use banger_agent_proto::client::ClientError;
+use banger_agent_proto::protocol::{
     ExecRequest, ExecResult, MAX_FRAME_DATA, OutputStream as GuestStream,
 };
 use banger_api::protocol::{ErrorCode, OutputChunk, OutputStream, VmExecParams, VmExecResult};

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use banger_agent::client::{ClientError, OutputSink};
-use banger_agent::protocol::{
+use banger_agent_proto::client::{ClientError, OutputSink};
+use banger_agent_proto::protocol::{
     ExecRequest, ExecResult, HealthResult, IdentityRequest, IdentityResult, ListeningPort,
 };
 use banger_api::model::VmState;

@@ -9,8 +9,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use banger_agent::base64;
-use banger_agent::protocol::{ExecRequest, ExecResult, OutputStream as GuestStream};
+use banger_agent_proto::base64;
+use banger_agent_proto::protocol::{ExecRequest, ExecResult, OutputStream as GuestStream};
 use banger_api::protocol::{
     ErrorCode, OutputChunk, OutputStream, Vm, Workspace, WorkspaceExportParams, WorkspaceExported,
     WorkspacePlan, WorkspacePrepareParams, WorkspacePrepared, WorkspaceSource, short_commit,

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use banger_agent::protocol::{ExecRequest, OutputStream as GuestStream};
+use banger_agent_proto::protocol::{ExecRequest, OutputStream as GuestStream};
 use banger_api::protocol::{OutputChunk, OutputStream};
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +21,7 @@ fn relay(
     let mut got: [Vec<u8>; 2] = Default::default();
     while let Some(chunk) = rx.blocking_recv() {
         let i = usize::from(chunk.stream == OutputStream::Stderr);
-        got[i].extend(banger_agent::base64::decode(&chunk.data).unwrap());
+        got[i].extend(banger_agent_proto::base64::decode(&chunk.data).unwrap());
     }
     (got, exec_result(result, cap, cut))
 }
@@ -59,7 +59,7 @@ fn the_agents_truncation_and_dropped_output_reach_the_client() {
     assert_eq!(result.stdout_cut_at, None);
     assert_eq!(
         result.stderr_cut_at,
-        Some(banger_agent::protocol::MAX_OUTPUT_BYTES as u64)
+        Some(banger_agent_proto::protocol::MAX_OUTPUT_BYTES as u64)
     );
     assert!(result.output_dropped);
     assert_eq!(result.status, Some(3), "the command's own status is kept");

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use banger_agent::protocol::{ExecRequest, OutputStream as GuestStream};
+use banger_agent_proto::protocol::{ExecRequest, OutputStream as GuestStream};
 use banger_api::protocol::OutputChunk;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +21,7 @@ fn export(guest: &ScriptedGuest, limit: u64) -> (Result<u64, DaemonError>, Vec<u
     drop(tx);
     let mut got = Vec::new();
     while let Some(chunk) = rx.blocking_recv() {
-        got.extend(banger_agent::base64::decode(&chunk.data).unwrap());
+        got.extend(banger_agent_proto::base64::decode(&chunk.data).unwrap());
     }
     (outcome, got)
 }
