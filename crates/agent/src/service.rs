@@ -5,6 +5,7 @@
 //! code over a Unix socket on the host.
 
 mod capture;
+mod config;
 pub mod conn;
 mod dispatch;
 pub mod exec;
@@ -16,11 +17,13 @@ mod health;
 pub mod identity;
 pub mod listener;
 pub mod power;
+mod process;
 mod server;
 
+pub use config::ServiceConfig;
 pub use listener::Listener;
 pub use power::{PowerControl, PowerError};
-pub use server::{ServiceConfig, serve};
+pub use server::serve;
 
 use std::io;
 use std::os::unix::net::UnixListener;

@@ -26,8 +26,9 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::exec::{ExecError, ExecSpec, MAX_POLL, feed_stdin, kill_group, kill_pgid};
+use super::exec_spec::ExecSpec;
 use super::hangup;
+use super::process::{ExecError, MAX_POLL, feed_stdin, kill_group, kill_pgid};
 use crate::protocol::{InputEvent, InputFrame, MAX_FRAME_LINE_BYTES};
 use crate::wire::{LineError, LineReader, TimeoutStream};
 

@@ -15,8 +15,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::exec::{DRAIN_GRACE, ExecError, ExecSpec, MAX_POLL, abandon, kill_group, spawn};
 use super::exec_input::{self, InputSource, StdinFeed};
+use super::exec_spec::ExecSpec;
+use super::process::{DRAIN_GRACE, ExecError, MAX_POLL, abandon, kill_group, spawn};
 use crate::protocol::{ExecResult, MAX_FRAME_DATA, OutputStream};
 
 /// Chunks queued for the connection's thread. With one more held by each

@@ -3,50 +3,18 @@
 //! (power-off).
 
 use std::net::Shutdown;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::config::ServiceConfig;
 use super::conn::DuplexStream;
 use super::dispatch::{self, AfterReply};
 use super::exec_input::InputSource;
 use super::listener::Listener;
-use super::power::PowerControl;
 use crate::protocol::{Call, ErrorBody, ErrorCode, MAX_REQUEST_BYTES, Request, Response};
 use crate::wire::{self, LineError, LineReader, TimeoutStream};
-
-/// How the service behaves; [`ServiceConfig::guest`] is the real one.
-pub struct ServiceConfig {
-    /// The root under which `identity` writes (`/` in the guest).
-    pub fs_root: PathBuf,
-    /// Whether `identity` also calls `sethostname(2)` (never in tests: it
-    /// would rename the machine running them).
-    pub set_kernel_hostname: bool,
-    /// What `poweroff` does.
-    pub power: Arc<dyn PowerControl>,
-    /// The request line must arrive within this time.
-    pub request_timeout: Duration,
-    /// Each write of the response must progress within this time.
-    pub write_timeout: Duration,
-    /// Connections served at once; more are answered `failed` at once.
-    pub max_connections: usize,
-}
-
-impl ServiceConfig {
-    /// The configuration inside a guest.
-    pub fn guest(power: Arc<dyn PowerControl>) -> Self {
-        ServiceConfig {
-            fs_root: PathBuf::from("/"),
-            set_kernel_hostname: true,
-            power,
-            request_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(60),
-            max_connections: 32,
-        }
-    }
-}
 
 /// Serves `listener` forever, one thread per connection.
 pub fn serve<L: Listener>(listener: L, config: Arc<ServiceConfig>) -> ! {
