@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use banger_agent::client::AgentClient;
+use banger_agent_proto::client::AgentClient;
 use common::{Home, assert_success, stdout};
 
 /// Bounds every boot: TCG is slow, but not this slow.
@@ -266,7 +266,7 @@ fn default_kernel_and_minimal_image_boot_to_agent_health() {
         }
         match AgentClient::connect_hybrid(
             &vsock_uds,
-            banger_agent::protocol::AGENT_PORT,
+            banger_agent_proto::protocol::AGENT_PORT,
             Duration::from_secs(2),
         )
         .and_then(|c| c.health())

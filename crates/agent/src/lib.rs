@@ -1,20 +1,18 @@
 //! The banger guest agent: one static binary that is the init of the
 //! initramfs (`init`), the init of the minimal image (`guest-init`) and the
-//! vsock service the host talks to (`service`), plus the host-side client of
-//! that service.
+//! vsock service the host talks to (`service`).
 //!
-//! The wire protocol ([`protocol`]) and the client ([`client`]) are shared
-//! with the host so both sides compile against the same types; see
-//! `PROTOCOL.md` next to this crate for the protocol itself.
+//! The wire protocol ([`protocol`]), its framing ([`wire`]) and the
+//! host-side client ([`client`]) live in `banger-agent-proto`, which the
+//! host uses without this crate; see `PROTOCOL.md` next to this crate for
+//! the protocol itself.
 //!
 //! Modules that make Linux syscalls are compiled on Linux only (the guest is
-//! always Linux, and so is every host banger supports); the protocol, the
-//! client and the pure parsers build anywhere.
+//! always Linux, and so is every host banger supports); the pure parsers
+//! build anywhere.
 #![forbid(unsafe_code)]
 
-pub mod base64;
 pub mod boot_config;
-pub mod client;
 pub mod cmdline;
 pub mod fsutil;
 pub mod log;
@@ -22,8 +20,6 @@ pub mod mode;
 pub mod modules;
 pub mod mountinfo;
 pub mod procnet;
-pub mod protocol;
-pub mod wire;
 
 #[cfg(target_os = "linux")]
 pub mod guest_init;
@@ -40,8 +36,12 @@ pub mod service;
 #[cfg(target_os = "linux")]
 pub mod signals;
 
-pub use client::{AgentClient, ClientError};
-pub use protocol::{AGENT_PORT, PROTOCOL_VERSION};
+// The protocol, its framing and the host-side client live in
+// `banger-agent-proto`, which host code (daemon, CLI) uses directly; they
+// are re-exported so the agent's own modules (and the Firecracker
+// stand-in) name them as before.
+pub use banger_agent_proto::{AGENT_PORT, PROTOCOL_VERSION, base64, client, protocol, wire};
+pub use banger_agent_proto::{AgentClient, ClientError};
 
 /// The agent's version, reported by `health` and `banger-agent version`.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

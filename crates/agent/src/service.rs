@@ -5,20 +5,25 @@
 //! code over a Unix socket on the host.
 
 mod capture;
+mod config;
+pub mod conn;
 mod dispatch;
 pub mod exec;
 pub mod exec_input;
 mod exec_spec;
 pub mod exec_stream;
+mod hangup;
 mod health;
 pub mod identity;
 pub mod listener;
 pub mod power;
+mod process;
 mod server;
 
+pub use config::ServiceConfig;
 pub use listener::Listener;
 pub use power::{PowerControl, PowerError};
-pub use server::{ServiceConfig, serve};
+pub use server::serve;
 
 use std::io;
 use std::os::unix::net::UnixListener;

@@ -219,7 +219,7 @@ impl Client {
                             reason: "output lines for a request that did not ask for them".into(),
                         });
                     };
-                    let data = banger_agent::base64::decode(&chunk.data).map_err(|e| {
+                    let data = banger_agent_proto::base64::decode(&chunk.data).map_err(|e| {
                         ClientError::BadResponse {
                             reason: format!("output line: {e}"),
                         }

@@ -36,6 +36,9 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// A result that came incomplete, which is never a success (SPEC §12).
+    #[error("{0}")]
+    Incomplete(String),
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
     /// The guest command's own exit status (`vm exec`); nothing to print.

@@ -37,7 +37,7 @@ pub enum DaemonError {
         source: std::io::Error,
     },
     #[error("the guest agent did not answer as expected")]
-    AgentCall(#[from] banger_agent::client::ClientError),
+    AgentCall(#[source] banger_agent_proto::client::ClientError),
     /// A stage of a VM operation failed; the code is the cause's.
     #[error("{stage} failed")]
     Stage {
@@ -49,6 +49,17 @@ pub enum DaemonError {
     Cancelled,
     #[error("internal error: {0}; see the daemon log")]
     Internal(String),
+}
+
+/// A call abandoned because the request was cancelled is the request's
+/// cancellation, not a guest failure.
+impl From<banger_agent_proto::client::ClientError> for DaemonError {
+    fn from(e: banger_agent_proto::client::ClientError) -> Self {
+        match e {
+            banger_agent_proto::client::ClientError::Aborted => DaemonError::Cancelled,
+            e => DaemonError::AgentCall(e),
+        }
+    }
 }
 
 impl DaemonError {

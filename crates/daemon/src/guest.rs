@@ -9,11 +9,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use banger_agent::client::{AgentClient, ClientError, OutputSink};
-use banger_agent::protocol::{
+use banger_agent_proto::client::{AgentClient, ClientError, OutputSink};
+use banger_agent_proto::protocol::{
     AGENT_PORT, ExecRequest, ExecResult, HealthResult, IdentityRequest, IdentityResult,
     ListeningPort,
 };
+use tokio_util::sync::CancellationToken;
 
 /// A short question while the guest boots or is observed: one attempt of
 /// the health poll, `vm stats`.
@@ -37,14 +38,22 @@ pub trait Guest: Send + Sync {
     ) -> Result<IdentityResult, ClientError>;
     fn poweroff(&self, agent: &Path) -> Result<(), ClientError>;
     fn ports(&self, agent: &Path) -> Result<Vec<ListeningPort>, ClientError>;
-    /// `exec`, its output captured in the result.
-    fn exec(&self, agent: &Path, request: ExecRequest) -> Result<ExecResult, ClientError>;
+    /// `exec`, its output captured in the result. Every `exec` ends when
+    /// `cancel` fires: the call fails with [`ClientError::Aborted`] and the
+    /// agent, seeing the connection close, kills the command.
+    fn exec(
+        &self,
+        agent: &Path,
+        request: ExecRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ExecResult, ClientError>;
     /// `exec` with its output handed to `sink` as it comes.
     fn exec_streaming(
         &self,
         agent: &Path,
         request: ExecRequest,
         sink: OutputSink<'_>,
+        cancel: &CancellationToken,
     ) -> Result<ExecResult, ClientError>;
     /// `exec` with `input` streamed to the command's stdin.
     fn exec_with_input(
@@ -53,6 +62,7 @@ pub trait Guest: Send + Sync {
         request: ExecRequest,
         input: &mut (dyn Read + Send),
         sink: Option<OutputSink<'_>>,
+        cancel: &CancellationToken,
     ) -> Result<ExecResult, ClientError>;
     /// Connects to `addr` and reads the SSH identification line.
     fn ssh_banner(&self, addr: SocketAddr) -> Result<String, String>;
@@ -63,6 +73,39 @@ pub struct AgentGuest;
 
 fn connect(agent: &Path, timeout: Duration) -> Result<AgentClient, ClientError> {
     AgentClient::connect_hybrid(agent, AGENT_PORT, timeout)
+}
+
+/// Connects and makes `call`, which blocks; when `cancel` fires meanwhile,
+/// the connection is shut down from a task on the daemon's runtime, so the
+/// call returns [`ClientError::Aborted`] at once and the agent kills the
+/// command (SPEC §4: a client's Ctrl-C stops the work done for it).
+fn abortable<T>(
+    agent: &Path,
+    cancel: &CancellationToken,
+    call: impl FnOnce(AgentClient) -> Result<T, ClientError>,
+) -> Result<T, ClientError> {
+    if cancel.is_cancelled() {
+        return Err(ClientError::Aborted);
+    }
+    let client = connect(agent, CALL_TIMEOUT)?;
+    let aborter = client.aborter()?;
+    let done = CancellationToken::new();
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            let (cancel, done) = (cancel.clone(), done.clone());
+            runtime.spawn(async move {
+                tokio::select! {
+                    () = cancel.cancelled() => aborter.abort(),
+                    () = done.cancelled() => {}
+                }
+            });
+        }
+        // Only a caller outside the daemon's runtime (a test) gets here.
+        Err(_) => tracing::debug!("no runtime: this exec cannot be cancelled"),
+    }
+    let result = call(client);
+    done.cancel();
+    result
 }
 
 impl Guest for AgentGuest {
@@ -86,8 +129,13 @@ impl Guest for AgentGuest {
         connect(agent, CALL_TIMEOUT)?.ports()
     }
 
-    fn exec(&self, agent: &Path, request: ExecRequest) -> Result<ExecResult, ClientError> {
-        connect(agent, CALL_TIMEOUT)?.exec(request)
+    fn exec(
+        &self,
+        agent: &Path,
+        request: ExecRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ExecResult, ClientError> {
+        abortable(agent, cancel, |client| client.exec(request))
     }
 
     fn exec_streaming(
@@ -95,8 +143,9 @@ impl Guest for AgentGuest {
         agent: &Path,
         request: ExecRequest,
         sink: OutputSink<'_>,
+        cancel: &CancellationToken,
     ) -> Result<ExecResult, ClientError> {
-        connect(agent, CALL_TIMEOUT)?.exec_streaming(request, sink)
+        abortable(agent, cancel, |client| client.exec_streaming(request, sink))
     }
 
     fn exec_with_input(
@@ -105,8 +154,11 @@ impl Guest for AgentGuest {
         request: ExecRequest,
         input: &mut (dyn Read + Send),
         sink: Option<OutputSink<'_>>,
+        cancel: &CancellationToken,
     ) -> Result<ExecResult, ClientError> {
-        connect(agent, CALL_TIMEOUT)?.exec_with_input(request, input, sink)
+        abortable(agent, cancel, |client| {
+            client.exec_with_input(request, input, sink)
+        })
     }
 
     fn ssh_banner(&self, addr: SocketAddr) -> Result<String, String> {
@@ -141,3 +193,8 @@ pub fn read_banner(stream: &mut impl Read) -> Result<String, String> {
         Err(format!("no SSH banner: {line:?}"))
     }
 }
+
+#[cfg(test)]
+pub(crate) mod scripted;
+#[cfg(test)]
+mod tests;

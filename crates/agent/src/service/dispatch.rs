@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use super::config::ServiceConfig;
 use super::exec_input::InputSource;
-use super::server::ServiceConfig;
 use super::{exec, exec_stream, health, identity};
 use crate::procnet;
 use crate::protocol::{Call, Empty, ErrorBody, ErrorCode, OutputFrame, Response};

@@ -12,6 +12,11 @@
 //! timeout) is incomplete. The pipe is then kept open and the command's
 //! process group killed, so nothing ever sees end of file on partial input
 //! and acts on it (a half-extracted archive, say).
+//!
+//! The same thread watches the connection once there is no input to read
+//! (after the end frame, or from the start without `stdin_stream`): a host
+//! that hangs up while the command runs gets its command killed
+//! ([`super::hangup`]), since nobody will read its result.
 
 use std::io::{self, Write};
 use std::process::{Child, ChildStdin};
@@ -21,7 +26,9 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::exec::{ExecError, ExecSpec, MAX_POLL, feed_stdin, kill_group, kill_pgid};
+use super::exec_spec::ExecSpec;
+use super::hangup;
+use super::process::{ExecError, MAX_POLL, feed_stdin, kill_group, kill_pgid};
 use crate::protocol::{InputEvent, InputFrame, MAX_FRAME_LINE_BYTES};
 use crate::wire::{LineError, LineReader, TimeoutStream};
 
@@ -45,16 +52,25 @@ impl InputSource {
     }
 }
 
+/// Why the command must die before it ends.
+enum Doom {
+    /// Its streamed input can never be complete.
+    Incomplete(String),
+    /// The host hung up: nobody wants its result.
+    HungUp(String),
+}
+
 /// What the input thread and the command's watcher share.
 struct Shared {
-    /// Why the input is incomplete, once it is known to be.
-    failure: OnceLock<String>,
+    /// Why the command must die, once that is known.
+    doom: OnceLock<Doom>,
     /// The watcher killed the process group for it.
     killed: AtomicBool,
 }
 
-/// A running input thread. Dropping it tells the thread the command is
-/// over (the watcher has reaped it), so the thread stops reading.
+/// A running input (or hang-up watching) thread. Dropping it tells the
+/// thread the command is over (the watcher has reaped it), so the thread
+/// stops reading.
 pub(super) struct StdinFeed {
     shared: Arc<Shared>,
     program: String,
@@ -74,6 +90,8 @@ enum Fed {
 
 /// Starts whatever feeds the command's stdin: the request's bytes, or the
 /// input frames of `input`, read until `deadline` (the command's timeout).
+/// With `input` (the connection's read side), the connection is then
+/// watched for the host hanging up.
 pub(super) fn start(
     child: &mut Child,
     spec: &ExecSpec,
@@ -82,13 +100,13 @@ pub(super) fn start(
 ) -> Result<Option<StdinFeed>, ExecError> {
     if let Some(data) = &spec.stdin {
         feed_stdin(child, data.clone());
-        return Ok(None);
+    } else if spec.stdin_stream && input.is_none() {
+        return Err(ExecError::NoInput);
     }
-    if !spec.stdin_stream {
+    let Some(input) = input else {
         return Ok(None);
-    }
-    let input = input.ok_or(ExecError::NoInput)?;
-    StdinFeed::start(child, input, deadline, &spec.argv[0])
+    };
+    StdinFeed::start(child, input, deadline, spec)
         .map(Some)
         .map_err(ExecError::Thread)
 }
@@ -98,56 +116,81 @@ impl StdinFeed {
         child: &mut Child,
         input: InputSource,
         deadline: Instant,
-        program: &str,
+        spec: &ExecSpec,
     ) -> io::Result<StdinFeed> {
         let shared = Arc::new(Shared {
-            failure: OnceLock::new(),
+            doom: OnceLock::new(),
             killed: AtomicBool::new(false),
         });
         let (stop_tx, stop_rx) = mpsc::channel();
-        let (pipe_tx, pipe_rx) = mpsc::channel::<ChildStdin>();
+        let (pipe_tx, pipe_rx) = mpsc::channel::<Option<ChildStdin>>();
         let pgid = child.id();
         let state = Arc::clone(&shared);
-        let name = program.to_string();
+        let program = &spec.argv[0];
+        let name = program.clone();
         thread::Builder::new()
             .name("exec-input".into())
             .spawn(move || {
                 let Ok(pipe) = pipe_rx.recv() else { return };
-                let mut stdin = Some(pipe);
-                let fed = feed(input.lines, &mut stdin, deadline, &stop_rx);
-                if let Fed::Failed(reason) = &fed {
-                    let _ = state.failure.set(reason.clone());
-                    // Hold the pipe until the command is dead: closing it
-                    // would show the command an end of file, as if its
-                    // input were complete.
-                    let _ = stop_rx.recv();
+                let streamed = pipe.is_some();
+                let mut stdin = pipe;
+                let mut lines = input.lines;
+                let fed = if streamed {
+                    feed(&mut lines, &mut stdin, deadline, &stop_rx)
+                } else {
+                    Fed::Complete
+                };
+                match fed {
+                    Fed::Failed(reason) => {
+                        let _ = state.doom.set(Doom::Incomplete(reason));
+                        // Hold the pipe until the command is dead: closing
+                        // it would show the command an end of file, as if
+                        // its input were complete.
+                        let _ = stop_rx.recv();
+                    }
+                    Fed::Complete => {
+                        let (mut conn, _) = lines.into_parts();
+                        if let Some(reason) = hangup::watch(&mut conn, &stop_rx, STOP_POLL) {
+                            let _ = state.doom.set(Doom::HungUp(reason));
+                        }
+                    }
+                    Fed::Stopped => {}
                 }
-                if !matches!(fed, Fed::Complete) && stdin.is_some() {
+                if stdin.is_some() {
                     kill_leftovers(&state, pgid, &name);
                 }
             })?;
         // Handed over only once the thread runs: had it failed to start,
         // the caller kills the group before the pipe closes.
-        let pipe = child.stdin.take().expect("stdin is piped");
+        let pipe = spec
+            .stdin_stream
+            .then(|| child.stdin.take().expect("stdin is piped"));
         let _ = pipe_tx.send(pipe);
         Ok(StdinFeed {
             shared,
-            program: program.to_string(),
+            program: program.clone(),
             _stop: stop_tx,
         })
     }
 
-    /// Kills the command's process group once the input is known to be
-    /// incomplete. Call it only while the command is not yet reaped.
-    pub(super) fn kill_if_incomplete(&self, child: &Child) {
+    /// Kills the command's process group once its input is known to be
+    /// incomplete or the host hung up. Call it only while the command is
+    /// not yet reaped.
+    pub(super) fn kill_if_doomed(&self, child: &Child) {
         if self.shared.killed.load(Ordering::SeqCst) {
             return;
         }
-        if let Some(reason) = self.shared.failure.get() {
-            crate::warn!(
-                "exec {:?}: incomplete input ({reason}); killing it so nothing acts on partial input",
-                self.program
-            );
+        if let Some(doom) = self.shared.doom.get() {
+            match doom {
+                Doom::Incomplete(reason) => crate::warn!(
+                    "exec {:?}: incomplete input ({reason}); killing it so nothing acts on partial input",
+                    self.program
+                ),
+                Doom::HungUp(reason) => crate::warn!(
+                    "exec {:?}: {reason} while it ran; killing it, nobody wants its result",
+                    self.program
+                ),
+            }
             kill_group(child);
             self.shared.killed.store(true, Ordering::SeqCst);
         }
@@ -157,7 +200,7 @@ impl StdinFeed {
 /// Reads frames until the end frame, a failure, or the command being over,
 /// writing their bytes to `stdin` while it takes them.
 fn feed(
-    mut lines: LineReader<Box<dyn TimeoutStream + Send>>,
+    lines: &mut LineReader<Box<dyn TimeoutStream + Send>>,
     stdin: &mut Option<ChildStdin>,
     deadline: Instant,
     stop: &Receiver<()>,

@@ -15,8 +15,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::exec::{DRAIN_GRACE, ExecError, ExecSpec, MAX_POLL, abandon, kill_group, spawn};
 use super::exec_input::{self, InputSource, StdinFeed};
+use super::exec_spec::ExecSpec;
+use super::process::{DRAIN_GRACE, ExecError, MAX_POLL, abandon, kill_group, spawn};
 use crate::protocol::{ExecResult, MAX_FRAME_DATA, OutputStream};
 
 /// Chunks queued for the connection's thread. With one more held by each
@@ -30,6 +31,10 @@ enum Event {
 
 /// How the command ended: status, timed out, run time.
 type Ended = (ExitStatus, bool, Duration);
+
+/// How the relay ended: the command's end, and whether output had to be
+/// dropped because the host stopped taking it.
+type Relayed = (Ended, bool);
 
 /// Runs a validated request, handing each chunk of output to `emit` as it
 /// arrives. `emit` returns false once the host is gone: later output is
@@ -59,10 +64,11 @@ pub fn run_with_input(
     let ended = relay(&mut child, spec.timeout, started, &rx, emit, feed.as_ref());
     // The answer goes out now; the input thread stops reading.
     drop(feed);
-    let (status, timed_out, duration) = ended.map_err(|source| ExecError::Wait {
-        program: spec.argv[0].clone(),
-        source,
-    })?;
+    let ((status, timed_out, duration), output_dropped) =
+        ended.map_err(|source| ExecError::Wait {
+            program: spec.argv[0].clone(),
+            source,
+        })?;
     Ok(ExecResult {
         status: status.code(),
         signal: status.signal(),
@@ -71,6 +77,7 @@ pub fn run_with_input(
         stderr: String::new(),
         stdout_truncated: truncated[0].load(Ordering::SeqCst),
         stderr_truncated: truncated[1].load(Ordering::SeqCst),
+        output_dropped,
         encoding: spec.encoding,
         duration_s: duration.as_secs_f64(),
     })
@@ -87,7 +94,7 @@ fn relay(
     rx: &Receiver<Event>,
     emit: &mut dyn FnMut(OutputStream, &[u8]) -> bool,
     feed: Option<&StdinFeed>,
-) -> io::Result<Ended> {
+) -> io::Result<Relayed> {
     let deadline = started + timeout;
     let mut ended: Option<(Ended, Instant)> = None;
     let mut open = 2;
@@ -96,7 +103,7 @@ fn relay(
     loop {
         if ended.is_none() {
             if let Some(feed) = feed {
-                feed.kill_if_incomplete(child);
+                feed.kill_if_doomed(child);
             }
             let status = match child.try_wait()? {
                 Some(status) => Some((status, false)),
@@ -113,7 +120,9 @@ fn relay(
         }
         let now = Instant::now();
         let wait = match ended {
-            Some((done, drain_until)) if open == 0 || now >= drain_until => return Ok(done),
+            Some((done, drain_until)) if open == 0 || now >= drain_until => {
+                return Ok((done, !sending));
+            }
             Some((_, drain_until)) => drain_until - now,
             None => pause.min(deadline.saturating_duration_since(now)),
         };
@@ -232,7 +241,7 @@ mod tests {
         assert_eq!(joined(&frames, OutputStream::Stdout), b"a\nc\n");
         assert_eq!(joined(&frames, OutputStream::Stderr), b"b\n");
         assert_eq!(result.status, Some(3));
-        assert!(!result.timed_out);
+        assert!(!result.timed_out && !result.output_dropped);
         assert_eq!((result.stdout.as_str(), result.stderr.as_str()), ("", ""));
         assert!(frames.iter().all(|(_, _, d)| d.len() <= MAX_FRAME_DATA));
     }
@@ -266,8 +275,13 @@ mod tests {
         assert!(result.stdout_truncated);
     }
 
+    /// A frame that cannot be written (a host that stopped reading for the
+    /// write timeout) ends the frames, and the result says output was
+    /// dropped, so the host never takes what it got for all of it; a host
+    /// that hung up is noticed on the connection instead, and its command
+    /// killed (tests/hangup.rs).
     #[test]
-    fn a_gone_host_stops_frames_but_not_the_command() {
+    fn an_unwritable_frame_stops_the_frames_and_the_result_says_so() {
         let mut calls = 0;
         let result = run(
             &streaming("echo one; sleep 0.2; echo two >&2; exit 4"),
@@ -279,6 +293,7 @@ mod tests {
         .unwrap();
         assert_eq!(calls, 1);
         assert_eq!(result.status, Some(4));
+        assert!(result.output_dropped, "{result:?}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use thiserror::Error;
 
-use super::server::ServiceConfig;
+use super::config::ServiceConfig;
 use crate::fsutil::{self, FsError};
 use crate::protocol::{IdentityRequest, IdentityResult};
 

@@ -4,7 +4,7 @@
 use std::io;
 use std::os::unix::net::{UnixListener, UnixStream};
 
-use crate::wire::DuplexStream;
+use super::conn::{DuplexStream, VsockConn};
 
 /// A listening socket handing out one stream per connection.
 pub trait Listener: Send + 'static {
@@ -36,10 +36,10 @@ impl Listener for UnixListener {
 }
 
 impl Listener for vsock::VsockListener {
-    type Conn = vsock::VsockStream;
+    type Conn = VsockConn;
 
-    fn accept(&self) -> io::Result<vsock::VsockStream> {
-        vsock::VsockListener::accept(self).map(|(stream, _)| stream)
+    fn accept(&self) -> io::Result<VsockConn> {
+        vsock::VsockListener::accept(self).map(|(stream, _)| VsockConn(stream))
     }
 
     fn describe(&self) -> String {

@@ -3,49 +3,18 @@
 //! (power-off).
 
 use std::net::Shutdown;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::config::ServiceConfig;
+use super::conn::DuplexStream;
 use super::dispatch::{self, AfterReply};
 use super::exec_input::InputSource;
 use super::listener::Listener;
-use super::power::PowerControl;
 use crate::protocol::{Call, ErrorBody, ErrorCode, MAX_REQUEST_BYTES, Request, Response};
-use crate::wire::{self, DuplexStream, LineError, LineReader, TimeoutStream};
-
-/// How the service behaves; [`ServiceConfig::guest`] is the real one.
-pub struct ServiceConfig {
-    /// The root under which `identity` writes (`/` in the guest).
-    pub fs_root: PathBuf,
-    /// Whether `identity` also calls `sethostname(2)` (never in tests: it
-    /// would rename the machine running them).
-    pub set_kernel_hostname: bool,
-    /// What `poweroff` does.
-    pub power: Arc<dyn PowerControl>,
-    /// The request line must arrive within this time.
-    pub request_timeout: Duration,
-    /// Each write of the response must progress within this time.
-    pub write_timeout: Duration,
-    /// Connections served at once; more are answered `failed` at once.
-    pub max_connections: usize,
-}
-
-impl ServiceConfig {
-    /// The configuration inside a guest.
-    pub fn guest(power: Arc<dyn PowerControl>) -> Self {
-        ServiceConfig {
-            fs_root: PathBuf::from("/"),
-            set_kernel_hostname: true,
-            power,
-            request_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(60),
-            max_connections: 32,
-        }
-    }
-}
+use crate::wire::{self, LineError, LineReader, TimeoutStream};
 
 /// Serves `listener` forever, one thread per connection.
 pub fn serve<L: Listener>(listener: L, config: Arc<ServiceConfig>) -> ! {
@@ -165,8 +134,9 @@ pub(crate) fn handle_connection<C: DuplexStream>(conn: C, config: &ServiceConfig
 }
 
 /// Carries out a valid request, writing any output frames on `conn`. An
-/// `exec` with `stdin_stream` reads its input frames through a second
-/// handle, starting with `buffered`; the flag says one was made.
+/// `exec` reads its input frames (with `stdin_stream`, starting with
+/// `buffered`) and watches for a hang-up through a second handle; the flag
+/// says one was made.
 fn answer<C: DuplexStream>(
     request: Request,
     conn: &mut C,
@@ -174,14 +144,21 @@ fn answer<C: DuplexStream>(
     config: &ServiceConfig,
 ) -> (dispatch::Outcome, bool) {
     let method = request.call.method();
+    // Every `exec` reads the connection while its command runs: its input
+    // frames, and then (or from the start) whether the host hung up, which
+    // kills the command.
     let input = match &request.call {
-        Call::Exec(exec) if exec.stdin_stream => match conn.try_clone() {
+        Call::Exec(exec) => match conn.try_clone() {
             Ok(reader) => Some(InputSource::new(reader, buffered)),
-            Err(e) => {
+            Err(e) if exec.stdin_stream => {
                 let message = format!("cannot read the input frames: {e}");
                 crate::warn!("{method}: {message}");
                 let response = Response::failure(ErrorBody::new(ErrorCode::Failed, message));
                 return (dispatch::Outcome::reply(response), false);
+            }
+            Err(e) => {
+                crate::warn!("{method}: cannot watch the connection for a hang-up: {e}");
+                None
             }
         },
         _ => None,

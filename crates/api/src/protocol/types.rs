@@ -58,6 +58,18 @@ pub struct VmExecResult {
     pub stdout: String,
     pub stderr: String,
     pub duration_s: f64,
+    /// The guest agent cut stdout at this many bytes (its cap per stream)
+    /// and dropped the rest. Absent when it came whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_cut_at: Option<u64>,
+    /// The same for stderr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_cut_at: Option<u64>,
+    /// Output within the cap was lost on the way (the agent could not send
+    /// it: the host took none for its write timeout), so what was relayed
+    /// is incomplete.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub output_dropped: bool,
 }
 
 /// A repository prepared inside the VM.

@@ -21,6 +21,9 @@ pub(super) fn vm_exec(mut params: VmExecParams) -> Result<(), CliError> {
     if result.timed_out {
         eprintln!("banger: the command timed out in the guest and was killed");
     }
+    for note in incomplete_output(&result) {
+        eprintln!("banger: {note}");
+    }
     match exit_status(&result) {
         0 => Ok(()),
         status => Err(CliError::GuestExit(status)),
@@ -47,6 +50,31 @@ fn write_output(stream: OutputStream, data: &[u8]) -> std::io::Result<()> {
     }
 }
 
+/// What the user did not see of the command's output, one line each
+/// (SPEC §12: a cut result is never passed off as whole). The command's
+/// status is still passed through.
+fn incomplete_output(result: &VmExecResult) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (name, cut_at) in [
+        ("stdout", result.stdout_cut_at),
+        ("stderr", result.stderr_cut_at),
+    ] {
+        if let Some(bytes) = cut_at {
+            notes.push(format!(
+                "the command's {name} was cut at {bytes} bytes by the guest agent"
+            ));
+        }
+    }
+    if result.output_dropped {
+        notes.push(
+            "part of the command's output was lost on the way (the guest agent could not \
+             send it in time), so what was shown is incomplete"
+                .to_owned(),
+        );
+    }
+    notes
+}
+
 fn exit_status(result: &VmExecResult) -> u8 {
     match (result.status, result.signal) {
         (Some(code), _) => code.clamp(0, 255) as u8,
@@ -67,7 +95,25 @@ mod tests {
             stdout: String::new(),
             stderr: String::new(),
             duration_s: 0.0,
+            stdout_cut_at: None,
+            stderr_cut_at: None,
+            output_dropped: false,
         }
+    }
+
+    #[test]
+    fn cut_and_lost_output_is_reported() {
+        let mut whole = result(Some(0), None);
+        assert!(incomplete_output(&whole).is_empty());
+        whole.stdout_cut_at = Some(16 << 20);
+        whole.output_dropped = true;
+        let notes = incomplete_output(&whole);
+        assert_eq!(
+            notes[0],
+            "the command's stdout was cut at 16777216 bytes by the guest agent"
+        );
+        assert!(notes[1].contains("lost on the way"), "{notes:?}");
+        assert_eq!(exit_status(&whole), 0, "the command's status is kept");
     }
 
     #[test]

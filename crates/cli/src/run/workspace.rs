@@ -127,7 +127,9 @@ fn guest_stderr(data: &[u8]) -> std::io::Result<()> {
 
 /// `vm workspace export`: the patch to stdout, or to `output` through a
 /// temporary file renamed into place once the patch is complete, so a
-/// failed export never leaves a truncated patch under that name.
+/// failed export never leaves a truncated patch under that name. The
+/// daemon fails an export whose patch came incomplete; the bytes received
+/// are checked against the size it reports too.
 pub(super) fn export(
     client: &Client,
     vm: String,
@@ -135,9 +137,11 @@ pub(super) fn export(
     output: Option<&Path>,
 ) -> Result<(), CliError> {
     let request = Request::WorkspaceExport(WorkspaceExportParams { vm, base_commit });
+    let mut received = 0u64;
     let exported: WorkspaceExported = match output {
         None => client.call_streaming(request, &mut |stream, data| match stream {
             OutputStream::Stdout => {
+                received += data.len() as u64;
                 let mut out = std::io::stdout().lock();
                 out.write_all(data).and_then(|()| out.flush())
             }
@@ -154,15 +158,25 @@ pub(super) fn export(
             };
             let mut file =
                 tempfile::NamedTempFile::new_in(dir).map_err(io("create a file beside"))?;
-            let exported = client.call_streaming(request, &mut |stream, data| match stream {
-                OutputStream::Stdout => file.write_all(data),
-                OutputStream::Stderr => guest_stderr(data),
-            })?;
+            let exported = client
+                .call_streaming(request, &mut |stream, data| match stream {
+                    OutputStream::Stdout => {
+                        received += data.len() as u64;
+                        file.write_all(data)
+                    }
+                    OutputStream::Stderr => guest_stderr(data),
+                })
+                .inspect_err(|_| not_written(path))?;
+            // Dropping the temporary file removes it.
+            check_complete(&exported, received).inspect_err(|_| not_written(path))?;
             file.as_file().sync_all().map_err(io("write"))?;
             file.persist(path).map_err(|e| io("write")(e.error))?;
             exported
         }
     };
+    if output.is_none() {
+        check_complete(&exported, received)?;
+    }
     if exported.bytes == 0 {
         eprintln!(
             "no changes in {} since {}",
@@ -175,4 +189,38 @@ pub(super) fn export(
         );
     }
     Ok(())
+}
+
+fn not_written(path: &Path) {
+    eprintln!("nothing was written to {}", path.display());
+}
+
+/// The patch is whole only when every byte the daemon relayed arrived.
+fn check_complete(exported: &WorkspaceExported, received: u64) -> Result<(), CliError> {
+    if received == exported.bytes {
+        Ok(())
+    } else {
+        Err(CliError::Incomplete(format!(
+            "the export failed: the patch is incomplete (received {received} of {} bytes)",
+            exported.bytes
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_patch_is_complete_only_with_every_byte() {
+        let exported = WorkspaceExported {
+            base_commit: "abcd".into(),
+            guest_path: "/root/app".into(),
+            bytes: 10,
+        };
+        assert!(check_complete(&exported, 10).is_ok());
+        let err = check_complete(&exported, 7).unwrap_err();
+        assert!(err.to_string().contains("received 7 of 10 bytes"), "{err}");
+        assert_eq!(err.exit_code(), 1);
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use banger_agent::protocol::IdentityRequest;
+use banger_agent_proto::protocol::IdentityRequest;
 use banger_api::model::VmAction;
 use banger_api::protocol::{ErrorCode, Vm};
 use banger_image::kernel::KernelStore;
@@ -226,7 +226,7 @@ fn wait_for_agent(
     driver: &dyn VmmBackend,
     handle: &VmHandle,
     cancel: &CancellationToken,
-) -> Result<banger_agent::protocol::HealthResult, DaemonError> {
+) -> Result<banger_agent_proto::protocol::HealthResult, DaemonError> {
     let started = Instant::now();
     loop {
         check_cancel(cancel)?;

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::DirBuilderExt;
 
-use banger_agent::protocol::{HostKey as AgentHostKey, IdentityRequest};
+use banger_agent_proto::protocol::{HostKey as AgentHostKey, IdentityRequest};
 use banger_api::model::{VmAction, VmName, VmState, generate_name};
 use banger_api::protocol::{
     ErrorCode, MIN_DISK_MIB, MIN_MEMORY_MIB, Vm, VmCreateParams, VmRuntime, VmSpec,

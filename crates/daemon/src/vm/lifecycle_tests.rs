@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use banger_agent::client::{ClientError, OutputSink};
-use banger_agent::protocol::{
+use banger_agent_proto::client::{ClientError, OutputSink};
+use banger_agent_proto::protocol::{
     ExecRequest, ExecResult, HealthResult, IdentityRequest, IdentityResult, ListeningPort,
 };
 use banger_api::model::VmState;
@@ -183,7 +183,12 @@ impl Guest for FakeMachine {
         self.alive_at(agent).map(|()| Vec::new())
     }
 
-    fn exec(&self, agent: &Path, _: ExecRequest) -> Result<ExecResult, ClientError> {
+    fn exec(
+        &self,
+        agent: &Path,
+        _: ExecRequest,
+        _: &CancellationToken,
+    ) -> Result<ExecResult, ClientError> {
         self.alive_at(agent)?;
         Err(ClientError::BadResponse {
             reason: "the fake guest runs no commands".into(),
@@ -195,8 +200,9 @@ impl Guest for FakeMachine {
         agent: &Path,
         request: ExecRequest,
         _: OutputSink<'_>,
+        cancel: &CancellationToken,
     ) -> Result<ExecResult, ClientError> {
-        self.exec(agent, request)
+        self.exec(agent, request, cancel)
     }
 
     fn exec_with_input(
@@ -205,8 +211,9 @@ impl Guest for FakeMachine {
         request: ExecRequest,
         _: &mut (dyn Read + Send),
         _: Option<OutputSink<'_>>,
+        cancel: &CancellationToken,
     ) -> Result<ExecResult, ClientError> {
-        self.exec(agent, request)
+        self.exec(agent, request, cancel)
     }
 
     fn ssh_banner(&self, _: SocketAddr) -> Result<String, String> {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use banger_agent::protocol::{ListeningPort, Proto};
+use banger_agent_proto::protocol::{ListeningPort, Proto};
 use banger_api::model::VmState;
 use banger_api::protocol::{ErrorCode, PortProto, VmPort, VmPorts, VmRef};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

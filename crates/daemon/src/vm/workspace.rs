@@ -9,13 +9,14 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use banger_agent::base64;
-use banger_agent::protocol::{ExecRequest, ExecResult, OutputStream as GuestStream};
+use banger_agent_proto::base64;
+use banger_agent_proto::protocol::{ExecRequest, ExecResult, OutputStream as GuestStream};
 use banger_api::protocol::{
     ErrorCode, OutputChunk, OutputStream, Vm, Workspace, WorkspaceExportParams, WorkspaceExported,
     WorkspacePlan, WorkspacePrepareParams, WorkspacePrepared, WorkspaceSource, short_commit,
 };
 use banger_workspace::{Plan, Selection, guest};
+use tokio_util::sync::CancellationToken;
 
 use super::handles::running_agent;
 use super::record::{check_cancel, find};
@@ -33,6 +34,15 @@ const SHIP_TIMEOUT_S: f64 = 3600.0;
 const BOOTSTRAP_TIMEOUT_S: f64 = 1800.0;
 /// Most guest stderr kept for an export's error message.
 const MAX_STDERR: usize = 16 * 1024;
+/// The most an export relays: far beyond a real patch (a healthy agent
+/// cuts a command's output at 16 MiB anyway), and a bound on what a
+/// hostile guest can make the daemon relay and the CLI write to
+/// `--output`. Beyond it the export fails.
+pub(super) const MAX_EXPORT_BYTES: u64 = 1 << 30;
+/// What the workspace scripts run without streaming (extract, tool
+/// bootstrap) may print: a line or two, and errors, of which the first
+/// [`MAX_STDERR`] bytes are quoted. Shrinks the answer the client reads.
+const SCRIPT_OUTPUT_BYTES: u64 = 64 * 1024;
 
 /// `vm.workspace.plan`: checks the repository and lists what would ship.
 pub async fn plan(source: WorkspaceSource) -> Result<WorkspacePlan, DaemonError> {
@@ -143,8 +153,8 @@ async fn prepare_locked(
     .await?;
     let ship = {
         let (root, uds, guest_path) = (plan.root.clone(), uds.clone(), guest_path.clone());
-        let guest = daemon.vms.guest();
-        run(move || ship(guest.as_ref(), &packed, &root, &uds, &guest_path))
+        let (guest, cancel) = (daemon.vms.guest(), ctx.cancel.clone());
+        run(move || ship(guest.as_ref(), &packed, &root, &uds, &guest_path, &cancel))
     };
     let bytes = tokio::select! {
         shipped = ship => shipped??,
@@ -169,8 +179,11 @@ async fn prepare_locked(
             ))
             .await?;
             let (name, path) = (vm.name.to_string(), guest_path.clone());
-            let guest = daemon.vms.guest();
-            Some(run(move || install_tools(guest.as_ref(), &uds, &path, &name)).await?)
+            let (guest, cancel) = (daemon.vms.guest(), ctx.cancel.clone());
+            let report =
+                run(move || install_tools(guest.as_ref(), &uds, &path, &name, &cancel)).await?;
+            check_cancel(&ctx.cancel)?;
+            Some(report)
         }
         None => None,
     };
@@ -191,6 +204,7 @@ fn ship(
     root: &Path,
     uds: &Path,
     guest_path: &str,
+    cancel: &CancellationToken,
 ) -> Result<u64, DaemonError> {
     let mut tar = packed.archive()?;
     let mut counted = Counted {
@@ -199,7 +213,8 @@ fn ship(
     };
     let mut request = ExecRequest::new(guest::argv(guest::EXTRACT, &[guest_path]));
     request.timeout_s = Some(SHIP_TIMEOUT_S);
-    let answer = guest.exec_with_input(uds, request, &mut counted, None);
+    request.max_output_bytes = Some(SCRIPT_OUTPUT_BYTES);
+    let answer = guest.exec_with_input(uds, request, &mut counted, None, cancel);
     let bytes = counted.bytes;
     // The host's archive failing explains a guest failure better than the
     // guest's "unexpected end of archive" would.
@@ -235,11 +250,18 @@ fn ship(
 }
 
 /// Runs the tooling bootstrap; its outcome is reported, never an error.
-fn install_tools(guest: &dyn Guest, uds: &Path, guest_path: &str, vm: &str) -> String {
+fn install_tools(
+    guest: &dyn Guest,
+    uds: &Path,
+    guest_path: &str,
+    vm: &str,
+    cancel: &CancellationToken,
+) -> String {
     let log = guest::bootstrap_log(vm);
     let mut request = ExecRequest::new(guest::argv(guest::BOOTSTRAP, &[guest_path, &log]));
     request.timeout_s = Some(BOOTSTRAP_TIMEOUT_S);
-    match guest.exec(uds, request) {
+    request.max_output_bytes = Some(SCRIPT_OUTPUT_BYTES);
+    match guest.exec(uds, request, cancel) {
         Ok(r) if r.status == Some(0) => format!("tools installed; log: {log}"),
         Ok(r) if r.status == Some(guest::BOOTSTRAP_NO_MISE) => {
             "mise is not installed in this image; no tools were installed".to_owned()
@@ -275,40 +297,94 @@ pub async fn export(
         ));
     }
     let uds = running_agent(daemon, &vm)?;
-    let (output, guest) = (ctx.output.clone(), daemon.vms.guest());
+    let (output, guest, cancel) = (ctx.output.clone(), daemon.vms.guest(), ctx.cancel.clone());
     let (path, commit) = (workspace.guest_path.clone(), base.clone());
-    let (result, bytes, stderr) = run(move || {
-        let mut bytes = 0u64;
-        let mut stderr = Vec::new();
-        let mut relay = |stream: GuestStream, data: &[u8]| match stream {
-            GuestStream::Stdout => {
-                bytes += data.len() as u64;
-                let _ = output.blocking_send(OutputChunk {
-                    stream: OutputStream::Stdout,
-                    data: base64::encode(data),
-                });
-            }
-            GuestStream::Stderr => {
-                let room = MAX_STDERR.saturating_sub(stderr.len());
-                stderr.extend_from_slice(&data[..data.len().min(room)]);
-            }
-        };
-        let mut request = ExecRequest::new(guest::argv(guest::EXPORT, &[&path, &commit]));
-        request.timeout_s = Some(SHIP_TIMEOUT_S);
-        let result = guest.exec_streaming(&uds, request, &mut relay);
-        (result, bytes, stderr)
+    let bytes = run(move || {
+        let request = ExecRequest::new(guest::argv(guest::EXPORT, &[&path, &commit]));
+        export_patch(
+            guest.as_ref(),
+            &uds,
+            request,
+            &output,
+            &cancel,
+            MAX_EXPORT_BYTES,
+        )
     })
-    .await?;
-    let mut result = result?;
-    if result.status != Some(0) {
-        result.stderr = String::from_utf8_lossy(&stderr).into_owned();
-        return Err(guest_failure("computing the patch in the guest", &result));
-    }
+    .await??;
     Ok(WorkspaceExported {
         base_commit: base,
         guest_path: workspace.guest_path,
         bytes,
     })
+}
+
+/// Runs the export script, relaying the patch (its stdout) to the client;
+/// returns its size. Fails whenever the client did not get all of it: the
+/// agent cut it at its cap, dropped some for a stalled host, or the guest
+/// sent more than `limit` bytes ([`MAX_EXPORT_BYTES`]; the call is then
+/// aborted, which kills the command). The CLI writes a file only after a
+/// success.
+fn export_patch(
+    guest: &dyn Guest,
+    uds: &Path,
+    mut request: ExecRequest,
+    output: &tokio::sync::mpsc::Sender<OutputChunk>,
+    cancel: &CancellationToken,
+    limit: u64,
+) -> Result<u64, DaemonError> {
+    request.timeout_s = Some(SHIP_TIMEOUT_S);
+    let cap = request.effective_max_output();
+    let too_much = cancel.child_token();
+    let mut bytes = 0u64;
+    let mut stderr = Vec::new();
+    let mut relay = |stream: GuestStream, data: &[u8]| match stream {
+        GuestStream::Stdout if too_much.is_cancelled() => {}
+        GuestStream::Stdout if bytes + data.len() as u64 > limit => {
+            // Aborting the call kills the command in the guest.
+            too_much.cancel();
+        }
+        GuestStream::Stdout => {
+            bytes += data.len() as u64;
+            let _ = output.blocking_send(OutputChunk {
+                stream: OutputStream::Stdout,
+                data: base64::encode(data),
+            });
+        }
+        GuestStream::Stderr => {
+            let room = MAX_STDERR.saturating_sub(stderr.len());
+            stderr.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    };
+    let answer = guest.exec_streaming(uds, request, &mut relay, &too_much);
+    let incomplete = |why: String| {
+        DaemonError::failed(
+            ErrorCode::OperationFailed,
+            format!("the export failed: the patch is incomplete ({why})"),
+        )
+    };
+    if too_much.is_cancelled() && !cancel.is_cancelled() {
+        return Err(incomplete(format!(
+            "the guest sent more than {limit} bytes, the most an export takes"
+        )));
+    }
+    let mut result = answer?;
+    if result.status != Some(0) {
+        result.stderr = String::from_utf8_lossy(&stderr).into_owned();
+        return Err(guest_failure("computing the patch in the guest", &result));
+    }
+    if result.stdout_truncated {
+        return Err(incomplete(format!(
+            "the guest agent cut it at {cap} bytes (its output cap per command)"
+        )));
+    }
+    if result.output_dropped {
+        return Err(incomplete(
+            "the guest agent dropped part of it (the daemon took none for the agent's write \
+             timeout)"
+                .to_owned(),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Warns when the host repository moved on since the workspace was made:
@@ -359,3 +435,6 @@ impl<R: Read> Read for Counted<'_, R> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests;

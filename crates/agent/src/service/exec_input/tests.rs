@@ -52,6 +52,13 @@ fn send(mut host: UnixStream, lines: Vec<Vec<u8>>) -> JoinHandle<bool> {
     })
 }
 
+/// [`send`], the host staying connected until the caller drops the
+/// returned handle: a host that hangs up gets its command killed.
+fn send_and_stay(host: UnixStream, lines: Vec<Vec<u8>>) -> (JoinHandle<bool>, UnixStream) {
+    let stays = host.try_clone().unwrap();
+    (send(host, lines), stays)
+}
+
 /// Runs `spec` (streaming or not, as it says) with `input`; for a streaming
 /// run, the stdout frames are put into the result as base64.
 fn run(spec: &ExecSpec, input: InputSource) -> ExecResult {
@@ -75,7 +82,7 @@ fn a_megabyte_arrives_intact_with_and_without_streaming() {
     let data = pattern(1 << 20);
     for stream in [false, true] {
         let (host, input) = connection();
-        let sender = send(host, frames(&data, true));
+        let (sender, _stays) = send_and_stay(host, frames(&data, true));
         let result = run(&piped(&["wc", "-c"], stream), input);
         assert!(sender.join().unwrap());
         assert_eq!(result.status, Some(0), "{result:?}");
@@ -83,7 +90,7 @@ fn a_megabyte_arrives_intact_with_and_without_streaming() {
         assert_eq!(count.trim(), (1 << 20).to_string(), "stream: {stream}");
 
         let (host, input) = connection();
-        let sender = send(host, frames(&data, true));
+        let (sender, _stays) = send_and_stay(host, frames(&data, true));
         let result = run(&piped(&["cat"], stream), input);
         assert!(sender.join().unwrap());
         assert_eq!(result.status, Some(0), "{result:?}");
@@ -97,7 +104,7 @@ fn input_echoed_back_larger_than_every_buffer_does_not_deadlock() {
     // command blocks writing output unless it is relayed while input flows.
     let data = pattern(6 << 20);
     let (host, input) = connection();
-    let sender = send(host, frames(&data, true));
+    let (sender, _stays) = send_and_stay(host, frames(&data, true));
     let result = run(&piped(&["cat"], true), input);
     assert!(sender.join().unwrap());
     assert_eq!(result.status, Some(0), "{result:?}");
@@ -124,9 +131,10 @@ fn a_command_that_does_not_read_its_input_still_answers() {
         let (host, input) = connection();
         // More than the socket holds, so the sender needs the agent either
         // to read or to close.
-        let sender = send(host, frames(&pattern(8 << 20), true));
+        let (sender, stays) = send_and_stay(host, frames(&pattern(8 << 20), true));
         let started = Instant::now();
         let result = run(&piped(&["true"], stream), input);
+        drop(stays);
         assert_eq!(result.status, Some(0), "{result:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
         // The agent closed its side: the sender is not left blocked.
@@ -137,9 +145,10 @@ fn a_command_that_does_not_read_its_input_still_answers() {
 #[test]
 fn a_command_that_closes_its_stdin_leaves_the_host_writer_unblocked() {
     let (host, input) = connection();
-    let sender = send(host, frames(&pattern(4 << 20), true));
+    let (sender, stays) = send_and_stay(host, frames(&pattern(4 << 20), true));
     let spec = piped(&["sh", "-c", "exec 0<&-; sleep 1; echo done"], false);
     let result = run(&spec, input);
+    drop(stays);
     // Every frame was taken (and dropped) while the command still ran.
     assert!(sender.join().unwrap());
     assert_eq!(result.status, Some(0), "{result:?}");

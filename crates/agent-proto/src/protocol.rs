@@ -413,6 +413,7 @@ mod tests {
                 stderr: text,
                 stdout_truncated: true,
                 stderr_truncated: true,
+                output_dropped: false,
                 encoding,
                 duration_s: 1.0,
             })
@@ -432,6 +433,14 @@ mod tests {
         for call in [Call::Health, Call::Poweroff] {
             assert_eq!(call.answer_limit(), MAX_SMALL_ANSWER_BYTES);
         }
+    }
+
+    #[test]
+    fn an_older_agents_exec_result_has_dropped_nothing() {
+        let old = br#"{"status":0,"signal":null,"timed_out":false,"stdout":"","stderr":"",
+            "stdout_truncated":false,"stderr_truncated":false,"encoding":"utf8","duration_s":0.1}"#;
+        let result: ExecResult = serde_json::from_slice(old).unwrap();
+        assert!(!result.output_dropped);
     }
 
     #[test]

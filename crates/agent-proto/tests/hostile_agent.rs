@@ -23,11 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use banger_agent::protocol::{
+use banger_agent_proto::protocol::{
     AGENT_PORT, ExecRequest, HealthResult, IdentityRequest, IdentityResult, ListeningPort,
     OutputFrame, OutputStream, Proto, Response,
 };
-use banger_agent::{AgentClient, ClientError};
+use banger_agent_proto::{AgentClient, ClientError};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -123,6 +123,13 @@ impl ExecRequest {
         self
     }
 
+    /// The cap per stream the agent will apply, in bytes.
+    pub fn effective_max_output(&self) -> u64 {
+        self.max_output_bytes
+            .unwrap_or(MAX_OUTPUT_BYTES as u64)
+            .min(MAX_OUTPUT_BYTES as u64)
+    }
+
     /// The timeout the agent will apply.
     pub fn effective_timeout(&self) -> Duration {
         let secs = self
@@ -148,6 +155,12 @@ pub struct ExecResult {
     /// More output was produced than the cap; the rest was discarded.
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
+    /// Output the agent had to drop although it was within the cap: with
+    /// `stream`, a frame that could not be written within the write timeout
+    /// (the host stalled), and everything after it. What the host received
+    /// is incomplete. Absent (false) from agents older than this field.
+    #[serde(default)]
+    pub output_dropped: bool,
     /// How `stdout` and `stderr` are encoded.
     pub encoding: OutputEncoding,
     /// Wall-clock run time in seconds.
@@ -206,6 +219,7 @@ mod tests {
             stderr: String::new(),
             stdout_truncated: false,
             stderr_truncated: false,
+            output_dropped: false,
             encoding: OutputEncoding::Utf8,
             duration_s: 0.1,
         };

@@ -20,6 +20,7 @@ pub(in crate::client) fn result_line(signal: Option<i32>) -> Vec<u8> {
         stderr: String::new(),
         stdout_truncated: false,
         stderr_truncated: false,
+        output_dropped: false,
         encoding: OutputEncoding::Utf8,
         duration_s: 0.5,
     })
@@ -68,11 +69,11 @@ fn scripted(read_input: bool, answer: Vec<u8>) -> (AgentClient, JoinHandle<Seen>
         let _ = wire::write_line(&mut writer, &answer, Duration::from_secs(10));
         (request, data, ended)
     });
-    let client = AgentClient {
-        stream: host,
-        path: PathBuf::from("/scripted.sock"),
-        timeout: Duration::from_secs(5),
-    };
+    let client = AgentClient::over(
+        host,
+        PathBuf::from("/scripted.sock"),
+        Duration::from_secs(5),
+    );
     (client, script)
 }
 

@@ -5,7 +5,6 @@
 //! one byte at a time cannot hold a connection open forever.
 
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -37,16 +36,6 @@ impl TimeoutStream for &UnixStream {
     }
 }
 
-#[cfg(target_os = "linux")]
-impl TimeoutStream for vsock::VsockStream {
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        vsock::VsockStream::set_read_timeout(self, timeout)
-    }
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        vsock::VsockStream::set_write_timeout(self, timeout)
-    }
-}
-
 /// A boxed stream, so the agent can hand a connection's read side to a
 /// thread without making everything downstream generic over its type.
 impl<S: TimeoutStream + ?Sized> TimeoutStream for Box<S> {
@@ -55,34 +44,6 @@ impl<S: TimeoutStream + ?Sized> TimeoutStream for Box<S> {
     }
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         (**self).set_write_timeout(timeout)
-    }
-}
-
-/// A connection that can be split: one handle reads (an `exec`'s streamed
-/// stdin) while another writes (its output frames and the response).
-pub trait DuplexStream: TimeoutStream + Send + Sized + 'static {
-    /// A second handle on the same connection.
-    fn try_clone(&self) -> io::Result<Self>;
-    /// Ends one or both directions for every handle.
-    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
-}
-
-impl DuplexStream for UnixStream {
-    fn try_clone(&self) -> io::Result<Self> {
-        UnixStream::try_clone(self)
-    }
-    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        UnixStream::shutdown(self, how)
-    }
-}
-
-#[cfg(target_os = "linux")]
-impl DuplexStream for vsock::VsockStream {
-    fn try_clone(&self) -> io::Result<Self> {
-        vsock::VsockStream::try_clone(self)
-    }
-    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        vsock::VsockStream::shutdown(self, how)
     }
 }
 

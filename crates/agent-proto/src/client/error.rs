@@ -65,6 +65,10 @@ pub enum ClientError {
     /// of input, so it killed the command rather than let it act on part.
     #[error("reading the input to send to the guest failed: {source}")]
     Input { source: io::Error },
+    /// An [`Aborter`](super::Aborter) ended the call: its result is no
+    /// longer wanted, and an `exec`'s command was killed.
+    #[error("the call to the agent was abandoned")]
+    Aborted,
 }
 
 impl ClientError {

@@ -8,11 +8,13 @@
 //! `vhost-device-vsock`, which banger uses under QEMU, speaks the same
 //! handshake, so one client serves both VMMs.
 
+mod abort;
 mod bounds;
 mod error;
 mod input;
 mod stream;
 
+pub use abort::Aborter;
 pub use error::{ClientError, Stage};
 
 /// Where a streaming `exec` hands each piece of the command's output.
@@ -21,7 +23,8 @@ pub type OutputSink<'a> = &'a mut dyn FnMut(crate::protocol::OutputStream, &[u8]
 use std::io;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -50,9 +53,21 @@ pub struct AgentClient {
     stream: UnixStream,
     path: PathBuf,
     timeout: Duration,
+    /// Set by an [`Aborter`].
+    aborted: Arc<AtomicBool>,
 }
 
 impl AgentClient {
+    /// A client on a connection whose handshake is done.
+    pub(crate) fn over(stream: UnixStream, path: PathBuf, timeout: Duration) -> AgentClient {
+        AgentClient {
+            stream,
+            path,
+            timeout,
+            aborted: Arc::default(),
+        }
+    }
+
     /// Connects to the VMM's hybrid vsock socket at `uds_path` and asks for
     /// guest `port`. `timeout` bounds the connect, the handshake, and later
     /// the call (except `exec`, which also gets its own timeout).
@@ -108,11 +123,7 @@ impl AgentClient {
                 reply: String::from_utf8_lossy(&reply).into_owned(),
             });
         }
-        Ok(AgentClient {
-            stream,
-            path: uds_path.to_path_buf(),
-            timeout,
-        })
+        Ok(AgentClient::over(stream, uds_path.to_path_buf(), timeout))
     }
 
     /// `health`: version, hostname, uptime, boot id. The answer is read
@@ -175,6 +186,9 @@ impl AgentClient {
 
     /// Why the answer could not be read, waiting at most `answer_within`.
     fn line_error(&self, e: LineError, answer_within: Duration, what: Answer) -> ClientError {
+        if self.was_aborted() {
+            return ClientError::Aborted;
+        }
         match e {
             LineError::TimedOut => ClientError::Timeout {
                 path: self.path.clone(),
@@ -209,7 +223,9 @@ impl AgentClient {
     }
 
     fn io_error(&self, stage: Stage, source: io::Error) -> ClientError {
-        if wire::is_timeout(&source) {
+        if self.was_aborted() {
+            ClientError::Aborted
+        } else if wire::is_timeout(&source) {
             ClientError::Timeout {
                 path: self.path.clone(),
                 stage,

@@ -162,11 +162,11 @@ mod tests {
                 let _ = agent.write_all(&line).and_then(|()| agent.write_all(b"\n"));
             }
         });
-        let client = AgentClient {
-            stream: host,
-            path: PathBuf::from("/scripted.sock"),
-            timeout: Duration::from_secs(5),
-        };
+        let client = AgentClient::over(
+            host,
+            PathBuf::from("/scripted.sock"),
+            Duration::from_secs(5),
+        );
         (client, script)
     }
 
