@@ -21,7 +21,7 @@ use crate::lock::StateLock;
 use crate::machinery::{Boundaries, Machinery};
 use crate::state::Daemon;
 use crate::store_handle::StoreHandle;
-use crate::tap_ledger::LedgeredHost;
+use crate::tap_ledger::{LedgeredHost, ledger_path};
 
 /// Everything the binary decides before the daemon starts.
 pub struct DaemonOptions {
@@ -43,7 +43,7 @@ fn system_boundaries(paths: &Paths) -> Boundaries {
     let forwarding = paths.state_dir.join("ip-forward.json");
     let host: Option<Arc<dyn HostOps>> = if banger_sys::os::is_root() {
         let local = Arc::new(LocalHost::new().with_forwarding_state(forwarding));
-        Some(Arc::new(LedgeredHost::new(local, tap_ledger(paths))))
+        Some(Arc::new(LedgeredHost::new(local, ledger_path(paths))))
     } else {
         None
     };
@@ -52,11 +52,6 @@ fn system_boundaries(paths: &Paths) -> Boundaries {
         vmms: Arc::new(SystemVmms),
         guest: Arc::new(AgentGuest),
     }
-}
-
-/// Where the daemon writes down the taps it makes.
-pub fn tap_ledger(paths: &Paths) -> std::path::PathBuf {
-    paths.state_dir.join("taps")
 }
 
 /// Runs the daemon in the foreground until SIGINT or SIGTERM.

@@ -18,6 +18,11 @@ use banger_host::{
     BridgeName, GuestMac, HostError, HostOps, Ipv4Cidr, SnapshotDevice, SnapshotRequest, TapName,
 };
 
+/// Where the daemon writes down the taps it makes.
+pub fn ledger_path(paths: &banger_config::Paths) -> PathBuf {
+    paths.state_dir.join("taps")
+}
+
 pub struct LedgeredHost {
     inner: Arc<dyn HostOps>,
     ledger: Ledger,

@@ -24,7 +24,7 @@ pub async fn sweep(daemon: &Daemon, vms: &[Vm]) {
     let images = crate::supply::image_store(daemon);
     let host = daemon.vms.host_if_any();
     let ids_for_dirs = ids.clone();
-    let ledger = crate::startup::tap_ledger(&daemon.paths);
+    let ledger = crate::tap_ledger::ledger_path(&daemon.paths);
     let swept = run(move || {
         orphan_dirs(&vms_dir, &ids_for_dirs);
         if let Some(host) = host {
