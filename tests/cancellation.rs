@@ -17,6 +17,20 @@ fn sleep_request(op_id: &str, millis: u64, marker_dir: &std::path::Path) -> Stri
     )
 }
 
+/// Sends a `debug.sleep` of `millis` as `op_id` and waits until it has
+/// started; the connection stays open (hanging it up cancels the sleep).
+fn start_sleeping(home: &Home, op_id: &str, millis: u64, markers: &std::path::Path) -> UnixStream {
+    let stream = UnixStream::connect(home.socket()).unwrap();
+    (&stream)
+        .write_all(sleep_request(op_id, millis, markers).as_bytes())
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || markers.join("started").exists()),
+        "work never started"
+    );
+    stream
+}
+
 fn operation(home: &Home, id: &str) -> serde_json::Value {
     let ops = home.raw("{\"version\":1,\"method\":\"daemon.operations.list\"}\n");
     ops["result"]
@@ -42,17 +56,7 @@ fn hanging_up_cancels_the_request_and_runs_its_cleanup() {
     home.start_daemon();
     let markers = tempfile::tempdir().unwrap();
 
-    let stream = UnixStream::connect(home.socket()).unwrap();
-    (&stream)
-        .write_all(sleep_request("slow-1", 60_000, markers.path()).as_bytes())
-        .unwrap();
-    assert!(
-        wait_until(Duration::from_secs(10), || markers
-            .path()
-            .join("started")
-            .exists()),
-        "work never started"
-    );
+    let stream = start_sleeping(&home, "slow-1", 60_000, markers.path());
     assert_eq!(operation(&home, "slow-1")["state"], "running");
     assert_eq!(operation(&home, "slow-1")["stage"], "sleeping");
 
@@ -99,14 +103,7 @@ fn stopping_the_daemon_cancels_in_flight_work() {
     let home = Home::new();
     let pid = home.start_daemon();
     let markers = tempfile::tempdir().unwrap();
-    let stream = UnixStream::connect(home.socket()).unwrap();
-    (&stream)
-        .write_all(sleep_request("slow-2", 60_000, markers.path()).as_bytes())
-        .unwrap();
-    assert!(wait_until(Duration::from_secs(10), || markers
-        .path()
-        .join("started")
-        .exists()));
+    let stream = start_sleeping(&home, "slow-2", 60_000, markers.path());
     common::terminate(pid);
     assert!(
         markers.path().join("cleaned-up").exists(),
@@ -129,17 +126,7 @@ fn a_second_daemon_touches_nothing_of_the_first() {
     let home = Home::new();
     let first = home.start_daemon();
     let markers = tempfile::tempdir().unwrap();
-    let stream = UnixStream::connect(home.socket()).unwrap();
-    (&stream)
-        .write_all(sleep_request("busy-1", 3_000, markers.path()).as_bytes())
-        .unwrap();
-    assert!(
-        wait_until(Duration::from_secs(10), || markers
-            .path()
-            .join("started")
-            .exists()),
-        "work never started"
-    );
+    let stream = start_sleeping(&home, "busy-1", 3_000, markers.path());
 
     let out = home.bangerd(&[]);
     assert_eq!(out.status.code(), Some(1));
@@ -190,17 +177,7 @@ fn a_running_request_counts_against_the_connection_cap() {
     let home = Home::new();
     home.start_daemon();
     let markers = tempfile::tempdir().unwrap();
-    let busy = UnixStream::connect(home.socket()).unwrap();
-    (&busy)
-        .write_all(sleep_request("busy-cap", 60_000, markers.path()).as_bytes())
-        .unwrap();
-    assert!(
-        wait_until(Duration::from_secs(10), || markers
-            .path()
-            .join("started")
-            .exists()),
-        "work never started"
-    );
+    let busy = start_sleeping(&home, "busy-cap", 60_000, markers.path());
     let idle: Vec<UnixStream> = (1..MAX_CONNECTIONS)
         .map(|_| UnixStream::connect(home.socket()).unwrap())
         .collect();

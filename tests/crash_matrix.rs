@@ -197,20 +197,9 @@ impl StandinRig {
         };
         rig.start_daemon(None);
         let fixtures = rig.home.path().join("fixtures");
-        std::fs::create_dir_all(fixtures.join("kernel")).unwrap();
-        let mut elf = vec![0u8; 64];
-        elf[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
-        elf[18] = 62;
-        std::fs::write(fixtures.join("kernel/vmlinux"), elf).unwrap();
-        let rootfs = fixtures.join("rootfs.ext4");
-        let mkfs = Command::new("mkfs.ext4")
-            .args(["-q", "-F"])
-            .arg(&rootfs)
-            .arg("16M")
-            .output()
-            .unwrap();
-        common::assert_success(&mkfs);
-        let kernel = fixtures.join("kernel");
+        std::fs::create_dir_all(&fixtures).unwrap();
+        let kernel = common::dummy_kernel(&fixtures);
+        let rootfs = common::dummy_rootfs(&fixtures);
         common::assert_success(&rig.banger(&[
             "kernel",
             "import",
@@ -293,16 +282,7 @@ impl Rig for StandinRig {
 
     fn crashed(&self) -> bool {
         // An image build downloads and bootstraps Debian before its point.
-        let gone = common::wait_until(Duration::from_secs(300), || {
-            self.daemon
-                .borrow_mut()
-                .as_mut()
-                .is_none_or(|d| d.try_wait().ok().flatten().is_some())
-        });
-        if gone {
-            self.daemon.borrow_mut().take();
-        }
-        gone
+        common::wait_child_exit(&self.daemon, Duration::from_secs(300))
     }
 
     fn create_args(&self) -> Vec<&'static str> {

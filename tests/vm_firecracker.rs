@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -124,31 +124,6 @@ impl Drop for Guard {
     }
 }
 
-/// A kernel directory holding only an ELF header (x86_64), which is all the
-/// kernel store checks and all the stand-in opens.
-fn dummy_kernel(dir: &Path) -> PathBuf {
-    let kernel = dir.join("kernel");
-    std::fs::create_dir_all(&kernel).unwrap();
-    let mut elf = vec![0u8; 64];
-    elf[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
-    elf[18] = 62; // EM_X86_64
-    std::fs::write(kernel.join("vmlinux"), elf).unwrap();
-    kernel
-}
-
-/// A small, empty ext4 root filesystem.
-fn dummy_rootfs(dir: &Path) -> PathBuf {
-    let rootfs = dir.join("rootfs.ext4");
-    let out = Command::new("mkfs.ext4")
-        .args(["-q", "-F"])
-        .arg(&rootfs)
-        .arg("16M")
-        .output()
-        .unwrap();
-    assert_success(&out);
-    rootfs
-}
-
 /// What the stand-in recorded, as `PUT /drives/rootfs` and
 /// `PUT /actions (InstanceStart)`, all of them accepted (the stand-in
 /// refuses a request the OpenAPI document does not allow with a 400).
@@ -193,7 +168,7 @@ fn vm_lifecycle_drives_firecracker() {
 
     let fixtures = g.home.path().join("fixtures");
     std::fs::create_dir_all(&fixtures).unwrap();
-    let kernel_dir = dummy_kernel(&fixtures);
+    let kernel_dir = common::dummy_kernel(&fixtures);
     assert_success(&g.banger(&[
         "kernel",
         "import",
@@ -201,7 +176,7 @@ fn vm_lifecycle_drives_firecracker() {
         "--from",
         kernel_dir.to_str().unwrap(),
     ]));
-    let rootfs = dummy_rootfs(&fixtures);
+    let rootfs = common::dummy_rootfs(&fixtures);
     assert_success(&g.banger(&[
         "image",
         "register",

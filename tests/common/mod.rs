@@ -234,6 +234,48 @@ pub fn e2e_lock() -> std::fs::File {
     banger_sys::os::lock_exclusive(&file).expect("lock the end-to-end cache");
     file
 }
+/// A kernel directory holding only an ELF header (x86_64), which is all the
+/// kernel store checks and all the stand-in opens.
+pub fn dummy_kernel(dir: &Path) -> PathBuf {
+    let kernel = dir.join("kernel");
+    std::fs::create_dir_all(&kernel).unwrap();
+    let mut elf = vec![0u8; 64];
+    elf[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+    elf[18] = 62; // EM_X86_64
+    std::fs::write(kernel.join("vmlinux"), elf).unwrap();
+    kernel
+}
+
+/// A small, empty ext4 root filesystem.
+pub fn dummy_rootfs(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs.ext4");
+    let out = std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&rootfs)
+        .arg("16M")
+        .output()
+        .unwrap();
+    assert_success(&out);
+    rootfs
+}
+
+/// Waits up to `limit` for the child in `slot` to exit by itself; takes it
+/// out of the slot when it has. True if it exited (or there was none).
+pub fn wait_child_exit(
+    slot: &std::cell::RefCell<Option<std::process::Child>>,
+    limit: Duration,
+) -> bool {
+    let gone = wait_until(limit, || {
+        slot.borrow_mut()
+            .as_mut()
+            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+    });
+    if gone {
+        slot.borrow_mut().take();
+    }
+    gone
+}
+
 pub mod leaks;
 pub mod vmenv;
 

@@ -168,16 +168,7 @@ impl VmEnv {
     /// Waits up to `limit` for the daemon to exit by itself (a crash
     /// point); true if it did.
     pub fn wait_daemon_gone(&self, limit: Duration) -> bool {
-        let gone = super::wait_until(limit, || {
-            self.daemon
-                .borrow_mut()
-                .as_mut()
-                .is_none_or(|d| d.try_wait().ok().flatten().is_some())
-        });
-        if gone {
-            self.daemon.borrow_mut().take();
-        }
-        gone
+        super::wait_child_exit(&self.daemon, limit)
     }
 
     pub fn banger(&self, args: &[&str]) -> Output {
