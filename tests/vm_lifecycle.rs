@@ -448,9 +448,11 @@ fn dead_vmm(env: &VmEnv) {
     let links = env.links();
     assert!(!links.contains(&format!("{tap}:")), "{tap} left:\n{links}");
     assert_eq!(env.dig(&format!("{VM}.vm")), "");
-    // It starts again from its disks.
+    // It starts again from its disks (on a tap of the new daemon's pool,
+    // whose names start over: the old pool went with the old daemon).
     assert_success(&env.banger(&["vm", "start", VM]));
     assert_success(&env.exec(VM, "true"));
+    let tap = env.show(VM)["runtime"]["tap"].as_str().unwrap().to_owned();
     // Prune deletes what is not running, like delete.
     assert_success(&env.banger(&["vm", "stop", VM]));
     let out = env.banger(&["vm", "prune", "-f"]);
