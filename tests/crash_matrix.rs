@@ -37,6 +37,9 @@ const QEMU_POINTS: &[&str] = &["boot.launched", "boot.identity", "stop.poweroff"
 enum Case {
     /// `vm create --nat`: create.* and boot.* points.
     Create,
+    /// A stopped VM, then `vm start`: boot.* points again, reached by a
+    /// start this time.
+    Start,
     /// A running VM, then `vm stop`.
     Stop,
     /// A running VM, then `vm delete`.
@@ -45,6 +48,14 @@ enum Case {
     SetNat,
     /// `image build debian-bookworm-minimal` in an empty home.
     ImageBuild,
+}
+
+/// Every way the matrix reaches `point`.
+fn cases(point: &str) -> Vec<Case> {
+    match case(point) {
+        Case::Create if point.starts_with("boot.") => vec![Case::Create, Case::Start],
+        case => vec![case],
+    }
 }
 
 fn case(point: &str) -> Case {
@@ -71,15 +82,17 @@ trait Rig {
 
 /// Sets the case up, crashes the daemon at `point`, restarts it, deletes
 /// the VM and lists what is left. `Err` says why the point was not reached.
-fn run_point(rig: &dyn Rig, point: &str) -> Result<Vec<String>, String> {
-    let case = case(point);
+fn run_point(rig: &dyn Rig, point: &str, case: Case) -> Result<Vec<String>, String> {
     let mut create = vec!["vm", "create", "--name", VM];
     create.extend(rig.create_args());
     match case {
-        Case::Stop | Case::Delete => {
+        Case::Stop | Case::Delete | Case::Start => {
             let mut with_nat = create.clone();
             with_nat.push("--nat");
             must(rig.banger(&with_nat))?;
+            if case == Case::Start {
+                must(rig.banger(&["vm", "stop", VM]))?;
+            }
         }
         Case::SetNat => must(rig.banger(&create))?,
         Case::Create | Case::ImageBuild => {}
@@ -92,6 +105,7 @@ fn run_point(rig: &dyn Rig, point: &str) -> Result<Vec<String>, String> {
             rig.banger(&with_nat)
         }
         Case::Stop => rig.banger(&["vm", "stop", VM]),
+        Case::Start => rig.banger(&["vm", "start", VM]),
         Case::Delete => rig.banger(&["vm", "delete", VM]),
         Case::SetNat => rig.banger(&["vm", "set", VM, "--nat"]),
         Case::ImageBuild => rig.banger(&[
@@ -138,9 +152,10 @@ fn must(out: Output) -> Result<(), String> {
 
 /// Runs `point` on a fresh rig and prints its line; returns whether it was
 /// clean.
-fn check(rig: &dyn Rig, point: &str, tier: &str) -> bool {
+fn check(rig: &dyn Rig, point: &str, case: Case, tier: &str) -> bool {
     let started = std::time::Instant::now();
-    let outcome = run_point(rig, point);
+    let outcome = run_point(rig, point, case);
+    let tier = format!("{tier}, {}", format!("{case:?}").to_lowercase());
     let secs = started.elapsed().as_secs_f64();
     match outcome {
         Ok(leaks) if leaks.is_empty() => {
@@ -345,9 +360,11 @@ fn every_crash_point_leaves_nothing_behind() {
             ));
             continue;
         }
-        let rig = StandinRig::new(&format!("crash{i}"), case(point) != Case::ImageBuild);
-        if !check(&rig, point, "stand-in") {
-            failed.push(*point);
+        for (j, case) in cases(point).into_iter().enumerate() {
+            let rig = StandinRig::new(&format!("crash{i}-{j}"), case != Case::ImageBuild);
+            if !check(&rig, point, case, "stand-in") {
+                failed.push(*point);
+            }
         }
     }
     // The real VMM, for the points where processes and a real guest matter.
@@ -357,7 +374,7 @@ fn every_crash_point_leaves_nothing_behind() {
             for point in QEMU_POINTS.iter().filter(|p| wanted(p)) {
                 let env = QemuRig(VmEnv::start("crashq"));
                 env.0.delete_all_vms();
-                if !check(&env, point, "QEMU") {
+                if !check(&env, point, case(point), "QEMU") {
                     failed.push(*point);
                 }
             }
