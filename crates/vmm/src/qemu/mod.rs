@@ -4,7 +4,8 @@
 //! One VM is two processes: `vhost-device-vsock` (started first; QEMU
 //! connects to it while realizing the vsock device) and QEMU itself, both
 //! detached into their own process groups so a daemon restart does not stop
-//! them. Their sockets, logs and pidfile live in the VM's run directory
+//! them; with a [`LogCapper`], two more: the cappers of the serial console
+//! (QEMU's stdout) and of QEMU's own log (its stderr), started before both. Their sockets, logs and pidfile live in the VM's run directory
 //! ([`RunPaths`]); the handle records the pids, and a pid counts as the VM's
 //! only while its command line names the VM's sockets.
 
