@@ -306,19 +306,22 @@ impl CappedLog {
     /// Opens `file` and its `.1`; `Ok(None)` when `file` does not exist.
     /// Retries while a rotation moves the files underneath.
     pub fn open(file: &Path) -> std::io::Result<Option<CappedLog>> {
-        let mut last_err = None;
-        for _ in 0..20 {
+        const ATTEMPTS: usize = 20;
+        for attempt in 1..=ATTEMPTS {
             let before = read_start(file)?;
             let current = match File::open(file) {
-                Ok(f) => f,
+                Ok(f) => Some(f),
                 Err(e) if e.kind() == ErrorKind::NotFound => {
-                    // Mid-rotation, or no log at all.
                     if before == 0 && !rotated_path(file).exists() {
                         return Ok(None);
                     }
-                    last_err = Some(e);
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
+                    // Mid-rotation: the new file is about to appear. A
+                    // capper that died right there left only `.1`.
+                    if attempt < ATTEMPTS {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                    None
                 }
                 Err(e) => return Err(e),
             };
@@ -327,10 +330,9 @@ impl CappedLog {
                 Err(e) if e.kind() == ErrorKind::NotFound => None,
                 Err(e) => return Err(e),
             };
-            if read_start(file)? != before {
+            if read_start(file)? != before && attempt < ATTEMPTS {
                 continue;
             }
-            let current_len = current.metadata()?.len();
             let mut parts = Vec::new();
             let mut first = before;
             if let Some(r) = rotated {
@@ -340,15 +342,17 @@ impl CappedLog {
                     parts.push((r, first, len));
                 }
             }
-            parts.push((current, before, current_len));
-            return Ok(Some(CappedLog {
-                parts,
-                first,
-                end: before + current_len,
-            }));
+            let mut end = before;
+            if let Some(c) = current {
+                let len = c.metadata()?.len();
+                end += len;
+                parts.push((c, before, len));
+            }
+            return Ok(Some(CappedLog { parts, first, end }));
         }
-        Err(last_err
-            .unwrap_or_else(|| std::io::Error::other("the log kept rotating while it was read")))
+        Err(std::io::Error::other(
+            "the log kept rotating while it was read",
+        ))
     }
 
     /// Reads the logical range `[from, to)` (clamped to what is kept).

@@ -122,3 +122,16 @@ fn the_capper_argv_names_the_log_and_is_recognised_by_it() {
         &argv(&["tail", "-f", "/vms/vm-1/console.log"])
     ));
 }
+
+#[test]
+fn a_rotation_cut_short_still_reads_what_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("console.log");
+    // The capper died after renaming the file and recording the start,
+    // before creating the new file.
+    std::fs::write(rotated_path(&file), b"older\n").unwrap();
+    std::fs::write(start_path(&file), b"106\n").unwrap();
+    let mut log = CappedLog::open(&file).unwrap().unwrap();
+    assert_eq!((log.first, log.end), (100, 106));
+    assert_eq!(log.read_range(0, 200).unwrap(), b"older\n");
+}
