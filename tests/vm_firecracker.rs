@@ -211,6 +211,32 @@ fn vm_lifecycle_drives_firecracker() {
     let handles: serde_json::Value =
         serde_json::from_slice(&std::fs::read(vm_dir.join("handles.json")).unwrap()).unwrap();
     assert_eq!(handles["handle"]["backend"], "firecracker", "{handles}");
+    // The serial console goes through bangerd's log capper, recorded as the
+    // VM's helper process and naming the console log.
+    let capper_of = |handles: &serde_json::Value| -> u32 {
+        let helpers = handles["handle"]["helper_pids"].as_array().unwrap();
+        assert_eq!(helpers.len(), 1, "{handles}");
+        let pid = helpers[0].as_u64().unwrap() as u32;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(
+            cmdline.contains(&format!(
+                "--cap-log {}",
+                vm_dir.join("console.log").display()
+            )),
+            "not a log capper: {cmdline}"
+        );
+        pid
+    };
+    let capper = capper_of(&handles);
+    // What the VMM prints reaches `vm logs` through it.
+    let out = g.banger(&["vm", "logs", VM]);
+    assert_success(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("fc-standin"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let requests = recorded(&vm_dir);
     for wanted in [
@@ -266,6 +292,13 @@ fn vm_lifecycle_drives_firecracker() {
     assert!(took < Duration::from_secs(8), "stop took {took:?}");
     assert_eq!(g.vm()["state"], "stopped");
     assert!(pids_mentioning(&vm_dir).is_empty(), "a VMM outlived stop");
+    assert!(
+        !Path::new(&format!("/proc/{capper}/cmdline")).exists()
+            || std::fs::read(format!("/proc/{capper}/cmdline"))
+                .unwrap_or_default()
+                .is_empty(),
+        "the log capper outlived stop"
+    );
     assert!(!vm_dir.join("api.sock").exists(), "sockets are removed");
     assert!(
         !g.links().contains(&format!("{tap}:")),
@@ -290,6 +323,11 @@ fn vm_lifecycle_drives_firecracker() {
         .write_config("dns_listen = \"127.0.0.1:0\"\nvmm = \"qemu\"\n");
     g.start_daemon();
     assert_eq!(g.vm()["state"], "running", "adopted: {}", g.daemon_log());
+    // The second launch's capper outlived the daemon's kill -9, like the VMM.
+    let handles: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(vm_dir.join("handles.json")).unwrap()).unwrap();
+    let capper = capper_of(&handles);
+    assert!(Path::new(&format!("/proc/{capper}")).exists());
 
     // Delete: nothing of the VM is left.
     let out = g.banger(&["vm", "delete", VM]);

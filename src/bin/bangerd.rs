@@ -24,6 +24,14 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Hidden mode, not part of the documented command line: the log capper
+    // the VMM drivers start for each VM log (`banger_vmm::logcap`).
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some((flag, rest)) = raw.split_first()
+        && flag == banger_daemon::CAP_LOG_FLAG
+    {
+        return ExitCode::from(u8::try_from(banger_daemon::cap_log_main(rest)).unwrap_or(1));
+    }
     let args = Args::parse();
     let paths = match Paths::resolve(&PathEnv::from_process()) {
         Ok(p) => p,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use banger_api::protocol::ErrorCode;
 use banger_config::{Config, Paths, Vmm};
 use banger_vmm::firecracker::{Firecracker, JailerConfig};
+use banger_vmm::logcap::{self, LogCapper};
 use banger_vmm::qemu::Qemu;
 use banger_vmm::select::{self, Choice, FirecrackerFound, Preference};
 use banger_vmm::{BackendKind, Kvm, VmmBackend};
@@ -57,7 +58,7 @@ pub fn discover(config: &Config, paths: &Paths, owner_uid: u32) -> Result<Chosen
             firecracker: Some((binary, version)),
             ..
         } => {
-            let mut fc = Firecracker::new(binary);
+            let mut fc = Firecracker::new(binary).with_log_capper(log_capper());
             if config.jailer_enabled() {
                 fc.jailer = Some(jailer(config, paths, owner_uid)?);
             }
@@ -74,13 +75,27 @@ pub fn discover(config: &Config, paths: &Paths, owner_uid: u32) -> Result<Chosen
         }
         _ => {
             let bin = config.qemu_bin().map(|p| p.to_string_lossy().into_owned());
-            let qemu = Qemu::discover(bin.as_deref())?;
+            let qemu = Qemu::discover(bin.as_deref())?.with_log_capper(log_capper());
             tracing::info!(qemu = %qemu.binary.display(), accel = qemu.accel.as_str(), "VMM: QEMU");
             Ok(Chosen {
                 label: format!("QEMU ({})", qemu.accel.as_str()),
                 driver: Arc::new(qemu),
                 jailed: false,
             })
+        }
+    }
+}
+
+/// The log capper is this daemon's own executable in its hidden
+/// `--cap-log` mode (`banger_vmm::logcap`): a separate process per log, so
+/// it outlives a daemon restart like the VMM does. Without it (the
+/// executable cannot be named) logs are written uncapped, with a warning.
+fn log_capper() -> Option<LogCapper> {
+    match std::env::current_exe() {
+        Ok(exe) => Some(LogCapper::new(exe, logcap::DEFAULT_CAP)),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot find bangerd's own executable: VM logs are not capped");
+            None
         }
     }
 }

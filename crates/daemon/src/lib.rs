@@ -39,6 +39,9 @@ mod supply;
 mod tap_ledger;
 mod vm;
 
+/// `bangerd --cap-log FILE BYTES`: the log capper the VMM drivers start for
+/// each VM log (`banger_vmm::logcap`), a hidden mode of the daemon's binary.
+pub use banger_vmm::logcap::{CAP_LOG_FLAG, main as cap_log_main};
 pub use error::{DaemonError, StartupError};
 /// The daemon's named crash points (armed in `test-methods` builds by
 /// `BANGER_CRASH_AT`); tests/crash_matrix.rs runs every one.

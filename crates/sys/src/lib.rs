@@ -13,4 +13,4 @@ pub mod os;
 pub mod proc;
 pub mod process;
 
-pub use process::{Cmd, Output, ProcessError, ReadingChild, find_program};
+pub use process::{Cmd, Detached, Output, ProcessError, ReadingChild, find_program, pipe};

@@ -5,6 +5,7 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -207,6 +208,64 @@ impl Cmd {
         let child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
         Ok(child.id())
     }
+}
+
+/// Where a detached program's standard streams go
+/// ([`Cmd::spawn_detached_io`]).
+pub enum Detached {
+    /// Appended to a file (created if missing).
+    File(PathBuf),
+    /// One end of a pipe (see [`pipe`]); the caller drops its own copy
+    /// after the spawn, so the reader sees EOF when the program exits.
+    Pipe(OwnedFd),
+    Null,
+}
+
+impl Cmd {
+    /// Starts the program in its own session (process group), detached from
+    /// this terminal and from this process's lifetime, with stdin, stdout
+    /// and stderr as given. Returns its pid.
+    pub fn spawn_detached_io(
+        &self,
+        stdin: Detached,
+        stdout: Detached,
+        stderr: Detached,
+    ) -> Result<u32, ProcessError> {
+        let argv = self.argv();
+        let stdio = |d: Detached, write: bool| -> Result<Stdio, ProcessError> {
+            Ok(match d {
+                Detached::Null => Stdio::null(),
+                Detached::Pipe(fd) => Stdio::from(fd),
+                Detached::File(path) => {
+                    let file = if write {
+                        File::options().create(true).append(true).open(&path)
+                    } else {
+                        File::open(&path)
+                    };
+                    Stdio::from(file.map_err(|source| ProcessError::Spawn {
+                        argv: argv.clone(),
+                        source,
+                    })?)
+                }
+            })
+        };
+        let (i, o, e) = (
+            stdio(stdin, false)?,
+            stdio(stdout, true)?,
+            stdio(stderr, true)?,
+        );
+        tracing::debug!(%argv, "spawning detached");
+        let mut cmd = self.command();
+        cmd.stdin(i).stdout(o).stderr(e).process_group(0);
+        let child = cmd.spawn().map_err(|e| self.spawn_error(e))?;
+        Ok(child.id())
+    }
+}
+
+/// A pipe, both ends close-on-exec (so a program spawned by another thread
+/// never inherits them by accident): `(read, write)`.
+pub fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(std::io::Error::from)
 }
 
 impl fmt::Debug for Cmd {

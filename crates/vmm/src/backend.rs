@@ -61,7 +61,8 @@ pub struct VmHandle {
     pub backend: BackendKind,
     /// The VMM process.
     pub pid: u32,
-    /// Helper processes the VM needs (QEMU's vhost-device-vsock).
+    /// Helper processes the VM needs: QEMU's vhost-device-vsock, and the log
+    /// cappers of either backend (`crate::logcap`).
     #[serde(default)]
     pub helper_pids: Vec<u32>,
     /// Firecracker's API socket, or QEMU's QMP socket.

@@ -8,6 +8,7 @@
 mod backend;
 pub mod firecracker;
 mod kvm;
+pub mod logcap;
 pub mod qemu;
 pub mod select;
 

@@ -14,9 +14,11 @@ use banger_agent::protocol::AGENT_PORT;
 use banger_vmm::firecracker::schema::ApiSpec;
 use banger_vmm::firecracker::standin::{args_path, read_requests};
 use banger_vmm::firecracker::{ApiClient, Firecracker, FirecrackerError};
+use banger_vmm::logcap::LogCapper;
 use banger_vmm::{DiskFormat, DiskSpec, VmConfig, VmHandle, VmmBackend, VmmError};
 
 const STANDIN: &str = env!("CARGO_BIN_EXE_fc-standin");
+const CAPPER: &str = env!("CARGO_BIN_EXE_log-capper");
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -391,6 +393,58 @@ mod firecracker {
         );
         stranger.kill().unwrap();
         stranger.wait().unwrap();
+    }
+
+    #[test]
+    fn with_a_log_capper_the_console_goes_through_it_and_it_stops_with_the_vmm() {
+        let f = fixture(Some("fctap0"));
+        let fc = Firecracker::new(STANDIN).with_log_capper(Some(LogCapper::new(CAPPER, 1 << 20)));
+        let handle = fc.launch(&f.config).unwrap();
+        let console = f.config.run_dir.join("console.log");
+        assert_eq!(handle.helper_pids.len(), 1, "{handle:?}");
+        let capper = handle.helper_pids[0];
+        let argv = banger_sys::proc::Argv::of(capper);
+        assert!(argv.has(b"--cap-log") && argv.has(console.to_str().unwrap().as_bytes()));
+        assert!(fc.is_alive(&handle));
+        fc.kill(&handle).unwrap();
+        assert!(
+            !banger_sys::proc::is_running(capper),
+            "the capper outlived kill"
+        );
+        assert!(
+            fs::read_to_string(&console).unwrap().contains("fc-standin"),
+            "stderr reaches the console log through the capper"
+        );
+        assert_nothing_left(&f);
+    }
+
+    #[test]
+    fn a_console_flood_is_capped_on_disk() {
+        let f = fixture(None);
+        let cap = 1 << 20;
+        // 50 MiB on the console before the API comes up, then a last line.
+        let fc = Firecracker::new(f.script(
+            "firecracker",
+            &format!(
+                "yes 'the guest prints forever' | head -c 52428800; echo 'LAST LINE' >&2; exec {STANDIN} \"$@\""
+            ),
+        ))
+        .with_log_capper(Some(LogCapper::new(CAPPER, cap)));
+        let handle = fc.launch(&f.config).unwrap();
+        let console = f.config.run_dir.join("console.log");
+        let rotated = banger_vmm::logcap::rotated_path(&console);
+        let on_disk = || {
+            fs::metadata(&console).map_or(0, |m| m.len())
+                + fs::metadata(&rotated).map_or(0, |m| m.len())
+        };
+        assert!(on_disk() <= 2 * cap, "{} bytes on disk", on_disk());
+        fc.kill(&handle).unwrap();
+        assert!(on_disk() <= 2 * cap && on_disk() >= cap, "{}", on_disk());
+        let kept = fs::read_to_string(&console).unwrap();
+        assert!(kept.contains("LAST LINE"), "the newest output is kept");
+        let written = banger_vmm::logcap::read_start(&console).unwrap() + kept.len() as u64;
+        assert!(written > 50 << 20, "{written}");
+        assert_nothing_left(&f);
     }
 
     /// Opt-in: `BANGER_E2E_VMM=firecracker`, a `firecracker` in PATH, KVM, and a

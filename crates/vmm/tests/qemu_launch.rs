@@ -204,3 +204,51 @@ fn qemu_launch_without_the_qemu_binary_stops_the_sidecar() {
     );
     assert!(run.sockets_left().is_empty(), "{:?}", run.sockets_left());
 }
+
+const CAPPER: &str = env!("CARGO_BIN_EXE_log-capper");
+
+#[test]
+fn qemu_with_log_cappers_writes_its_logs_through_them_and_leaves_nothing() {
+    let (Some(qemu_bin), Some(vhost)) =
+        (program("qemu-system-x86_64"), program("vhost-device-vsock"))
+    else {
+        return;
+    };
+    let capper = Some(banger_vmm::logcap::LogCapper::new(CAPPER, 1 << 20));
+    // Real QEMU with a kernel it cannot load: its complaint reaches qemu.log
+    // through the capper, and the launch error quotes it.
+    let run = Run::new();
+    let qemu = Qemu::new(qemu_bin, vhost.clone(), Accel::Tcg).with_log_capper(capper.clone());
+    let err = qemu.launch(&run.config()).unwrap_err();
+    let VmmError::ExitedEarly { log, tail } = &err else {
+        panic!("expected ExitedEarly, got {err:?}");
+    };
+    assert_eq!(log, &run.path("qemu.log"));
+    assert!(tail.contains("kernel"), "{err}");
+    assert!(
+        run.processes().is_empty(),
+        "left behind: {:?}",
+        run.processes()
+    );
+    assert!(run.sockets_left().is_empty(), "{:?}", run.sockets_left());
+
+    // A QEMU that prints on both streams: stdout is the serial console.
+    let run = Run::new();
+    let fake = run.script(
+        "fake-qemu",
+        "echo 'guest console line'; echo 'qemu: a warning' >&2; exit 1",
+    );
+    let err = Qemu::new(fake, vhost, Accel::Tcg)
+        .with_log_capper(capper)
+        .launch(&run.config())
+        .unwrap_err();
+    assert!(matches!(err, VmmError::ExitedEarly { .. }), "{err:?}");
+    let read = |name: &str| std::fs::read_to_string(run.path(name)).unwrap_or_default();
+    assert_eq!(read("console.log"), "guest console line\n");
+    assert_eq!(read("qemu.log"), "qemu: a warning\n");
+    assert!(
+        run.processes().is_empty(),
+        "left behind: {:?}",
+        run.processes()
+    );
+}

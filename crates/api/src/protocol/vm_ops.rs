@@ -109,14 +109,24 @@ pub struct LogChunk {
     /// The file on the host; `None` while there is none (the VM has not
     /// been started yet).
     pub path: Option<String>,
-    /// The file's size when it was read.
+    /// The log's size when it was read: where its newest byte ends, counting
+    /// discarded bytes (offsets are positions in everything the log was
+    /// ever written, so they stay valid across the cap's rotations).
     pub size: u64,
     /// Where `text` starts in the file.
     pub offset: u64,
     /// Where the next read continues: pass it back as the offset.
     pub next_offset: u64,
-    /// Bytes before `offset` that were not sent (only the tail was asked for).
+    /// Bytes before `offset` that were not sent: without an offset asked
+    /// for (the tail), the kept bytes before it; when following, the bytes
+    /// between the offset asked for and `offset` that the log's cap
+    /// discarded before they could be read.
     pub skipped: u64,
+    /// Bytes at the start of the log that its cap discarded from disk
+    /// (`banger_vmm::logcap`: the newest 8–16 MiB are kept): `offset`s
+    /// below this are gone. 0 for a log never cut.
+    #[serde(default)]
+    pub discarded: u64,
     /// The file is shorter than the offset asked for (a new boot replaced
     /// it): this chunk reads it from the start.
     pub restarted: bool,

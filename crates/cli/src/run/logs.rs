@@ -31,7 +31,9 @@ struct Printer {
 }
 
 impl Printer {
-    fn section(&mut self, source: Source, chunk: &LogChunk) -> String {
+    /// `first_read`: the chunk is the log's tail (no offset was asked for),
+    /// not the continuation of an earlier read.
+    fn section(&mut self, source: Source, chunk: &LogChunk, first_read: bool) -> String {
         let mut out = String::new();
         if self.current != Some(source) {
             if !self.at_line_start {
@@ -44,7 +46,20 @@ impl Printer {
         if chunk.restarted {
             out.push_str(&self.line("[the log started again: a new boot replaced it]"));
         }
-        if chunk.skipped > 0 {
+        if first_read && chunk.discarded > 0 {
+            out.push_str(&self.line(&format!(
+                "==> {}: older output was discarded (kept the last {}) <==",
+                source.name(),
+                human_bytes(chunk.size - chunk.discarded)
+            )));
+        } else if !first_read && chunk.skipped > 0 {
+            out.push_str(&self.line(&format!(
+                "==> {}: {} of output were discarded by the log's cap before they could be shown <==",
+                source.name(),
+                human_bytes(chunk.skipped)
+            )));
+        }
+        if first_read && chunk.skipped > 0 {
             out.push_str(&self.line(&format!(
                 "[{} earlier bytes not shown: only the last {} KiB are printed; the whole log is {}]",
                 chunk.skipped,
@@ -67,11 +82,37 @@ impl Printer {
     }
 }
 
-fn header(source: Source, chunk: &LogChunk) -> String {
-    let what = match source {
-        Source::Vmm => "VMM log",
-        Source::Console => "serial console",
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Vmm => "VMM log",
+            Source::Console => "serial console",
+        }
+    }
+}
+
+/// `8 MiB`, `12.5 KiB`, `300 bytes`.
+fn human_bytes(n: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * KIB;
+    let scaled = |unit: u64, name: &str| {
+        if n % unit == 0 {
+            format!("{} {name}", n / unit)
+        } else {
+            format!("{:.1} {name}", n as f64 / unit as f64)
+        }
     };
+    if n >= MIB {
+        scaled(MIB, "MiB")
+    } else if n >= KIB {
+        scaled(KIB, "KiB")
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+fn header(source: Source, chunk: &LogChunk) -> String {
+    let what = source.name();
     match &chunk.path {
         Some(path) => format!("==> {what}: {path} <==\n"),
         None => format!("==> {what}: none yet (the VM has not been started) <==\n"),
@@ -96,8 +137,8 @@ pub fn vm_logs(client: &Client, vm: String, follow: bool) -> Result<(), CliError
         let mut out = String::new();
         for (source, chunk) in [(Source::Vmm, &logs.vmm), (Source::Console, &logs.console)] {
             // The first answer shows both headers, even for empty logs.
-            if first || !chunk.text.is_empty() || chunk.restarted {
-                out.push_str(&printer.section(source, chunk));
+            if first || !chunk.text.is_empty() || chunk.restarted || chunk.skipped > 0 {
+                out.push_str(&printer.section(source, chunk, first));
             }
         }
         if !follow && !printer.at_line_start {
@@ -141,6 +182,7 @@ mod tests {
             offset: skipped,
             next_offset: 0,
             skipped,
+            discarded: 0,
             restarted: false,
             more: false,
             text: text.to_owned(),
@@ -169,11 +211,16 @@ mod tests {
             current: None,
             at_line_start: true,
         };
-        let vmm = p.section(Source::Vmm, &chunk(Some("/v/qemu.log"), "qemu started", 0));
+        let vmm = p.section(
+            Source::Vmm,
+            &chunk(Some("/v/qemu.log"), "qemu started", 0),
+            true,
+        );
         assert_eq!(vmm, "==> VMM log: /v/qemu.log <==\nqemu started");
         let console = p.section(
             Source::Console,
             &chunk(Some("/v/console.log"), "login:\n", 4096),
+            true,
         );
         assert!(
             console.starts_with("\n==> serial console: /v/console.log <==\n"),
@@ -185,11 +232,48 @@ mod tests {
         );
         assert!(console.ends_with("]\nlogin:\n"), "{console}");
         // Following: more of the same log gets no new header; the other log does.
-        let more = p.section(Source::Console, &chunk(Some("/v/console.log"), "x\n", 0));
+        let more = p.section(
+            Source::Console,
+            &chunk(Some("/v/console.log"), "x\n", 0),
+            false,
+        );
         assert_eq!(more, "x\n");
-        let back = p.section(Source::Vmm, &chunk(Some("/v/qemu.log"), "y\n", 0));
+        let back = p.section(Source::Vmm, &chunk(Some("/v/qemu.log"), "y\n", 0), false);
         assert_eq!(back, "==> VMM log: /v/qemu.log <==\ny\n");
         let none = header(Source::Vmm, &chunk(None, "", 0));
         assert!(none.contains("none yet"), "{none}");
+    }
+
+    #[test]
+    fn a_log_cut_by_its_cap_says_so_first_and_when_a_follower_missed_output() {
+        let mut p = Printer {
+            colour: false,
+            current: None,
+            at_line_start: true,
+        };
+        let mut cut = chunk(Some("/v/console.log"), "newest\n", 0);
+        cut.discarded = 40 << 20;
+        cut.size = (40 << 20) + (8 << 20);
+        let out = p.section(Source::Console, &cut, true);
+        assert_eq!(
+            out,
+            "==> serial console: /v/console.log <==\n\
+             ==> serial console: older output was discarded (kept the last 8 MiB) <==\n\
+             newest\n"
+        );
+        // Following: nothing more about the old cut, but a gap is named.
+        let mut next = chunk(Some("/v/console.log"), "more\n", 0);
+        next.discarded = cut.discarded;
+        assert_eq!(p.section(Source::Console, &next, false), "more\n");
+        let mut gap = chunk(Some("/v/console.log"), "after\n", 3 << 20);
+        gap.discarded = 48 << 20;
+        let out = p.section(Source::Console, &gap, false);
+        assert_eq!(
+            out,
+            "==> serial console: 3 MiB of output were discarded by the log's cap before they \
+             could be shown <==\nafter\n"
+        );
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(12), "12 bytes");
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use banger_sys::{Cmd, proc};
+use banger_sys::{Cmd, Detached, proc};
 
 use super::client::ApiClient;
 use super::error::FirecrackerError;
@@ -37,11 +37,42 @@ pub fn launch(fc: &Firecracker, config: &VmConfig) -> Result<VmHandle, VmmError>
     if let Some(jail) = &fc.jailer {
         jailer::stage(config, &layout, jail)?;
     }
-    let pid = command(fc, config, &layout)?.spawn_detached(&layout.console_log)?;
+    let cmd = command(fc, config, &layout)?;
+    let (pid, helper_pids) = match &fc.log_capper {
+        None => (cmd.spawn_detached(&layout.console_log)?, Vec::new()),
+        // The serial console is Firecracker's stdout: a pipe to the capper,
+        // started first so Firecracker never waits for a reader. Our copies
+        // of the write end go with the spawn call, so the capper sees EOF
+        // when Firecracker exits (and exits too if the spawn failed).
+        Some(capper) => {
+            let (capper_pid, pipe) = capper.start(&layout.console_log)?;
+            let spawned = pipe
+                .try_clone()
+                .map_err(|source| VmmError::Io {
+                    action: "duplicate the console pipe of",
+                    path: layout.console_log.clone(),
+                    source,
+                })
+                .and_then(|out| {
+                    cmd.spawn_detached_io(Detached::Null, Detached::Pipe(out), Detached::Pipe(pipe))
+                        .map_err(VmmError::from)
+                });
+            match spawned {
+                Ok(pid) => (pid, vec![capper_pid]),
+                Err(e) => {
+                    // Our unreaped child: it exits on EOF, or is stopped.
+                    if !proc::wait_gone(capper_pid, &proc::UnreapedChild, Duration::from_secs(2)) {
+                        proc::terminate(capper_pid, &proc::UnreapedChild, Duration::from_secs(1));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    };
     let handle = VmHandle {
         backend: BackendKind::Firecracker,
         pid,
-        helper_pids: Vec::new(),
+        helper_pids,
         control_socket: layout.api_socket.host.clone(),
         vsock_uds: layout.vsock.host.clone(),
         console_log: layout.console_log.clone(),
@@ -130,6 +161,8 @@ fn wait_for_api(fc: &Firecracker, client: &ApiClient, handle: &VmHandle) -> Resu
     let deadline = Instant::now() + START_TIMEOUT;
     let info = loop {
         if !proc::is_running(handle.pid) {
+            // What it last printed reaches the console log through the capper.
+            crate::logcap::stop_cappers(handle);
             return Err(VmmError::ExitedEarly {
                 log: handle.console_log.clone(),
                 tail: console_tail(&handle.console_log),
@@ -177,6 +210,7 @@ fn abort(handle: &VmHandle) {
     if !proc::kill_hard(handle.pid, &proc::UnreapedChild, Duration::from_secs(5)) {
         tracing::warn!(pid = handle.pid, "firecracker still runs after SIGKILL");
     }
+    crate::logcap::stop_cappers(handle);
     for socket in [&handle.control_socket, &handle.vsock_uds] {
         if let Err(e) = remove_if_present(socket) {
             tracing::warn!(socket = %socket.display(), error = %e, "cannot remove socket");

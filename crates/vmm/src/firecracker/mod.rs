@@ -39,6 +39,7 @@ use std::time::Duration;
 use banger_sys::proc::{self, Argv};
 use banger_sys::{Cmd, ProcessError};
 
+use crate::logcap::{self, LogCapper};
 use crate::{BackendKind, VmConfig, VmHandle, VmmBackend, VmmError};
 
 /// How long `kill` waits for the process to be gone after SIGKILL.
@@ -51,6 +52,9 @@ pub struct Firecracker {
     pub binary: PathBuf,
     /// `Some`: run Firecracker under the jailer.
     pub jailer: Option<JailerConfig>,
+    /// `Some`: the serial console (Firecracker's stdout and stderr) goes
+    /// through a log capper (`crate::logcap`), bounded on disk.
+    pub log_capper: Option<LogCapper>,
 }
 
 impl Firecracker {
@@ -58,7 +62,14 @@ impl Firecracker {
         Firecracker {
             binary: binary.into(),
             jailer: None,
+            log_capper: None,
         }
+    }
+
+    /// Launches bound the serial console through `capper`.
+    pub fn with_log_capper(mut self, capper: Option<LogCapper>) -> Firecracker {
+        self.log_capper = capper;
+        self
     }
 
     /// Runs `firecracker --version`; refuses a release older than
@@ -151,9 +162,10 @@ impl VmmBackend for Firecracker {
         Ok(proc::wait_gone(handle.pid, &identity(handle), timeout))
     }
 
-    /// SIGKILL only if the pid is still this VMM, then the sockets go, and
-    /// a jail with them (its VMM log kept beside the console log).
-    /// Firecracker has no helper processes (`helper_pids` stays empty).
+    /// SIGKILL only if the pid is still this VMM, then its console's log
+    /// capper (its only helper process) is given time to write the last
+    /// output and stopped, then the sockets go, and a jail with them (its
+    /// VMM log kept beside the console log).
     fn kill(&self, handle: &VmHandle) -> Result<(), VmmError> {
         let id = identity(handle);
         if proc::is_ours(handle.pid, &id) {
@@ -163,6 +175,13 @@ impl VmmBackend for Firecracker {
             return Err(VmmError::Timeout(
                 KILL_WAIT,
                 format!("Firecracker (pid {}) to exit after SIGKILL", handle.pid),
+            ));
+        }
+        let left = logcap::stop_cappers(handle);
+        if !left.is_empty() {
+            return Err(VmmError::Timeout(
+                KILL_WAIT,
+                format!("log cappers {left:?} to exit"),
             ));
         }
         for socket in [&handle.control_socket, &handle.vsock_uds] {

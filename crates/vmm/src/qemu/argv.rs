@@ -56,12 +56,33 @@ pub fn kernel_cmdline(config: &VmConfig, accel: Accel, tsc_khz: Option<u64>) -> 
     parts.join(" ")
 }
 
-/// The full argv after the program name.
+/// Where the guest's serial console goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Console {
+    /// QEMU writes `console.log` itself (unbounded; without a log capper).
+    File,
+    /// QEMU's stdout, a pipe to the console's log capper
+    /// (`crate::logcap`); QEMU's stderr is the pipe to its own log's capper.
+    Stdout,
+}
+
+/// The full argv after the program name, the console written to a file.
 pub fn build(
     config: &VmConfig,
     paths: &RunPaths,
     accel: Accel,
     tsc_khz: Option<u64>,
+) -> Result<Vec<String>, VmmError> {
+    build_with(config, paths, accel, tsc_khz, Console::File)
+}
+
+/// The full argv after the program name.
+pub fn build_with(
+    config: &VmConfig,
+    paths: &RunPaths,
+    accel: Accel,
+    tsc_khz: Option<u64>,
+    console: Console,
 ) -> Result<Vec<String>, VmmError> {
     validate::check_values(config, paths)?;
     let cmdline = kernel_cmdline(config, accel, tsc_khz);
@@ -91,12 +112,12 @@ pub fn build(
         push(&["-initrd", &verbatim(initrd)?]);
     }
     push(&["-append", &cmdline]);
-    push(&[
-        "-chardev",
-        &format!("file,id=console,path={}", option_value(&paths.console_log)?),
-        "-serial",
-        "chardev:console",
-    ]);
+    let console = match console {
+        Console::File => format!("file,id=console,path={}", option_value(&paths.console_log)?),
+        // `signal=off`: a byte from stdin (/dev/null: none) never stops QEMU.
+        Console::Stdout => "stdio,id=console,signal=off".to_owned(),
+    };
+    push(&["-chardev", &console, "-serial", "chardev:console"]);
     // A PS/2 controller only so `send-key` can press Ctrl-Alt-Del: the
     // guest's init turns that into an orderly power-off (a systemd guest
     // reboots, which `-no-reboot` turns into an exit), like Firecracker's

@@ -254,3 +254,31 @@ fn invalid_values_are_refused_before_building() {
     let err = build(&long, &RunPaths::new(&long.run_dir), Accel::Tcg, Some(1)).unwrap_err();
     assert!(err.to_string().contains("kernel keeps only"), "{err}");
 }
+
+#[test]
+fn with_a_log_capper_the_console_is_stdout_and_no_log_file_is_named() {
+    let config = config();
+    let args = build_with(
+        &config,
+        &RunPaths::new(&config.run_dir),
+        Accel::Tcg,
+        None,
+        Console::Stdout,
+    )
+    .unwrap();
+    let chardevs = values(&args, "-chardev");
+    assert_eq!(chardevs[0], "stdio,id=console,signal=off");
+    assert_eq!(one(&args, "-serial"), "chardev:console");
+    // QEMU itself opens no log: the cappers write console.log and qemu.log.
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.contains("console.log") || a.contains("qemu.log")),
+        "{args:?}"
+    );
+    // Everything else is the same line.
+    let file = argv(&config, Accel::Tcg, None);
+    assert_eq!(args.len(), file.len());
+    let differing: Vec<_> = args.iter().zip(&file).filter(|(a, b)| a != b).collect();
+    assert_eq!(differing.len(), 1, "{differing:?}");
+}

@@ -1,4 +1,4 @@
-//! Starting one VM: checks, the sidecar, QEMU, and waiting until QEMU says
+//! Starting one VM: checks, the log cappers, the sidecar, QEMU, and waiting until QEMU says
 //! it runs. Any failure stops what was started and removes its sockets, so
 //! a failed launch leaves no process behind.
 
@@ -6,10 +6,10 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use banger_sys::{Cmd, proc};
+use banger_sys::{Cmd, Detached, proc};
 
 use super::{Accel, Qemu, QmpClient, RunPaths, argv, logs, qemu_identity, sidecar, tsc, validate};
-use crate::{BackendKind, VmConfig, VmHandle, VmmBackend, VmmError};
+use crate::{BackendKind, VmConfig, VmHandle, VmmBackend, VmmError, logcap};
 
 /// QEMU answers QMP well under a second after start, even under TCG.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,27 +32,67 @@ pub(super) fn launch(qemu: &Qemu, config: &VmConfig) -> Result<VmHandle, VmmErro
         }
         Accel::Kvm => None,
     };
-    let args = argv::build(config, &paths, qemu.accel, tsc_khz)?;
+    let console = if qemu.log_capper.is_some() {
+        argv::Console::Stdout
+    } else {
+        argv::Console::File
+    };
+    let args = argv::build_with(config, &paths, qemu.accel, tsc_khz, console)?;
     validate::check_files(config)?;
     refuse_if_running(&paths)?;
     for socket in paths.sockets() {
         remove_socket(socket);
     }
 
-    let sidecar_pid = sidecar::start(&qemu.vhost_vsock, config.vsock_cid, &paths)?;
-    let handle = VmHandle {
+    let mut handle = VmHandle {
         backend: BackendKind::Qemu,
         pid: 0,
-        helper_pids: vec![sidecar_pid],
+        helper_pids: Vec::new(),
         control_socket: paths.qmp.clone(),
         vsock_uds: paths.vsock_uds.clone(),
         console_log: paths.console_log.clone(),
         vmm_log: paths.qemu_log.clone(),
     };
+    // The cappers first: the pipes' write ends become QEMU's stdout and
+    // stderr, so QEMU never waits for a reader (see `crate::logcap`).
+    let pipes = match &qemu.log_capper {
+        None => None,
+        Some(capper) => {
+            let mut start = |file: &Path| {
+                capper.start(file).map(|(pid, pipe)| {
+                    handle.helper_pids.push(pid);
+                    pipe
+                })
+            };
+            match start(&paths.console_log).and_then(|c| Ok((c, start(&paths.qemu_log)?))) {
+                Ok(pipes) => Some(pipes),
+                Err(e) => {
+                    cleanup(qemu, &handle);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    match sidecar::start(&qemu.vhost_vsock, config.vsock_cid, &paths) {
+        Ok(pid) => handle.helper_pids.push(pid),
+        Err(e) => {
+            drop(pipes);
+            cleanup(qemu, &handle);
+            return Err(e);
+        }
+    }
     let log_start = logs::log_len(&paths.qemu_log);
     let cmd = Cmd::new(&qemu.binary).args(&args);
     tracing::info!(vm = %config.id, accel = qemu.accel.as_str(), argv = %cmd.argv(), "starting QEMU");
-    let pid = match cmd.spawn_detached(&paths.qemu_log) {
+    let spawned = match pipes {
+        // Our copies of the write ends go with the call: only QEMU holds
+        // them, so the cappers see EOF when it exits.
+        Some((console, log)) => {
+            cmd.spawn_detached_io(Detached::Null, Detached::Pipe(console), Detached::Pipe(log))
+        }
+        None => cmd.spawn_detached(&paths.qemu_log),
+    };
+    let pid = match spawned {
         Ok(pid) => pid,
         Err(e) => {
             cleanup(qemu, &handle);
@@ -60,7 +100,7 @@ pub(super) fn launch(qemu: &Qemu, config: &VmConfig) -> Result<VmHandle, VmmErro
         }
     };
     let handle = VmHandle { pid, ..handle };
-    match wait_ready(pid, &paths, log_start) {
+    match wait_ready(pid, &paths, log_start, &handle) {
         Ok(()) => Ok(handle),
         Err(e) => {
             cleanup(qemu, &handle);
@@ -93,12 +133,19 @@ fn refuse_if_running(paths: &RunPaths) -> Result<(), VmmError> {
 }
 
 /// Waits for QEMU to answer `query-status` with `running`.
-fn wait_ready(pid: u32, paths: &RunPaths, log_start: u64) -> Result<(), VmmError> {
+fn wait_ready(
+    pid: u32,
+    paths: &RunPaths,
+    log_start: u64,
+    handle: &VmHandle,
+) -> Result<(), VmmError> {
     let id = qemu_identity(&paths.qmp);
     let deadline = Instant::now() + READY_TIMEOUT;
     proc::wait_exec(pid, &id, READY_TIMEOUT);
     loop {
         if !proc::is_ours(pid, &id) {
+            // What QEMU last printed reaches its log through the capper.
+            logcap::stop_cappers(handle);
             return Err(VmmError::ExitedEarly {
                 log: paths.qemu_log.clone(),
                 tail: logs::log_tail_since(&paths.qemu_log, log_start),

@@ -4,7 +4,8 @@
 //! One VM is two processes: `vhost-device-vsock` (started first; QEMU
 //! connects to it while realizing the vsock device) and QEMU itself, both
 //! detached into their own process groups so a daemon restart does not stop
-//! them. Their sockets, logs and pidfile live in the VM's run directory
+//! them; with a [`LogCapper`], two more: the cappers of the serial console
+//! (QEMU's stdout) and of QEMU's own log (its stderr), started before both. Their sockets, logs and pidfile live in the VM's run directory
 //! ([`RunPaths`]); the handle records the pids, and a pid counts as the VM's
 //! only while its command line names the VM's sockets.
 
@@ -24,11 +25,12 @@ use std::time::Duration;
 use banger_sys::proc;
 
 pub use accel::{ACCEL_ENV, Accel};
-pub use argv::{build as build_argv, kernel_cmdline};
+pub use argv::{Console, build as build_argv, build_with as build_argv_with, kernel_cmdline};
 pub use paths::RunPaths;
 pub use qmp::{QmpClient, QmpError, RunStatus};
 pub use tsc::host_tsc_khz;
 
+use crate::logcap::{self, LogCapper};
 use crate::{BackendKind, VmConfig, VmHandle, VmmBackend, VmmError};
 
 /// How long one QMP exchange may take.
@@ -48,6 +50,9 @@ pub struct Qemu {
     /// `vhost-device-vsock`.
     pub vhost_vsock: PathBuf,
     pub accel: Accel,
+    /// `Some`: the console and QEMU's own log go through log cappers
+    /// (`crate::logcap`), bounded on disk; `None`: QEMU writes them itself.
+    pub log_capper: Option<LogCapper>,
 }
 
 impl Qemu {
@@ -56,7 +61,14 @@ impl Qemu {
             binary,
             vhost_vsock,
             accel,
+            log_capper: None,
         }
+    }
+
+    /// Launches bound the console and QEMU's log through `capper`.
+    pub fn with_log_capper(mut self, capper: Option<LogCapper>) -> Qemu {
+        self.log_capper = capper;
+        self
     }
 
     /// A driver for VMs launched earlier: watching, stopping and killing
@@ -138,6 +150,7 @@ impl VmmBackend for Qemu {
 
     /// `quit` over QMP (QEMU closes its disk images cleanly), SIGKILL when
     /// QMP does not answer or QEMU lingers; then the sidecar; then the
+    /// log cappers (given time to write what QEMU last printed); then the
     /// sockets. Safe to repeat, and after the processes are long gone.
     fn kill(&self, handle: &VmHandle) -> Result<(), VmmError> {
         let id = qemu_identity(&handle.control_socket);
@@ -166,6 +179,13 @@ impl VmmBackend for Qemu {
                     format!("vhost-device-vsock (pid {pid}) to exit"),
                 ));
             }
+        }
+        let left = logcap::stop_cappers(handle);
+        if !left.is_empty() {
+            return Err(VmmError::Timeout(
+                SIDECAR_GRACE * 2,
+                format!("log cappers {left:?} to exit"),
+            ));
         }
         launch::remove_leftovers(handle);
         Ok(())
