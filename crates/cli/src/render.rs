@@ -104,6 +104,12 @@ pub fn vm_detail(vm: &Vm) -> String {
         ("created", vm.created_at.clone()),
         ("updated", vm.updated_at.clone()),
     ];
+    if let Some(disk) = &vm.runtime.root_disk {
+        rows.push((
+            "root disk",
+            format!("{} ({}, {})", disk.path, disk.strategy, disk.format),
+        ));
+    }
     if let Some(w) = &vm.workspace {
         rows.push((
             "workspace",

@@ -35,6 +35,18 @@ pub struct VmRecord {
     pub last_error: Option<String>,
 }
 
+impl VmRecord {
+    /// The VM's address, unless it holds nothing.
+    pub fn ip(&self) -> Option<Ipv4Addr> {
+        self.runtime.as_ref().map(|r| r.ip)
+    }
+
+    /// The tap it holds, if any.
+    pub fn tap(&self) -> Option<&str> {
+        self.runtime.as_ref().and_then(|r| r.tap.as_deref())
+    }
+}
+
 /// What a VM got when it was set up: the durable part of its runtime,
 /// enough for teardown even when the transient `handles.json` is lost.
 ///
