@@ -419,6 +419,22 @@ mod tests {
     }
 
     #[test]
+    fn a_root_disk_is_shown_by_path_strategy_and_format() {
+        let mut vm = vm_with_last_error("");
+        vm.runtime = serde_json::from_value(serde_json::json!({
+            "ip": "172.16.0.2",
+            "root_disk": {"strategy": "qcow2-overlay", "format": "qcow2", "path": "/v/root.qcow2"},
+        }))
+        .unwrap();
+        let shown = vm_detail(&vm);
+        assert!(
+            shown.contains("root disk:  /v/root.qcow2 (qcow2-overlay, qcow2)"),
+            "{shown}"
+        );
+        assert!(shown.contains("172.16.0.2"), "{shown}");
+    }
+
+    #[test]
     fn an_osc_52_in_a_last_error_never_reaches_the_output() {
         let vm = vm_with_last_error(&format!(
             "agent did not answer; console tail:\nlogin: {OSC52}\u{1b}[2J\u{9b}2Jok\r\n"
