@@ -204,12 +204,14 @@ pub fn is_root() -> bool {
 }
 
 /// Records a VM directly in the store, as a later daemon version would have.
+/// Its runtime is what every VM gets at creation (address, vsock CID,
+/// kernel), in the JSON the store keeps it as; no root disk or tap.
 pub fn insert_vm(db: &Path, id: &str, name: &str, state: &str) {
     let conn = rusqlite::Connection::open(db).unwrap();
     let spec = r#"{"vcpu":2,"memory_mib":2048,"disk_size":"8G","nat":false}"#;
     conn.execute(
         "INSERT INTO vms (id, name, image, state, spec, runtime, workspace, created_at, updated_at, last_error)
-         VALUES (?1, ?2, 'debian-bookworm', ?3, ?4, '{\"ip\":\"172.16.0.2\"}', NULL,
+         VALUES (?1, ?2, 'debian-bookworm', ?3, ?4, '{\"ip\":\"172.16.0.2\",\"vsock_cid\":3,\"kernel\":\"debian-cloud-amd64\"}', NULL,
                  '2026-11-24T04:30:00Z', '2026-11-24T04:30:00Z', NULL)",
         rusqlite::params![id, name, state, spec],
     )

@@ -26,7 +26,7 @@ use serde_json::Value;
 
 pub use types::{
     ImageBuilt, ImageInfo, KernelInfo, Operation, OperationState, Pong, Vm, VmExecResult,
-    VmRuntime, VmSpec, Workspace,
+    VmRootDisk, VmRuntime, VmSpec, Workspace,
 };
 pub use vm_ops::{
     DiskUsage, GuestUsage, LogChunk, MAX_LOG_CHUNK, MIN_DISK_MIB, MIN_MEMORY_MIB, PortProto,

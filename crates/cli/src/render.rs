@@ -104,6 +104,12 @@ pub fn vm_detail(vm: &Vm) -> String {
         ("created", vm.created_at.clone()),
         ("updated", vm.updated_at.clone()),
     ];
+    if let Some(disk) = &vm.runtime.root_disk {
+        rows.push((
+            "root disk",
+            format!("{} ({}, {})", disk.path, disk.strategy, disk.format),
+        ));
+    }
     if let Some(w) = &vm.workspace {
         rows.push((
             "workspace",
@@ -410,6 +416,22 @@ mod tests {
             "last_error": error,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_root_disk_is_shown_by_path_strategy_and_format() {
+        let mut vm = vm_with_last_error("");
+        vm.runtime = serde_json::from_value(serde_json::json!({
+            "ip": "172.16.0.2",
+            "root_disk": {"strategy": "qcow2-overlay", "format": "qcow2", "path": "/v/root.qcow2"},
+        }))
+        .unwrap();
+        let shown = vm_detail(&vm);
+        assert!(
+            shown.contains("root disk:  /v/root.qcow2 (qcow2-overlay, qcow2)"),
+            "{shown}"
+        );
+        assert!(shown.contains("172.16.0.2"), "{shown}");
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub fn open(
             .map_err(StartupError::Store)?
             .into_iter()
             .filter_map(|vm| {
-                let ip = vm.runtime.ip.filter(|_| vm.state == VmState::Running)?;
+                let ip = vm.ip().filter(|_| vm.state == VmState::Running)?;
                 Some((vm.name, ip))
             }),
     );

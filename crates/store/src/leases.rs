@@ -29,10 +29,24 @@ impl Store {
         holder: &str,
         candidates: impl IntoIterator<Item = Ipv4Addr>,
     ) -> Result<Ipv4Addr, StoreError> {
-        let err = |action| StoreError::sqlite(&self.path, action);
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
-            .map_err(err("starting an IP lease"))?;
-        let existing: Option<String> = tx
+            .map_err(StoreError::sqlite(&self.path, "starting an IP lease"))?;
+        let ip = self.lease_ip_in_transaction(holder, candidates)?;
+        tx.commit()
+            .map_err(StoreError::sqlite(&self.path, "committing an IP lease"))?;
+        Ok(ip)
+    }
+
+    /// [`Store::lease_ip`] inside a transaction the caller opened (IMMEDIATE,
+    /// so the choice and the insert are not raced) and commits.
+    pub(crate) fn lease_ip_in_transaction(
+        &self,
+        holder: &str,
+        candidates: impl IntoIterator<Item = Ipv4Addr>,
+    ) -> Result<Ipv4Addr, StoreError> {
+        let err = |action| StoreError::sqlite(&self.path, action);
+        let existing: Option<String> = self
+            .conn
             .query_row(
                 "SELECT ip FROM ip_leases WHERE holder = ?1",
                 [holder],
@@ -43,7 +57,8 @@ impl Store {
         if let Some(ip) = existing {
             return self.parse_ip(ip);
         }
-        let taken: HashSet<String> = tx
+        let taken: HashSet<String> = self
+            .conn
             .prepare("SELECT ip FROM ip_leases")
             .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
             .map_err(err("listing IP leases"))?;
@@ -53,12 +68,12 @@ impl Store {
             .ok_or_else(|| StoreError::NoFreeAddress {
                 holder: holder.to_owned(),
             })?;
-        tx.execute(
-            "INSERT INTO ip_leases (ip, holder, leased_at) VALUES (?1, ?2, ?3)",
-            params![ip.to_string(), holder, now_rfc3339()],
-        )
-        .map_err(err("recording an IP lease"))?;
-        tx.commit().map_err(err("committing an IP lease"))?;
+        self.conn
+            .execute(
+                "INSERT INTO ip_leases (ip, holder, leased_at) VALUES (?1, ?2, ?3)",
+                params![ip.to_string(), holder, now_rfc3339()],
+            )
+            .map_err(err("recording an IP lease"))?;
         Ok(ip)
     }
 

@@ -1,5 +1,6 @@
-//! banger's durable state (SPEC §5): one SQLite database holding VMs, IP
-//! leases and the operations registry (images and kernels are described by
+//! banger's durable state (SPEC §5): one SQLite database holding VMs (as
+//! [`VmRecord`]s, the store's own type: the daemon turns them into wire
+//! types at its edge), IP leases and the operations registry (images and kernels are described by
 //! manifests beside their files; migration 2 dropped the baseline's unused
 //! tables for them).
 //!
@@ -16,6 +17,7 @@ mod leases;
 pub mod migrate;
 mod operations;
 mod readonly;
+mod record;
 pub mod schema;
 mod status;
 mod store;
@@ -31,6 +33,10 @@ pub use leases::IpLease;
 pub use migrate::Migration;
 pub use operations::INTERRUPTED_ERROR;
 pub use readonly::{AppliedMigration, ReadOnlyStore};
+pub use record::{
+    NewVm, RootDiskFormat, RootDiskRecord, RootDiskStrategy, RuntimeRecord, SnapshotRecord,
+    VmRecord,
+};
 pub use schema::MIGRATIONS;
 pub use status::{MigrationStatus, migration_status, migration_status_with};
 pub use store::Store;

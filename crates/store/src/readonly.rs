@@ -4,13 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use banger_api::protocol::Vm;
 use rusqlite::Connection;
 
 use crate::conn;
 use crate::db::Db;
 use crate::error::StoreError;
 use crate::migrate;
+use crate::record::VmRecord;
 
 #[derive(Debug)]
 pub struct ReadOnlyStore {
@@ -67,7 +67,7 @@ impl ReadOnlyStore {
         migrate::applied_ids(&self.conn, &self.path)
     }
 
-    pub fn list_vms(&self) -> Result<Vec<Vm>, StoreError> {
+    pub fn list_vms(&self) -> Result<Vec<VmRecord>, StoreError> {
         self.db().list_vms()
     }
 

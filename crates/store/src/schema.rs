@@ -25,6 +25,9 @@ fn drop_image_and_kernel_tables(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch("DROP TABLE images; DROP TABLE kernels;")
 }
 
+// The `vms.runtime` comment below predates the store's own record type:
+// the column now holds `crate::record::RuntimeRecord`'s JSON, which has the
+// same keys as the api crate's old `VmRuntime` (so no migration was needed).
 fn baseline(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(
         "

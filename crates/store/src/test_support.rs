@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use banger_api::model::{ByteSize, VmName, VmState};
-use banger_api::protocol::{Operation, OperationState, Vm, VmRuntime, VmSpec};
+use banger_api::protocol::{Operation, OperationState, VmSpec};
 use rusqlite::{Connection, Transaction};
 
 use crate::migrate::Migration;
+use crate::record::VmRecord;
 
 /// A temporary directory and a database path inside it (not yet created).
 pub(crate) fn temp_db() -> (tempfile::TempDir, PathBuf) {
@@ -66,8 +67,9 @@ pub(crate) fn table_exists(path: &Path, table: &str) -> bool {
         .unwrap()
 }
 
-pub(crate) fn vm(id: &str, name: &str) -> Vm {
-    Vm {
+/// A VM record that holds nothing (as an unwound create).
+pub(crate) fn vm(id: &str, name: &str) -> VmRecord {
+    VmRecord {
         id: id.to_owned(),
         name: VmName::new(name).unwrap(),
         image: "debian-12".to_owned(),
@@ -78,7 +80,7 @@ pub(crate) fn vm(id: &str, name: &str) -> Vm {
             disk_size: ByteSize::from_mib(8192).unwrap(),
             nat: false,
         },
-        runtime: VmRuntime::default(),
+        runtime: None,
         workspace: None,
         created_at: "2024-05-01T10:00:00Z".to_owned(),
         updated_at: "2024-05-01T10:00:00Z".to_owned(),

@@ -5,11 +5,12 @@
 use std::collections::HashSet;
 
 use banger_api::model::{Transition, VmAction};
-use banger_api::protocol::{Vm, VmRuntime, VmSpec, Workspace};
+use banger_api::protocol::{VmSpec, Workspace};
 use rusqlite::{Transaction, TransactionBehavior, params};
 
 use crate::clock::now_rfc3339;
 use crate::error::StoreError;
+use crate::record::{RuntimeRecord, VmRecord, encode_runtime};
 use crate::store::Store;
 
 /// The JSON columns of `vms` written on their own.
@@ -31,7 +32,7 @@ impl Store {
         id: &str,
         action: VmAction,
         last_error: Option<&str>,
-    ) -> Result<Option<Vm>, StoreError> {
+    ) -> Result<Option<VmRecord>, StoreError> {
         let err = |what| StoreError::sqlite(&self.path, what);
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(err("starting a VM state change"))?;
@@ -56,7 +57,7 @@ impl Store {
                     params![state.as_str(), last_error, now_rfc3339(), id],
                 )
                 .map_err(err("updating a VM's state"))?;
-                Some(Vm {
+                Some(VmRecord {
                     state,
                     last_error: last_error.map(str::to_owned),
                     ..vm
@@ -75,11 +76,16 @@ impl Store {
         Ok(result)
     }
 
-    /// Records what the VM got at setup (address, tap, vsock CID, ...): the
-    /// durable part teardown needs.
-    pub fn set_vm_runtime(&self, id: &str, runtime: &VmRuntime) -> Result<(), StoreError> {
-        let json = serde_json::to_string(runtime).expect("runtime always serialises");
-        self.set_vm_column(id, JsonColumn::Runtime, Some(json))
+    /// Records what the VM holds (its tap, its root disk, ...): the durable
+    /// part teardown needs.
+    pub fn set_vm_runtime(&self, id: &str, runtime: &RuntimeRecord) -> Result<(), StoreError> {
+        self.set_vm_column(id, JsonColumn::Runtime, Some(encode_runtime(Some(runtime))))
+    }
+
+    /// Records that the VM holds nothing any more (a failed create, unwound:
+    /// its address, disk and tap are given back).
+    pub fn release_vm_runtime(&self, id: &str) -> Result<(), StoreError> {
+        self.set_vm_column(id, JsonColumn::Runtime, Some(encode_runtime(None)))
     }
 
     /// Replaces what the VM was asked to be (`vm set`). The caller has
@@ -132,7 +138,7 @@ impl Store {
         let taken: HashSet<u32> = self
             .list_vms()?
             .iter()
-            .filter_map(|vm| vm.runtime.vsock_cid)
+            .filter_map(|vm| vm.runtime.as_ref().map(|r| r.vsock_cid))
             .collect();
         (FIRST_GUEST_CID..u32::MAX)
             .find(|cid| !taken.contains(cid))
@@ -145,9 +151,9 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use banger_api::model::{VmAction, VmState};
-    use banger_api::protocol::VmRuntime;
 
     use crate::error::StoreError;
+    use crate::record::{RootDiskFormat, RootDiskRecord, RootDiskStrategy, RuntimeRecord};
     use crate::store::Store;
     use crate::test_support::{temp_db, vm};
 
@@ -241,18 +247,25 @@ mod tests {
         assert_eq!(store.free_vsock_cid().unwrap(), 3);
         let v = vm("aaaa000000000004", "cid");
         store.insert_vm(&v).unwrap();
-        let runtime = VmRuntime {
-            ip: Some(Ipv4Addr::new(172, 16, 0, 2)),
-            vsock_cid: Some(3),
+        let runtime = RuntimeRecord {
+            ip: Ipv4Addr::new(172, 16, 0, 2),
+            vsock_cid: 3,
             tap: Some("fctap0".into()),
-            root_disk: Some(
-                serde_json::json!({"strategy": "qcow2-overlay", "path": "/v/root.qcow2"}),
-            ),
-            kernel: Some("debian-cloud-amd64".into()),
+            root_disk: Some(RootDiskRecord {
+                strategy: RootDiskStrategy::Qcow2Overlay,
+                path: "/v/root.qcow2".into(),
+                format: RootDiskFormat::Qcow2,
+                snapshot: None,
+                cow_file: None,
+            }),
+            kernel: "debian-cloud-amd64".into(),
         };
         store.set_vm_runtime(&v.id, &runtime).unwrap();
-        assert_eq!(store.find_vm("cid").unwrap().runtime, runtime);
+        assert_eq!(store.find_vm("cid").unwrap().runtime, Some(runtime.clone()));
         assert_eq!(store.free_vsock_cid().unwrap(), 4);
+        store.release_vm_runtime(&v.id).unwrap();
+        assert_eq!(store.find_vm("cid").unwrap().runtime, None);
+        assert_eq!(store.free_vsock_cid().unwrap(), 3, "a released CID is free");
         assert!(matches!(
             store.set_vm_runtime("ffff", &runtime),
             Err(StoreError::VmNotFound { .. })

@@ -1,13 +1,16 @@
 //! The `vms` table: VM records, looked up by name or id prefix.
 
+use std::net::Ipv4Addr;
+
 use banger_api::model::{VmName, VmState};
-use banger_api::protocol::{Vm, VmRuntime, VmSpec, Workspace};
-use rusqlite::{ErrorCode, Params, Row, params};
+use banger_api::protocol::{VmSpec, Workspace};
+use rusqlite::{ErrorCode, Params, Row, Transaction, TransactionBehavior, params};
 use serde::de::DeserializeOwned;
 
 use crate::clock::now_rfc3339;
 use crate::db::Db;
 use crate::error::StoreError;
+use crate::record::{NewVm, RuntimeRecord, VmRecord, decode_runtime, encode_runtime};
 use crate::store::Store;
 
 const TABLE: &str = "vms";
@@ -17,8 +20,47 @@ const COLUMNS: &str =
     "id, name, image, state, spec, runtime, workspace, created_at, updated_at, last_error";
 
 impl Store {
-    /// Records a new VM. Its name must be free: [`StoreError::VmNameTaken`].
-    pub fn insert_vm(&self, vm: &Vm) -> Result<(), StoreError> {
+    /// Records a new VM (`created`) together with what it holds from the
+    /// start, in one transaction: the lowest free vsock CID and the first
+    /// free address of `addresses`, leased to its id. Its name must be free
+    /// ([`StoreError::VmNameTaken`]); on any error nothing is recorded.
+    pub fn create_vm(
+        &self,
+        new: NewVm,
+        addresses: impl IntoIterator<Item = Ipv4Addr>,
+    ) -> Result<VmRecord, StoreError> {
+        let err = |what| StoreError::sqlite(&self.path, what);
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(err("starting a VM's creation"))?;
+        if self.vm_name_taken(&new.name)? {
+            return Err(StoreError::VmNameTaken {
+                name: new.name.to_string(),
+            });
+        }
+        let vsock_cid = self.free_vsock_cid()?;
+        let ip = self.lease_ip_in_transaction(&new.id, addresses)?;
+        let now = now_rfc3339();
+        let vm = VmRecord {
+            id: new.id,
+            name: new.name,
+            image: new.image,
+            state: VmState::Created,
+            spec: new.spec,
+            runtime: Some(RuntimeRecord::new(ip, vsock_cid, new.kernel)),
+            workspace: None,
+            created_at: now.clone(),
+            updated_at: now,
+            last_error: None,
+        };
+        self.insert_vm(&vm)?;
+        tx.commit().map_err(err("committing a VM's creation"))?;
+        Ok(vm)
+    }
+
+    /// Writes a VM record as it is. Its name must be free:
+    /// [`StoreError::VmNameTaken`]. A new VM is made by [`Store::create_vm`];
+    /// this is the row write it ends with (and what tests record).
+    pub fn insert_vm(&self, vm: &VmRecord) -> Result<(), StoreError> {
         let db = self.db();
         db.conn
             .execute(
@@ -31,7 +73,7 @@ impl Store {
                     vm.image,
                     vm.state.as_str(),
                     to_json(&vm.spec),
-                    to_json(&vm.runtime),
+                    encode_runtime(vm.runtime.as_ref()),
                     vm.workspace.as_ref().map(to_json),
                     vm.created_at,
                     vm.updated_at,
@@ -49,14 +91,14 @@ impl Store {
     }
 
     /// Every VM, oldest first (ties by name).
-    pub fn list_vms(&self) -> Result<Vec<Vm>, StoreError> {
+    pub fn list_vms(&self) -> Result<Vec<VmRecord>, StoreError> {
         self.db().list_vms()
     }
 
     /// Resolves what a user typed: an exact name wins; otherwise a non-empty
     /// lower-case hex string is taken as the start of an id and must match
     /// exactly one VM.
-    pub fn find_vm(&self, reference: &str) -> Result<Vm, StoreError> {
+    pub fn find_vm(&self, reference: &str) -> Result<VmRecord, StoreError> {
         let db = self.db();
         let action = "looking up a VM";
         if let Some(vm) = db.select_vms("WHERE name = ?1", [reference], action)?.pop() {
@@ -125,7 +167,7 @@ impl Store {
 }
 
 impl Db<'_> {
-    pub(crate) fn list_vms(self) -> Result<Vec<Vm>, StoreError> {
+    pub(crate) fn list_vms(self) -> Result<Vec<VmRecord>, StoreError> {
         self.select_vms("ORDER BY created_at, name", [], "listing VMs")
     }
 
@@ -135,7 +177,7 @@ impl Db<'_> {
         tail: &str,
         params: P,
         action: &'static str,
-    ) -> Result<Vec<Vm>, StoreError> {
+    ) -> Result<Vec<VmRecord>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!("SELECT {COLUMNS} FROM vms {tail}"))
@@ -180,19 +222,19 @@ impl RawVm {
 
     /// A row someone edited by hand, or wrote with a different banger, is
     /// reported with its id rather than taking the daemon down.
-    fn decode(self, db: Db<'_>) -> Result<Vm, StoreError> {
+    fn decode(self, db: Db<'_>) -> Result<VmRecord, StoreError> {
         let corrupt = |reason: String| db.corrupt(TABLE, &self.id, reason);
         let name = VmName::new(self.name).map_err(|e| corrupt(e.to_string()))?;
         let state: VmState = self.state.parse().map_err(|e| corrupt(format!("{e}")))?;
         let spec: VmSpec = from_json("spec", &self.spec).map_err(corrupt)?;
-        let runtime: VmRuntime = from_json("runtime", &self.runtime).map_err(corrupt)?;
+        let runtime = decode_runtime(&self.runtime).map_err(corrupt)?;
         let workspace: Option<Workspace> = self
             .workspace
             .as_deref()
             .map(|w| from_json("workspace", w))
             .transpose()
             .map_err(corrupt)?;
-        Ok(Vm {
+        Ok(VmRecord {
             id: self.id,
             name,
             image: self.image,
@@ -213,7 +255,7 @@ fn from_json<T: DeserializeOwned>(column: &str, text: &str) -> Result<T, String>
 
 fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value)
-        .expect("VM specs, runtimes and workspaces are plain structs that always serialise")
+        .expect("VM specs and workspaces are plain structs that always serialise")
 }
 
 /// The `table.column` a UNIQUE or PRIMARY KEY constraint failed on, if that

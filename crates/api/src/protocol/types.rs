@@ -29,8 +29,11 @@ pub struct VmSpec {
     pub nat: bool,
 }
 
-/// What a VM got when it was set up: the durable part of its runtime, enough
-/// for teardown even when the transient `handles.json` is lost.
+/// What a VM holds: its address, vsock CID, tap, root disk and kernel.
+/// Every field is absent for a VM that holds nothing (a create that failed
+/// and was unwound); `tap` is present only while it runs. This is a view
+/// of the daemon's durable record, not the record itself: internals
+/// teardown needs (loop devices, snapshot names) are not part of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VmRuntime {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,13 +42,23 @@ pub struct VmRuntime {
     pub vsock_cid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tap: Option<String>,
-    /// The copy-on-write root disk as `banger_image::cow::RootDisk` stores
-    /// itself (strategy, path, snapshot), so teardown needs nothing else.
+    /// The VM's copy-on-write root disk, once it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub root_disk: Option<serde_json::Value>,
+    pub root_disk: Option<VmRootDisk>,
     /// The kernel the VM boots (a kernel store name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
+}
+
+/// A VM's root disk: how it shares its image and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmRootDisk {
+    /// `reflink`, `dm-snapshot`, `qcow2-overlay` or `sparse-copy`.
+    pub strategy: String,
+    /// `raw` or `qcow2`: the format the VMM opens it in.
+    pub format: String,
+    /// The file in the VM directory, or `/dev/mapper/banger-<id>`.
+    pub path: String,
 }
 
 /// What `vm.exec` ran into in the guest. The CLI exits with `status`, or

@@ -5,15 +5,16 @@ use std::time::{Duration, Instant};
 
 use banger_agent_proto::protocol::IdentityRequest;
 use banger_api::model::VmAction;
-use banger_api::protocol::{ErrorCode, Vm};
+use banger_api::protocol::ErrorCode;
 use banger_image::kernel::KernelStore;
+use banger_store::VmRecord;
 use banger_vmm::{BackendKind, DiskFormat, DiskSpec, VmConfig, VmHandle, VmmBackend};
 use tokio_util::sync::CancellationToken;
 
 use super::evidence::quote_logs;
 use super::handles::{Handles, write_handles};
 use super::record::{
-    WORK_DISK_FILE, check_cancel, guest_mac, root_disk_of, save_runtime, transition,
+    WORK_DISK_FILE, check_cancel, guest_mac, held, held_mut, root_disk_of, save_runtime, transition,
 };
 use crate::blocking::run;
 use crate::error::DaemonError;
@@ -33,17 +34,14 @@ pub(super) async fn boot(
     daemon: &Daemon,
     op: &mut OpTracker,
     cancel: &CancellationToken,
-    vm: Vm,
+    vm: VmRecord,
     identity: Option<IdentityRequest>,
-) -> Result<Vm, DaemonError> {
+) -> Result<VmRecord, DaemonError> {
     let mut vm = transition(daemon, &vm.id, VmAction::Start, None)
         .await?
         .expect("start keeps the record");
     let vmm = daemon.vmm().await?;
-    let ip = vm
-        .runtime
-        .ip
-        .ok_or_else(|| DaemonError::Internal("the VM has no address on record".into()))?;
+    let ip = held(&vm)?.ip;
 
     let stage = "network: tap on the bridge";
     op.stage(stage).await?;
@@ -53,8 +51,8 @@ pub(super) async fn boot(
     }
     .await
     .map_err(|e| e.in_stage(stage))?;
-    vm.runtime.tap = Some(tap.as_str().to_owned());
-    save_runtime(daemon, &vm.id, &vm.runtime).await?;
+    held_mut(&mut vm)?.tap = Some(tap.as_str().to_owned());
+    save_runtime(daemon, &vm.id, held(&vm)?).await?;
     crate::fault::point("boot.tap");
     let stage = "network: fence (own address and MAC only)";
     op.stage(stage).await?;
@@ -98,7 +96,7 @@ pub(super) async fn boot(
         &vm_dir,
         &Handles {
             handle: handle.clone(),
-            tap: vm.runtime.tap.clone(),
+            tap: vm.tap().map(str::to_owned),
         },
     )?;
     crate::fault::point("boot.handles");
@@ -161,25 +159,14 @@ fn kernel_args(daemon: &Daemon, ip: std::net::Ipv4Addr, init: Option<&str>) -> S
 
 fn vm_config(
     daemon: &Daemon,
-    vm: &Vm,
+    vm: &VmRecord,
     tap: &str,
     backend: BackendKind,
 ) -> Result<VmConfig, DaemonError> {
-    let ip = vm
-        .runtime
-        .ip
-        .ok_or_else(|| DaemonError::Internal("the VM has no address on record".into()))?;
-    let cid = vm
-        .runtime
-        .vsock_cid
-        .ok_or_else(|| DaemonError::Internal("the VM has no vsock CID on record".into()))?;
-    let kernel_name = vm
-        .runtime
-        .kernel
-        .clone()
-        .unwrap_or_else(|| daemon.config.default_kernel_name().to_owned());
-    let kernel = KernelStore::new(&daemon.paths.kernels_dir).paths(&kernel_name)?;
-    let root = root_disk_of(&vm.runtime)?
+    let runtime = held(vm)?;
+    let (ip, cid) = (runtime.ip, runtime.vsock_cid);
+    let kernel = KernelStore::new(&daemon.paths.kernels_dir).paths(&runtime.kernel)?;
+    let root = root_disk_of(vm)?
         .ok_or_else(|| DaemonError::Internal("the VM has no root disk on record".into()))?;
     let vm_dir = daemon.paths.vm_dir(&vm.id);
     let init = banger_image::images::ImageStore::new(&daemon.paths.images_dir)

@@ -4,21 +4,22 @@
 use std::os::unix::fs::DirBuilderExt;
 
 use banger_agent_proto::protocol::{HostKey as AgentHostKey, IdentityRequest};
-use banger_api::model::{VmAction, VmName, VmState, generate_name};
-use banger_api::protocol::{
-    ErrorCode, MIN_DISK_MIB, MIN_MEMORY_MIB, Vm, VmCreateParams, VmRuntime, VmSpec,
-};
+use banger_api::model::{VmAction, VmName, generate_name};
+use banger_api::protocol::{ErrorCode, MIN_DISK_MIB, MIN_MEMORY_MIB, Vm, VmCreateParams, VmSpec};
 use banger_config::{HostFacts, resolve_vm_defaults};
 use banger_host::{DmName, ManagedRoots};
 use banger_image::cow::{CowSupport, choose, provision_root_disk};
 use banger_image::images::{ImageManifest, ImageStore};
 use banger_net::ssh::{SshPaths, ensure_user_key, generate_host_key, pin_host};
 use banger_net::subnet::GuestSubnet;
+use banger_store::{NewVm, VmRecord};
 use tokio_util::sync::CancellationToken;
 
 use super::boot::boot;
 use super::first_use::{ensure_image, ensure_kernel};
-use super::record::{WORK_DISK_FILE, check_cancel, find, save_runtime, transition};
+use super::record::{
+    WORK_DISK_FILE, check_cancel, find, held, held_mut, root_disk_record, save_runtime, transition,
+};
 use super::seed;
 use super::teardown::unwind_create;
 use crate::blocking::run;
@@ -54,7 +55,7 @@ pub async fn create(
         p.no_start,
     )
     .await;
-    op.finish(result).await
+    op.finish(result).await.map(super::view::vm)
 }
 
 async fn create_tracked(
@@ -65,7 +66,7 @@ async fn create_tracked(
     image_name: &str,
     spec: VmSpec,
     no_start: bool,
-) -> Result<Vm, DaemonError> {
+) -> Result<VmRecord, DaemonError> {
     let manifest = ensure_image(daemon, op, image_name).await?;
     let kernel = manifest
         .kernel_ref
@@ -192,7 +193,7 @@ async fn record(
     image: &str,
     kernel: &str,
     spec: VmSpec,
-) -> Result<Vm, DaemonError> {
+) -> Result<VmRecord, DaemonError> {
     let vm_dir = daemon.paths.vm_dir(id);
     std::fs::create_dir_all(&daemon.paths.vms_dir)
         .and_then(|()| std::fs::DirBuilder::new().mode(0o700).create(&vm_dir))
@@ -200,39 +201,17 @@ async fn record(
         .map_err(|e| DaemonError::Internal(format!("cannot create {}: {e}", vm_dir.display())))?;
     let subnet = GuestSubnet::new(daemon.config.bridge_ip(), daemon.config.cidr_prefix())
         .map_err(|e| DaemonError::failed(ErrorCode::OperationFailed, e.to_string()))?;
-    let now = banger_store::now_rfc3339();
-    let vm = Vm {
+    let new = NewVm {
         id: id.to_owned(),
         name: name.clone(),
         image: image.to_owned(),
-        state: VmState::Created,
         spec,
-        runtime: VmRuntime {
-            kernel: Some(kernel.to_owned()),
-            ..VmRuntime::default()
-        },
-        workspace: None,
-        created_at: now.clone(),
-        updated_at: now,
-        last_error: None,
+        kernel: kernel.to_owned(),
     };
-    let mut v = vm.clone();
+    // One transaction: the record, its vsock CID and its address lease.
     let inserted = daemon
         .store
-        .call(move |s| {
-            v.runtime.vsock_cid = Some(s.free_vsock_cid()?);
-            s.insert_vm(&v)?;
-            match s.lease_ip(&v.id, subnet.guest_addresses()) {
-                Ok(ip) => v.runtime.ip = Some(ip),
-                Err(e) => {
-                    // Nothing else exists yet: the record goes again.
-                    let _ = s.transition_vm(&v.id, VmAction::Delete, None);
-                    return Err(e);
-                }
-            }
-            s.set_vm_runtime(&v.id, &v.runtime)?;
-            Ok(v)
-        })
+        .call(move |s| s.create_vm(new, subnet.guest_addresses()))
         .await;
     if inserted.is_err() {
         let _ = std::fs::remove_dir(&vm_dir);
@@ -245,10 +224,10 @@ async fn provision(
     daemon: &Daemon,
     op: &mut OpTracker,
     cancel: &CancellationToken,
-    mut vm: Vm,
+    mut vm: VmRecord,
     image: &ImageManifest,
     no_start: bool,
-) -> Result<Vm, DaemonError> {
+) -> Result<VmRecord, DaemonError> {
     let host = daemon.vms.host()?;
     let vm_dir = daemon.paths.vm_dir(&vm.id);
 
@@ -278,8 +257,8 @@ async fn provision(
         run(move || provision_root_disk(strategy, &base, &dir, h.as_ref(), &roots, &dm_name))
             .await?
             .map_err(|e| DaemonError::from(e).in_stage(&stage))?;
-    vm.runtime.root_disk = Some(serde_json::to_value(&disk).expect("root disks serialise"));
-    save_runtime(daemon, &vm.id, &vm.runtime).await?;
+    held_mut(&mut vm)?.root_disk = Some(root_disk_record(&disk));
+    save_runtime(daemon, &vm.id, held(&vm)?).await?;
     check_cancel(cancel)?;
     crate::fault::point("create.root-disk");
 
@@ -332,7 +311,7 @@ async fn provision(
 pub(super) async fn ssh_identity(
     daemon: &Daemon,
     op: &mut OpTracker,
-    vm: &Vm,
+    vm: &VmRecord,
 ) -> Result<IdentityRequest, DaemonError> {
     let stage = "ssh keys: host key pinned before the first connection";
     op.stage(stage).await?;
@@ -341,7 +320,7 @@ pub(super) async fn ssh_identity(
         Some(key) => ssh.with_user_key(key),
         None => ssh,
     };
-    let (name, ip, dir) = (vm.name.clone(), vm.runtime.ip, daemon.paths.vm_dir(&vm.id));
+    let (name, ip, dir) = (vm.name.clone(), vm.ip(), daemon.paths.vm_dir(&vm.id));
     run(move || {
         let user = ensure_user_key(&ssh)?;
         let host_key = generate_host_key(&dir)?;

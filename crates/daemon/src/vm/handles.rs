@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use banger_store::VmRecord;
 use banger_vmm::VmHandle;
 use serde::{Deserialize, Serialize};
 
 use banger_api::model::VmState;
-use banger_api::protocol::{ErrorCode, Vm};
+use banger_api::protocol::ErrorCode;
 
 use crate::error::DaemonError;
 use crate::state::Daemon;
@@ -67,7 +68,7 @@ pub fn read_handles(vm_dir: &Path) -> Option<Handles> {
 }
 
 /// The agent socket of a running VM, or why there is none.
-pub fn running_agent(daemon: &Daemon, vm: &Vm) -> Result<PathBuf, DaemonError> {
+pub fn running_agent(daemon: &Daemon, vm: &VmRecord) -> Result<PathBuf, DaemonError> {
     if vm.state != VmState::Running {
         return Err(DaemonError::failed(
             ErrorCode::OperationFailed,

@@ -6,9 +6,12 @@ use crate::error::DaemonError;
 use crate::state::Daemon;
 
 pub async fn list(daemon: &Daemon) -> Result<Vec<Vm>, DaemonError> {
-    daemon.store.call(|s| s.list_vms()).await
+    let records = daemon.store.call(|s| s.list_vms()).await?;
+    Ok(records.into_iter().map(super::view::vm).collect())
 }
 
 pub async fn show(daemon: &Daemon, p: VmRef) -> Result<Vm, DaemonError> {
-    super::record::find(daemon, &p.vm).await
+    super::record::find(daemon, &p.vm)
+        .await
+        .map(super::view::vm)
 }

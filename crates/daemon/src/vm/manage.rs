@@ -8,10 +8,11 @@ use banger_api::protocol::{
     ErrorCode, MIN_DISK_MIB, MIN_MEMORY_MIB, PruneEntry, PruneOutcome, Vm, VmPruneParams,
     VmSetParams, VmSpec,
 };
+use banger_store::VmRecord;
 use banger_sys::Cmd;
 
 use super::power::{locked, remove_halted};
-use super::record::{WORK_DISK_FILE, find};
+use super::record::{WORK_DISK_FILE, find, held};
 use crate::blocking::run;
 use crate::context::RequestCtx;
 use crate::error::DaemonError;
@@ -33,7 +34,7 @@ pub async fn prune(
     p: VmPruneParams,
 ) -> Result<Vec<PruneEntry>, DaemonError> {
     let all = daemon.store.call(|s| s.list_vms()).await?;
-    let candidates: Vec<Vm> = match &p.ids {
+    let candidates: Vec<VmRecord> = match &p.ids {
         // Asked for by id: running ones are reported as skipped.
         Some(ids) => all.into_iter().filter(|vm| ids.contains(&vm.id)).collect(),
         None => all.into_iter().filter(|vm| prunable(vm.state)).collect(),
@@ -55,8 +56,8 @@ pub async fn prune(
     op.finish(Ok(entries)).await
 }
 
-async fn prune_one(daemon: &Daemon, listed: Vm) -> PruneEntry {
-    let entry = |vm: &Vm, outcome, message| PruneEntry {
+async fn prune_one(daemon: &Daemon, listed: VmRecord) -> PruneEntry {
+    let entry = |vm: &VmRecord, outcome, message| PruneEntry {
         id: vm.id.clone(),
         name: vm.name.clone(),
         state: vm.state,
@@ -113,7 +114,7 @@ fn check_values(p: &VmSetParams) -> Result<(), DaemonError> {
 
 /// The spec after the change, or why the change is refused (nothing has
 /// been changed then).
-fn next_spec(vm: &Vm, p: &VmSetParams) -> Result<VmSpec, DaemonError> {
+fn next_spec(vm: &VmRecord, p: &VmSetParams) -> Result<VmSpec, DaemonError> {
     if p.needs_stopped_vm() && vm.state.may_have_vmm() {
         return Err(DaemonError::failed(
             ErrorCode::OperationFailed,
@@ -154,19 +155,19 @@ pub async fn set(daemon: &Daemon, ctx: &RequestCtx, p: VmSetParams) -> Result<Vm
     let (vm, _guard) = locked(daemon, &p.vm).await?;
     let spec = next_spec(&vm, &p)?;
     if spec == vm.spec {
-        return Ok(vm);
+        return Ok(super::view::vm(vm));
     }
     let mut op = OpTracker::begin(&daemon.store, ctx, "vm.set", Some(vm.name.to_string())).await?;
     let result = apply(daemon, &mut op, &vm, spec).await;
-    op.finish(result).await
+    op.finish(result).await.map(super::view::vm)
 }
 
 async fn apply(
     daemon: &Daemon,
     op: &mut OpTracker,
-    vm: &Vm,
+    vm: &VmRecord,
     spec: VmSpec,
-) -> Result<Vm, DaemonError> {
+) -> Result<VmRecord, DaemonError> {
     if spec.disk_size > vm.spec.disk_size {
         let stage = format!("growing the work disk to {}", spec.disk_size);
         op.stage(&stage).await?;
@@ -208,7 +209,7 @@ async fn apply(
 async fn switch_nat(
     daemon: &Daemon,
     op: &mut OpTracker,
-    vm: &Vm,
+    vm: &VmRecord,
     on: bool,
 ) -> Result<(), DaemonError> {
     let stage = if on {
@@ -217,10 +218,7 @@ async fn switch_nat(
         "network: removing NAT"
     };
     op.stage(stage).await?;
-    let ip = vm
-        .runtime
-        .ip
-        .ok_or_else(|| DaemonError::Internal(format!("VM {} has no address on record", vm.name)))?;
+    let ip = held(vm)?.ip;
     let host = daemon.vms.host()?;
     let bridge = bridge_name(&daemon.config)?;
     run(move || {
@@ -327,8 +325,8 @@ fn check_fs(path: &Path) -> Result<(), DaemonError> {
 mod tests {
     use super::*;
 
-    fn vm(state: VmState) -> Vm {
-        Vm {
+    fn vm(state: VmState) -> VmRecord {
+        VmRecord {
             id: "0123456789abcdef".into(),
             name: banger_api::model::VmName::new("dev").unwrap(),
             image: "img".into(),
@@ -339,7 +337,7 @@ mod tests {
                 disk_size: "8G".parse().unwrap(),
                 nat: false,
             },
-            runtime: Default::default(),
+            runtime: None,
             workspace: None,
             created_at: String::new(),
             updated_at: String::new(),

@@ -29,6 +29,7 @@ mod record;
 mod seed;
 mod sweep;
 mod teardown;
+mod view;
 mod workspace;
 
 pub use create::create;

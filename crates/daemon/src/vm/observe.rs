@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use banger_api::model::VmState;
 use banger_api::protocol::{
-    DiskUsage, GuestUsage, MAX_LOG_CHUNK, Vm, VmLogs, VmLogsParams, VmRef, VmStats, VmmUsage,
+    DiskUsage, GuestUsage, MAX_LOG_CHUNK, VmLogs, VmLogsParams, VmRef, VmStats, VmmUsage,
 };
 use banger_image::cow::CowStrategy;
+use banger_store::VmRecord;
 
 use super::handles::read_handles;
 use super::logread::read_chunk;
@@ -24,7 +25,7 @@ const USER_HZ: f64 = 100.0;
 /// The VMM's log and the serial console, as recorded in `handles.json`
 /// while the VM runs; afterwards (the files stay in the VM directory) by
 /// the names the VMM drivers give them.
-fn log_paths(daemon: &Daemon, vm: &Vm) -> (PathBuf, PathBuf) {
+fn log_paths(daemon: &Daemon, vm: &VmRecord) -> (PathBuf, PathBuf) {
     let vm_dir = daemon.paths.vm_dir(&vm.id);
     if let Some(h) = read_handles(&vm_dir) {
         return (h.handle.vmm_log, h.handle.console_log);
@@ -72,7 +73,7 @@ pub async fn stats(daemon: &Daemon, r: VmRef) -> Result<VmStats, DaemonError> {
     let vm_dir = daemon.paths.vm_dir(&vm.id);
     let mut notes = Vec::new();
     let mut disk_files = Vec::new();
-    match root_disk_of(&vm.runtime) {
+    match root_disk_of(&vm) {
         // A device-mapper snapshot's own data is its exception store.
         Ok(Some(root)) => disk_files.push((
             "root",

@@ -49,13 +49,13 @@ pub async fn ports(daemon: &Daemon, r: VmRef) -> Result<VmPorts, DaemonError> {
     // async workers (DNS and the socket share them).
     let mut ports = run(move || guest.ports(&uds).map(|l| group(&name, l))).await??;
     let mut notes = Vec::new();
-    match vm.runtime.ip {
+    match vm.ip() {
         Some(ip) => notes.extend(probe_all(&vm.name.to_string(), ip, &mut ports).await),
         None => notes.push("no address on record: HTTP was not probed".to_owned()),
     }
     Ok(VmPorts {
+        ip: vm.ip(),
         name: vm.name,
-        ip: vm.runtime.ip,
         ports,
         notes,
     })

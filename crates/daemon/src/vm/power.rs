@@ -2,10 +2,12 @@
 
 use banger_api::model::{VmAction, VmState};
 use banger_api::protocol::{Vm, VmRef};
+use banger_store::VmRecord;
 
 use super::boot::boot;
 use super::record::{find, transition};
 use super::teardown::{Logs, dispose, halt, stop_guest};
+use super::view;
 use crate::context::RequestCtx;
 use crate::error::DaemonError;
 use crate::ops::OpTracker;
@@ -15,7 +17,7 @@ use crate::state::Daemon;
 pub(super) async fn locked(
     daemon: &Daemon,
     reference: &str,
-) -> Result<(Vm, tokio::sync::OwnedMutexGuard<()>), DaemonError> {
+) -> Result<(VmRecord, tokio::sync::OwnedMutexGuard<()>), DaemonError> {
     let vm = find(daemon, reference).await?;
     let guard = daemon.vms.lock(&vm.id).await;
     let vm = find(daemon, &vm.id).await?;
@@ -30,7 +32,7 @@ pub async fn start(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, Da
     let mut op =
         OpTracker::begin(&daemon.store, ctx, "vm.start", Some(vm.name.to_string())).await?;
     let result = boot_or_fail(daemon, ctx, &mut op, vm).await;
-    op.finish(result).await
+    op.finish(result).await.map(view::vm)
 }
 
 /// Stops a running VM, then boots it again: one operation, one lock held
@@ -58,10 +60,10 @@ pub async fn restart(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, 
         boot_or_fail(daemon, ctx, &mut op, vm).await
     }
     .await;
-    op.finish(result).await
+    op.finish(result).await.map(view::vm)
 }
 
-fn allowed(vm: &Vm, action: VmAction) -> Result<(), DaemonError> {
+fn allowed(vm: &VmRecord, action: VmAction) -> Result<(), DaemonError> {
     vm.state
         .apply(action)
         .map_err(|source| banger_store::StoreError::IllegalTransition {
@@ -76,8 +78,8 @@ async fn boot_or_fail(
     daemon: &Daemon,
     ctx: &RequestCtx,
     op: &mut OpTracker,
-    vm: Vm,
-) -> Result<Vm, DaemonError> {
+    vm: VmRecord,
+) -> Result<VmRecord, DaemonError> {
     let work = daemon.vms.interruptible(&vm.id, &ctx.cancel);
     let booted = async {
         let identity = if super::boot::needs_identity(&daemon.paths.vm_dir(&vm.id)) {
@@ -113,10 +115,10 @@ pub async fn stop(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, Dae
     let (vm, _guard) = locked(daemon, &r.vm).await?;
     let op = OpTracker::begin(&daemon.store, ctx, "vm.stop", Some(vm.name.to_string())).await?;
     let result = stop_locked(daemon, vm).await;
-    op.finish(result).await
+    op.finish(result).await.map(view::vm)
 }
 
-pub(super) async fn stop_locked(daemon: &Daemon, vm: Vm) -> Result<Vm, DaemonError> {
+pub(super) async fn stop_locked(daemon: &Daemon, vm: VmRecord) -> Result<VmRecord, DaemonError> {
     let vm = transition(daemon, &vm.id, VmAction::Stop, None)
         .await?
         .expect("stop keeps the record");
@@ -143,10 +145,10 @@ pub async fn kill(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, Dae
     } else {
         kill_locked(daemon, vm).await
     };
-    op.finish(result).await
+    op.finish(result).await.map(view::vm)
 }
 
-async fn kill_locked(daemon: &Daemon, vm: Vm) -> Result<Vm, DaemonError> {
+async fn kill_locked(daemon: &Daemon, vm: VmRecord) -> Result<VmRecord, DaemonError> {
     let vm = transition(daemon, &vm.id, VmAction::Kill, None)
         .await?
         .expect("kill keeps the record");
@@ -178,13 +180,13 @@ pub async fn delete(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, D
         Ok(vm)
     }
     .await;
-    op.finish(result).await
+    op.finish(result).await.map(view::vm)
 }
 
 /// Removes a VM that no VMM runs (created, stopped or error): what is left
 /// of its running parts, its disks, keys and address, then its record. The
 /// caller holds the VM's lock.
-pub(super) async fn remove_halted(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
+pub(super) async fn remove_halted(daemon: &Daemon, vm: &VmRecord) -> Result<(), DaemonError> {
     halt(daemon, vm).await?;
     crate::fault::point("delete.halted");
     dispose(daemon, vm, Logs::Remove).await?;

@@ -6,7 +6,7 @@
 //! create. Then what no record names any more is removed (`sweep`).
 
 use banger_api::model::{VmAction, VmState};
-use banger_api::protocol::Vm;
+use banger_store::VmRecord;
 use tracing::Instrument;
 
 use super::handles::read_handles;
@@ -37,7 +37,7 @@ pub async fn reconcile(daemon: &Daemon) {
 /// The daemon died during this VM's create: nobody got an answer, so it
 /// goes the way of a failed create (everything but its logs removed, the
 /// record kept as `error` saying why, for `vm delete`).
-async fn unwind_interrupted_create(daemon: &Daemon, vm: &Vm) {
+async fn unwind_interrupted_create(daemon: &Daemon, vm: &VmRecord) {
     tracing::warn!("its create was interrupted by the previous daemon's exit; unwinding it");
     if let Err(e) = super::teardown::unwind_create(daemon, vm).await {
         tracing::warn!(error = %banger_api::error_chain(&e), "unwinding incomplete; `banger vm delete` retries it");
@@ -49,7 +49,7 @@ async fn unwind_interrupted_create(daemon: &Daemon, vm: &Vm) {
     }
 }
 
-async fn reconcile_one(daemon: &Daemon, vm: Vm) {
+async fn reconcile_one(daemon: &Daemon, vm: VmRecord) {
     let handles = read_handles(&daemon.paths.vm_dir(&vm.id));
     let alive = match &handles {
         // The backend the VM was launched with, whatever config says now.
@@ -59,7 +59,7 @@ async fn reconcile_one(daemon: &Daemon, vm: Vm) {
     // Only a VM that had finished booting is adopted: one caught half-way
     // through a start lost the request that was driving it.
     if alive && vm.state == VmState::Running {
-        if let Some(ip) = vm.runtime.ip {
+        if let Some(ip) = vm.ip() {
             daemon.dns.set(&vm.name, ip);
         }
         tracing::info!("adopted: its VMM is still running");

@@ -8,17 +8,17 @@
 
 use std::collections::HashSet;
 
-use banger_api::protocol::Vm;
+use banger_store::VmRecord;
 
 use crate::blocking::run;
 use crate::state::Daemon;
 
-pub async fn sweep(daemon: &Daemon, vms: &[Vm]) {
+pub async fn sweep(daemon: &Daemon, vms: &[VmRecord]) {
     let ids: HashSet<String> = vms.iter().map(|vm| vm.id.clone()).collect();
     let (vms_dir, held) = (
         daemon.paths.vms_dir.clone(),
         vms.iter()
-            .filter_map(|vm| vm.runtime.tap.clone())
+            .filter_map(|vm| vm.tap().map(str::to_owned))
             .collect::<HashSet<_>>(),
     );
     let images = crate::supply::image_store(daemon);

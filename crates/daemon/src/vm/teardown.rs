@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use banger_api::model::VmName;
-use banger_api::protocol::Vm;
 use banger_net::ssh::{SshPaths, unpin_host};
+use banger_store::VmRecord;
 
 use super::handles::{handles_path, read_handles};
-use super::record::{root_disk_of, save_runtime};
+use super::record::{release_runtime, root_disk_of, save_runtime};
 use crate::blocking::run;
 use crate::error::DaemonError;
 use crate::machinery::{Machinery, bridge_name};
@@ -39,7 +39,7 @@ impl Errors {
 /// request), waits up to [`POWEROFF_WAIT`], then kills the VMM: always, as
 /// that also stops QEMU's vhost-device-vsock sidecar and removes a jail.
 /// Then [`halt`]. The driver is the one the VM's handle records.
-pub(super) async fn stop_guest(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
+pub(super) async fn stop_guest(daemon: &Daemon, vm: &VmRecord) -> Result<(), DaemonError> {
     let vm_dir = daemon.paths.vm_dir(&vm.id);
     if let Some(handles) = read_handles(&vm_dir) {
         let driver = daemon.vms.driver_for(handles.handle.backend);
@@ -66,7 +66,7 @@ pub(super) async fn stop_guest(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonErr
 
 /// Stops the VMM and its sidecar if they still run, and gives back what a
 /// running VM holds: its tap, NAT rules, DNS record, `handles.json`.
-pub(super) async fn halt(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
+pub(super) async fn halt(daemon: &Daemon, vm: &VmRecord) -> Result<(), DaemonError> {
     let machinery: &Machinery = &daemon.vms;
     let vm_dir = daemon.paths.vm_dir(&vm.id);
     let mut errors = Errors::default();
@@ -89,7 +89,7 @@ pub(super) async fn halt(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
     // Whatever the spec says: a `vm set --nat` that died between adding the
     // rule and saving the spec left a rule the spec does not mention, and
     // the next VM given this address would inherit it. Removal is idempotent.
-    if let (Some(ip), Some(host)) = (vm.runtime.ip, machinery.host_if_any()) {
+    if let (Some(ip), Some(host)) = (vm.ip(), machinery.host_if_any()) {
         let removed = match bridge_name(&daemon.config) {
             Ok(bridge) => run(move || host.remove_nat(ip, &bridge))
                 .await
@@ -99,9 +99,8 @@ pub(super) async fn halt(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
         errors.note("removing NAT", removed);
     }
     let tap = vm
-        .runtime
-        .tap
-        .clone()
+        .tap()
+        .map(str::to_owned)
         .or_else(|| handles.as_ref().and_then(|h| h.tap.clone()));
     if let Some(tap) = tap {
         let released = match (machinery.host(), banger_host::TapName::new(tap)) {
@@ -115,8 +114,8 @@ pub(super) async fn halt(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
             (_, Err(e)) => Err(banger_host::HostError::from(e).into()),
         };
         errors.note("releasing the tap", released);
-        if errors.0.is_none() {
-            let mut runtime = vm.runtime.clone();
+        if let (None, Some(runtime)) = (&errors.0, &vm.runtime) {
+            let mut runtime = runtime.clone();
             runtime.tap = None;
             errors.note(
                 "recording the tap's release",
@@ -143,9 +142,9 @@ pub(super) async fn halt(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
 /// Removes what a VM owns besides its running parts: the root disk, the VM
 /// directory (work disk, logs, sockets), its known_hosts pins and its IP
 /// lease. The record itself stays (the caller deletes it or marks it failed).
-pub(super) async fn dispose(daemon: &Daemon, vm: &Vm, logs: Logs) -> Result<(), DaemonError> {
+pub(super) async fn dispose(daemon: &Daemon, vm: &VmRecord, logs: Logs) -> Result<(), DaemonError> {
     let mut errors = Errors::default();
-    match root_disk_of(&vm.runtime) {
+    match root_disk_of(vm) {
         Ok(Some(disk)) => {
             let removed = match daemon.vms.host_if_any() {
                 Some(host) => run(move || banger_image::teardown_root_disk(&disk, host.as_ref()))
@@ -187,10 +186,10 @@ pub(super) async fn dispose(daemon: &Daemon, vm: &Vm, logs: Logs) -> Result<(), 
 /// After a failed create: everything goes but the logs, the record stays,
 /// emptied of what it no longer holds, so `vm show` explains, `vm logs`
 /// shows what the VMM and the console said, and `vm delete` removes it.
-pub(super) async fn unwind_create(daemon: &Daemon, vm: &Vm) -> Result<(), DaemonError> {
+pub(super) async fn unwind_create(daemon: &Daemon, vm: &VmRecord) -> Result<(), DaemonError> {
     let halted = halt(daemon, vm).await;
     let disposed = dispose(daemon, vm, Logs::Keep).await;
-    let cleared = save_runtime(daemon, &vm.id, &Default::default()).await;
+    let cleared = release_runtime(daemon, &vm.id).await;
     halted.and(disposed).and(cleared)
 }
 

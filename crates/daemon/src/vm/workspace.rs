@@ -12,9 +12,10 @@ use std::time::Instant;
 use banger_agent_proto::base64;
 use banger_agent_proto::protocol::{ExecRequest, ExecResult, OutputStream as GuestStream};
 use banger_api::protocol::{
-    ErrorCode, OutputChunk, OutputStream, Vm, Workspace, WorkspaceExportParams, WorkspaceExported,
+    ErrorCode, OutputChunk, OutputStream, Workspace, WorkspaceExportParams, WorkspaceExported,
     WorkspacePlan, WorkspacePrepareParams, WorkspacePrepared, WorkspaceSource, short_commit,
 };
+use banger_store::VmRecord;
 use banger_workspace::{Plan, Selection, guest};
 use tokio_util::sync::CancellationToken;
 
@@ -102,7 +103,7 @@ async fn prepare_locked(
     daemon: &Daemon,
     ctx: &RequestCtx,
     op: &mut OpTracker,
-    vm: Vm,
+    vm: VmRecord,
     p: WorkspacePrepareParams,
 ) -> Result<WorkspacePrepared, DaemonError> {
     let started = Instant::now();

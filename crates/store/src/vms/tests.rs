@@ -1,9 +1,10 @@
 use std::net::Ipv4Addr;
 
 use banger_api::model::{VmName, VmState};
-use banger_api::protocol::{VmRuntime, Workspace};
+use banger_api::protocol::Workspace;
 
 use crate::error::StoreError;
+use crate::record::{NewVm, RootDiskFormat, RootDiskRecord, RootDiskStrategy, RuntimeRecord};
 use crate::store::Store;
 use crate::test_support::{raw, temp_db, vm};
 
@@ -19,13 +20,19 @@ fn vms_round_trip_and_list_by_creation_then_name() {
     full.created_at = "2024-01-01T00:00:00Z".to_owned();
     full.state = VmState::Running;
     full.spec.nat = true;
-    full.runtime = VmRuntime {
-        ip: Some(Ipv4Addr::new(172, 30, 0, 2)),
-        vsock_cid: Some(3),
+    full.runtime = Some(RuntimeRecord {
+        ip: Ipv4Addr::new(172, 30, 0, 2),
+        vsock_cid: 3,
         tap: Some("bg-tap0".to_owned()),
-        root_disk: Some(serde_json::json!({"strategy": "reflink", "path": "/v/root.ext4"})),
-        kernel: Some("k".to_owned()),
-    };
+        root_disk: Some(RootDiskRecord {
+            strategy: RootDiskStrategy::Reflink,
+            path: "/v/root.ext4".into(),
+            format: RootDiskFormat::Raw,
+            snapshot: None,
+            cow_file: None,
+        }),
+        kernel: "k".to_owned(),
+    });
     full.workspace = Some(Workspace {
         guest_path: "/root/repo".to_owned(),
         host_path: "/home/me/repo".to_owned(),
@@ -181,6 +188,10 @@ fn corrupt_rows_are_typed_errors_naming_the_vm() {
         "runtime",
     );
     corrupt(
+        "UPDATE vms SET runtime = '{\"ip\":\"10.0.0.2\"}'",
+        "without the address, vsock CID and kernel",
+    );
+    corrupt(
         "UPDATE vms SET runtime = '{}', workspace = '{\"guest_path\":1}'",
         "workspace",
     );
@@ -194,4 +205,95 @@ fn corrupt_rows_are_typed_errors_naming_the_vm() {
         "PRAGMA ignore_check_constraints = ON; UPDATE vms SET name = 'dev', state = 'exploded'",
         "exploded",
     );
+}
+
+#[test]
+fn create_vm_records_the_vm_its_cid_and_its_lease_at_once() {
+    let (_dir, store) = store();
+    let addresses = || (2..=3).map(|h| Ipv4Addr::new(10, 0, 0, h));
+    let new = |id: &str, name: &str| NewVm {
+        id: id.to_owned(),
+        name: VmName::new(name).unwrap(),
+        image: "debian-12".to_owned(),
+        spec: vm(id, name).spec,
+        kernel: "k".to_owned(),
+    };
+    let a = store
+        .create_vm(new("a000000000000001", "a"), addresses())
+        .unwrap();
+    assert_eq!(a.state, VmState::Created);
+    assert_eq!(
+        a.runtime,
+        Some(RuntimeRecord::new(
+            Ipv4Addr::new(10, 0, 0, 2),
+            3,
+            "k".into()
+        ))
+    );
+    assert_eq!(store.find_vm("a").unwrap(), a);
+    let b = store
+        .create_vm(new("b000000000000002", "b"), addresses())
+        .unwrap();
+    let rt = b.runtime.unwrap();
+    assert_eq!((rt.ip, rt.vsock_cid), (Ipv4Addr::new(10, 0, 0, 3), 4));
+
+    // A taken name or a full subnet records nothing: no row, no lease.
+    let err = store
+        .create_vm(new("c000000000000003", "a"), addresses())
+        .unwrap_err();
+    assert!(matches!(err, StoreError::VmNameTaken { .. }), "{err:?}");
+    let err = store
+        .create_vm(new("c000000000000003", "c"), addresses())
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoFreeAddress { .. }), "{err:?}");
+    assert_eq!(store.list_vms().unwrap().len(), 2);
+    let holders: Vec<String> = store
+        .list_leases()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.holder)
+        .collect();
+    assert_eq!(holders, ["a000000000000001", "b000000000000002"]);
+}
+
+/// Rows as earlier versions wrote them load: a complete runtime with the
+/// root disk as `banger_image` serialised it, a released one, and the half
+/// one a crash inside an old create could leave.
+#[test]
+fn rows_written_by_earlier_versions_load() {
+    let (_dir, store) = store();
+    let conn = raw(store.path());
+    let row = |id: &str, name: &str, runtime: &str| {
+        conn.execute(
+            "INSERT INTO vms (id, name, image, state, spec, runtime, workspace, created_at, updated_at, last_error)
+             VALUES (?1, ?2, 'debian-12', 'stopped', '{\"vcpu\":2,\"memory_mib\":2048,\"disk_size\":\"8G\",\"nat\":false}',
+                     ?3, NULL, 't', 't', NULL)",
+            [id, name, runtime],
+        )
+        .unwrap();
+    };
+    row(
+        "1000000000000001",
+        "full",
+        r#"{"ip":"172.16.0.2","vsock_cid":3,"root_disk":{"strategy":"sparse-copy","path":"/v/root.ext4","format":"raw","snapshot":null,"cow_file":null},"kernel":"debian-cloud-amd64"}"#,
+    );
+    row("2000000000000002", "unwound", "{}");
+    row(
+        "3000000000000003",
+        "half",
+        r#"{"kernel":"debian-cloud-amd64","vsock_cid":4}"#,
+    );
+    let full = store.find_vm("full").unwrap().runtime.unwrap();
+    assert_eq!(
+        (full.ip, full.vsock_cid, full.kernel.as_str(), full.tap),
+        (Ipv4Addr::new(172, 16, 0, 2), 3, "debian-cloud-amd64", None)
+    );
+    assert_eq!(
+        full.root_disk.unwrap().strategy,
+        RootDiskStrategy::SparseCopy
+    );
+    assert_eq!(store.find_vm("unwound").unwrap().runtime, None);
+    assert_eq!(store.find_vm("half").unwrap().runtime, None);
+    // Only a VM that holds its CID keeps it from others.
+    assert_eq!(store.free_vsock_cid().unwrap(), 4);
 }
