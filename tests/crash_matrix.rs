@@ -78,8 +78,8 @@ trait Rig {
     fn banger(&self, args: &[&str]) -> Output;
     fn in_ns(&self, argv: &[&str]) -> String;
     fn start_daemon(&self, crash_at: Option<&str>);
-    /// Waits for a daemon armed with a crash point to abort.
-    fn crashed(&self) -> bool;
+    /// Waits up to `limit` for a daemon armed with a crash point to abort.
+    fn crashed(&self, limit: Duration) -> bool;
     fn create_args(&self) -> Vec<&'static str>;
 }
 
@@ -119,7 +119,13 @@ fn run_point(rig: &dyn Rig, point: &str, case: Case) -> Result<Vec<String>, Stri
             "minimal",
         ]),
     };
-    if !rig.crashed() {
+    // An image build downloads and bootstraps Debian before its point; a
+    // real boot takes seconds under TCG.
+    let limit = match case {
+        Case::ImageBuild => Duration::from_secs(300),
+        _ => Duration::from_secs(120),
+    };
+    if !rig.crashed(limit) {
         return Err(format!(
             "the daemon did not stop at {point}; the command said: {}",
             stderr(&op)
@@ -298,9 +304,8 @@ impl Rig for StandinRig {
         assert!(up, "bangerd did not come up: {}", self.log().display());
     }
 
-    fn crashed(&self) -> bool {
-        // An image build downloads and bootstraps Debian before its point.
-        common::wait_child_exit(&self.daemon, Duration::from_secs(300))
+    fn crashed(&self, limit: Duration) -> bool {
+        common::wait_child_exit(&self.daemon, limit)
     }
 
     fn create_args(&self) -> Vec<&'static str> {
@@ -422,8 +427,8 @@ impl Rig for QemuRig {
         }
     }
 
-    fn crashed(&self) -> bool {
-        self.0.wait_daemon_gone(Duration::from_secs(120))
+    fn crashed(&self, limit: Duration) -> bool {
+        self.0.wait_daemon_gone(limit)
     }
 
     fn create_args(&self) -> Vec<&'static str> {
