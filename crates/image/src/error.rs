@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use banger_host::{HostError, ValidationError};
 use banger_sys::ProcessError;
 
-use crate::cow::CowStrategy;
-use crate::ext4::{FileKind, GuestPathProblem};
+use crate::cow::strategy::CowStrategy;
+use crate::ext4::guest_path::GuestPathProblem;
+use crate::ext4::kind::FileKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {

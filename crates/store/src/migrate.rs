@@ -10,7 +10,6 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::clock::now_rfc3339;
 use crate::error::StoreError;
-use crate::status::{self, MigrationStatus};
 
 /// One step of the schema's history. Ids are never reused or renumbered once
 /// released: they are what databases in the field record.
@@ -60,6 +59,53 @@ pub(crate) fn latest(migrations: &[Migration]) -> u32 {
     migrations.last().map_or(0, |m| m.id)
 }
 
+/// Where a database whose applied ids are `applied` stands against
+/// `migrations`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationStatus {
+    UpToDate {
+        version: u32,
+    },
+    /// `applied` is the highest applied id (0 if none); `pending` lists the
+    /// ids an open would apply, in order.
+    Pending {
+        applied: u32,
+        latest: u32,
+        pending: Vec<u32>,
+    },
+    NewerThanBinary {
+        db_version: u32,
+        binary_version: u32,
+    },
+}
+
+pub(crate) fn compare(applied: &[u32], migrations: &[Migration]) -> MigrationStatus {
+    let db_version = applied.iter().copied().max().unwrap_or(0);
+    let latest = latest(migrations);
+    if db_version > latest {
+        return MigrationStatus::NewerThanBinary {
+            db_version,
+            binary_version: latest,
+        };
+    }
+    let pending: Vec<u32> = migrations
+        .iter()
+        .map(|m| m.id)
+        .filter(|id| !applied.contains(id))
+        .collect();
+    if pending.is_empty() {
+        MigrationStatus::UpToDate {
+            version: db_version,
+        }
+    } else {
+        MigrationStatus::Pending {
+            applied: db_version,
+            latest,
+            pending,
+        }
+    }
+}
+
 /// Ids recorded in `schema_migrations`, ascending; empty if the table does not
 /// exist yet. Never writes.
 pub(crate) fn applied_ids(conn: &Connection, path: &Path) -> Result<Vec<u32>, StoreError> {
@@ -97,7 +143,7 @@ pub(crate) fn apply(
     if let MigrationStatus::NewerThanBinary {
         db_version,
         binary_version,
-    } = status::compare(&applied, migrations)
+    } = compare(&applied, migrations)
     {
         return Err(StoreError::NewerThanBinary {
             path: path.to_path_buf(),

@@ -19,10 +19,12 @@ mod dm;
 mod qcow2;
 mod reflink;
 mod sparse;
+pub(crate) mod strategy;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+pub use strategy::CowStrategy;
 
 use banger_host::{DmName, HostOps, ManagedRoots, SnapshotDevice};
 use serde::{Deserialize, Serialize};
@@ -46,40 +48,6 @@ impl fmt::Display for Backend {
             Backend::Firecracker => "Firecracker",
             Backend::Qemu => "QEMU",
         })
-    }
-}
-
-/// How a VM's root disk shares the image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CowStrategy {
-    Reflink,
-    DmSnapshot,
-    Qcow2Overlay,
-    SparseCopy,
-}
-
-impl CowStrategy {
-    /// Whether creating a VM with this strategy costs time proportional to
-    /// the image size (what doctor warns about).
-    pub fn copies_the_image(self) -> bool {
-        self == CowStrategy::SparseCopy
-    }
-
-    /// The serialised name (`reflink`, `dm-snapshot`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CowStrategy::Reflink => "reflink",
-            CowStrategy::DmSnapshot => "dm-snapshot",
-            CowStrategy::Qcow2Overlay => "qcow2-overlay",
-            CowStrategy::SparseCopy => "sparse-copy",
-        }
-    }
-}
-
-impl fmt::Display for CowStrategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -15,7 +15,8 @@
 //! edits the filesystem structures directly.
 
 mod debugfs;
-mod guest_path;
+pub(crate) mod guest_path;
+pub(crate) mod kind;
 mod plan;
 mod verify;
 
@@ -26,6 +27,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub use guest_path::{BadChar, GuestPathProblem, check_guest_path, check_symlink_target};
+pub use kind::FileKind;
 
 use crate::error::DiskError;
 
@@ -68,33 +70,6 @@ impl Entry {
             Entry::Dir { path, .. } | Entry::File { path, .. } | Entry::Symlink { path, .. } => {
                 path
             }
-        }
-    }
-}
-
-/// The kind of an inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FileKind {
-    Regular,
-    Directory,
-    Symlink,
-    Fifo,
-    Socket,
-    CharDevice,
-    BlockDevice,
-}
-
-impl FileKind {
-    /// The `S_IFMT` bits of this kind.
-    pub fn type_bits(self) -> u32 {
-        match self {
-            FileKind::Regular => 0o100000,
-            FileKind::Directory => 0o040000,
-            FileKind::Symlink => 0o120000,
-            FileKind::Fifo => 0o010000,
-            FileKind::Socket => 0o140000,
-            FileKind::CharDevice => 0o020000,
-            FileKind::BlockDevice => 0o060000,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use banger_sys::ProcessError;
 
-use super::keys::PublicKeyError;
+use super::keys::public_key::PublicKeyError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {

@@ -13,7 +13,7 @@ use super::error::SshError;
 use super::fs::{PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ensure_private_dir, set_mode, write_atomic};
 use super::paths::SshPaths;
 
-mod public_key;
+pub(super) mod public_key;
 #[cfg(test)]
 mod tests;
 
