@@ -16,6 +16,9 @@ mod tests;
 /// Beyond the obvious settings, `UpdateHostKeys no` stops OpenSSH from
 /// rewriting banger's known_hosts with keys a guest advertises, which would
 /// both widen trust past the pin and drop the tags removal relies on.
+/// `ForwardAgent no` and `ForwardX11 no`: a guest is untrusted, so it gets
+/// neither the user's ssh agent nor their display unless asked for on the
+/// command line (`banger vm ssh dev -- -A`).
 pub fn render_ssh_config(paths: &SshPaths) -> Result<String, SshError> {
     let identity = config_path(&paths.user_key)?;
     let known_hosts = config_path(&paths.known_hosts)?;
@@ -30,6 +33,8 @@ pub fn render_ssh_config(paths: &SshPaths) -> Result<String, SshError> {
          \x20   StrictHostKeyChecking yes\n\
          \x20   HashKnownHosts no\n\
          \x20   UpdateHostKeys no\n\
+         \x20   ForwardAgent no\n\
+         \x20   ForwardX11 no\n\
          \x20   LogLevel ERROR\n\
          \x20   ServerAliveInterval 15\n"
     ))
