@@ -40,6 +40,8 @@ struct Proc {
     vm: String,
     uds: PathBuf,
     alive: bool,
+    /// Runs, but its guest's agent never answers.
+    mute: bool,
 }
 
 /// The fake VMM and the guests it runs: a launch makes a "process" whose
@@ -49,6 +51,8 @@ struct FakeMachine {
     procs: Mutex<BTreeMap<u32, Proc>>,
     /// Guests never answer: a boot waits for its agent until interrupted.
     silent: std::sync::atomic::AtomicBool,
+    /// The next this many launches run a guest whose agent never answers.
+    mute_launches: std::sync::atomic::AtomicUsize,
     /// The VMM dies at once, its guest having written control sequences
     /// (a clipboard write, a screen clear) to the console.
     hostile_console: std::sync::atomic::AtomicBool,
@@ -76,7 +80,12 @@ impl FakeMachine {
 
     fn alive_at(&self, uds: &Path) -> Result<(), ClientError> {
         let silent = self.silent.load(std::sync::atomic::Ordering::SeqCst);
-        match !silent && self.procs().values().any(|p| p.alive && p.uds == uds) {
+        match !silent
+            && self
+                .procs()
+                .values()
+                .any(|p| p.alive && !p.mute && p.uds == uds)
+        {
             true => Ok(()),
             false => Err(ClientError::Connect {
                 path: uds.to_owned(),
@@ -92,6 +101,14 @@ impl VmmBackend for FakeMachine {
     }
 
     fn launch(&self, config: &VmConfig) -> Result<VmHandle, VmmError> {
+        let mute = self
+            .mute_launches
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
         let mut procs = self.procs();
         let pid = 10_000 + procs.len() as u32;
         let uds = config.run_dir.join("vsock.sock");
@@ -117,6 +134,7 @@ impl VmmBackend for FakeMachine {
                 vm: config.id.clone(),
                 uds: uds.clone(),
                 alive: !hostile,
+                mute,
             },
         );
         Ok(VmHandle {
@@ -725,4 +743,42 @@ async fn a_failed_boot_quotes_both_logs_cleaned() {
             "{text:?}"
         );
     }
+}
+
+/// A guest whose agent stays silent is relaunched once (a fresh VMM and
+/// sidecar); a second silence fails the boot, and leaves nothing running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_guest_is_relaunched_once() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let w = world();
+    w.machine.mute_launches.store(1, SeqCst);
+    run_step(
+        &w,
+        &Step::Create {
+            nat: false,
+            fail: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(w.machine.procs().len(), 2, "launched twice");
+    assert_eq!(seen(&w, "dev").await, running(false));
+    run_step(&w, &Step::Delete).await.unwrap();
+
+    w.machine.mute_launches.store(2, SeqCst);
+    let err = run_step(
+        &w,
+        &Step::Create {
+            nat: false,
+            fail: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        banger_api::error_chain(&err).contains("no answer from the guest agent"),
+        "{}",
+        banger_api::error_chain(&err)
+    );
+    assert!(w.machine.live().is_empty(), "nothing left running");
 }
