@@ -782,3 +782,33 @@ async fn a_silent_guest_is_relaunched_once() {
     );
     assert!(w.machine.live().is_empty(), "nothing left running");
 }
+
+/// At start, a VM directory no record names is removed only when it is
+/// what an interrupted create left (its `creating` marker, or nothing at
+/// all); any other (a database restored from an older copy, say) may hold
+/// someone's work disk and stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_interrupted_creates_directory_is_swept() {
+    let w = world();
+    let vms = &w.daemon.paths.vms_dir;
+    let marked = vms.join("00000000000000aa");
+    let empty = vms.join("00000000000000bb");
+    let unknown = vms.join("00000000000000cc");
+    for dir in [&marked, &empty, &unknown] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(marked.join(crate::vm::create::CREATING), b"").unwrap();
+    std::fs::write(marked.join("work.ext4"), b"half made").unwrap();
+    std::fs::write(unknown.join("work.ext4"), b"someone's work").unwrap();
+    crate::vm::reconcile(&w.daemon).await;
+    assert!(
+        !marked.exists(),
+        "an interrupted create's directory is swept"
+    );
+    assert!(!empty.exists(), "an empty directory is swept");
+    assert_eq!(
+        std::fs::read(unknown.join("work.ext4")).unwrap(),
+        b"someone's work",
+        "a directory that is not an interrupted create's stays"
+    );
+}

@@ -1,6 +1,7 @@
 //! At daemon start, after reconcile: what a crash left that no record
-//! names. A VM directory without a VM (the crash came between making it
-//! and recording the VM), with any process still naming it; taps this
+//! names. A VM directory without a VM whose create was interrupted (the
+//! crash came between making it and recording the VM), with any process
+//! still naming it; taps this
 //! daemon made (its ledger, see `crate::tap_ledger`) that no VM holds (the
 //! pool, or a tap taken and not yet recorded; the pool refills at the next
 //! boot); IP leases whose holder is gone; staging
@@ -62,6 +63,12 @@ pub async fn sweep(daemon: &Daemon, vms: &[VmRecord]) {
     }
 }
 
+/// VM directories no record names. Only what a crash in the middle of a
+/// create can have left is removed: a directory holding the create's
+/// `creating` marker (and whatever it made after it), or an empty one (the
+/// crash came between making it and marking it). Anything else (say, the
+/// database was restored from an older copy) may hold someone's work disk:
+/// it is left alone and reported.
 fn orphan_dirs(vms_dir: &std::path::Path, ids: &HashSet<String>) {
     let Ok(entries) = std::fs::read_dir(vms_dir) else {
         return;
@@ -72,7 +79,13 @@ fn orphan_dirs(vms_dir: &std::path::Path, ids: &HashSet<String>) {
             continue;
         }
         let path = entry.path();
-        tracing::warn!(dir = %path.display(), "removing a VM directory no VM record names");
+        let interrupted_create = path.join(super::create::CREATING).is_file()
+            || std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none());
+        if !interrupted_create {
+            tracing::warn!(dir = %path.display(), "a VM directory no VM record names, left alone: remove it by hand if nothing in it is needed");
+            continue;
+        }
+        tracing::warn!(dir = %path.display(), "removing what an interrupted create left (no VM record names it)");
         for pid in banger_sys::proc::mentioning(&path) {
             banger_sys::proc::kill_hard(pid, path.as_path(), std::time::Duration::from_secs(5));
         }
