@@ -14,6 +14,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod shared;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -26,34 +27,15 @@ const DEFAULT_ROUNDS: usize = 3;
 const GOAL: f64 = 2.0;
 const VM: &str = "bench-boot";
 
-type Fallible<T> = Result<T, String>;
+use shared::{Fallible, median};
 
 fn main() -> ExitCode {
-    if let Some(why) = vmenv::missing_prerequisite(&[MINIMAL_IMAGE, FULL_IMAGE]) {
-        println!("images benchmark skipped: {why}");
-        return ExitCode::SUCCESS;
-    }
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("images benchmark failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn rounds() -> Fallible<usize> {
-    match std::env::var("BENCH_ROUNDS") {
-        Err(_) => Ok(DEFAULT_ROUNDS),
-        Ok(v) => match v.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("BENCH_ROUNDS={v:?}: expected a positive integer")),
-        },
-    }
+    let skip = vmenv::missing_prerequisite(&[MINIMAL_IMAGE, FULL_IMAGE]);
+    shared::main("images", skip, run)
 }
 
 fn run() -> Fallible<()> {
-    let rounds = rounds()?;
+    let rounds = shared::rounds(DEFAULT_ROUNDS)?;
     println!(
         "images benchmark: {rounds} rounds, {VCPU} vCPU, {MEMORY_MIB} MiB, `banger vm run --rm -- true`"
     );
@@ -138,14 +120,4 @@ fn boot_report(env: &VmEnv) -> Fallible<()> {
         return Err(format!("vm delete failed: {}", common::stderr(&out)));
     }
     Ok(())
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
 }

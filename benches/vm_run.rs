@@ -29,6 +29,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod shared;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -61,20 +62,10 @@ const SSH_MAX_IN_FLIGHT: usize = 3;
 const POLL: Duration = Duration::from_millis(5);
 const GOAL: f64 = 1.10;
 
-type Fallible<T> = Result<T, String>;
+use shared::{Fallible, median};
 
 fn main() -> ExitCode {
-    if let Some(why) = skip_reason() {
-        println!("vm_run benchmark skipped: {why}");
-        return ExitCode::SUCCESS;
-    }
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vm_run benchmark failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    shared::main("vm_run", skip_reason(), run)
 }
 
 fn skip_reason() -> Option<String> {
@@ -90,18 +81,8 @@ fn skip_reason() -> Option<String> {
         .map(|tool| format!("{tool} is not installed"))
 }
 
-fn rounds() -> Fallible<usize> {
-    match std::env::var("BENCH_ROUNDS") {
-        Err(_) => Ok(DEFAULT_ROUNDS),
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(format!("BENCH_ROUNDS={v:?}: expected a positive integer")),
-        },
-    }
-}
-
 fn run() -> Fallible<()> {
-    let rounds = rounds()?;
+    let rounds = shared::rounds(DEFAULT_ROUNDS)?;
     println!(
         "vm_run benchmark: {rounds} rounds, {VCPU} vCPU, {MEMORY_MIB} MiB, image {MINIMAL_IMAGE}, kernel {KERNEL}"
     );
@@ -366,19 +347,6 @@ fn record(
         .entry(label.to_owned())
         .or_default()
         .push(d.as_secs_f64());
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
 }
 
 // ------------------------------------------------------------------ bare

@@ -442,6 +442,17 @@ fn halted(state: VmState) -> Seen {
     }
 }
 
+/// A VM whose create failed and was unwound: only its record is left.
+fn unwound() -> Seen {
+    Seen {
+        state: Some(VmState::Error),
+        vm_dir: false,
+        leases: 0,
+        pinned: false,
+        ..halted(VmState::Error)
+    }
+}
+
 fn ip() -> Ipv4Addr {
     Ipv4Addr::new(172, 16, 0, 2)
 }
@@ -546,13 +557,7 @@ async fn every_step_leaves_exactly_what_it_should() {
                 fail: Some(OpKind::AddNat),
             },
             false,
-            Seen {
-                state: Some(VmState::Error),
-                vm_dir: false,
-                leases: 0,
-                pinned: false,
-                ..halted(VmState::Error)
-            },
+            unwound(),
         ),
         ("delete the failed VM", Delete, true, NOTHING),
         (
@@ -562,13 +567,7 @@ async fn every_step_leaves_exactly_what_it_should() {
                 fail: Some(OpKind::CreateTap),
             },
             false,
-            Seen {
-                state: Some(VmState::Error),
-                vm_dir: false,
-                leases: 0,
-                pinned: false,
-                ..halted(VmState::Error)
-            },
+            unwound(),
         ),
         ("delete that one too", Delete, true, NOTHING),
     ];
