@@ -14,6 +14,7 @@
 //! | `banger.dns`        | none          | comma-separated nameservers                    |
 //! | `banger.iface`      | `eth0`        | the NIC to configure                           |
 //! | `banger.workdisk`   | `/dev/vdb`    | work disk mounted at `/root` (`none`: none)    |
+//! | `banger.modules`    | none          | read-only disk of the kernel's modules, mounted at `/lib/modules/<release>` |
 //! | `banger.halt`       | `poweroff`    | `poweroff`, or `reboot` for VMMs that stop on reboot (Firecracker) |
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -87,6 +88,8 @@ pub struct BootConfig {
     pub init: PathBuf,
     pub net: Option<NetConfig>,
     pub workdisk: Option<PathBuf>,
+    /// The kernel's modules disk (ext4, read-only), when the host has one.
+    pub modules: Option<PathBuf>,
     pub halt: HaltAction,
 }
 
@@ -102,6 +105,7 @@ impl Default for BootConfig {
             init: PathBuf::from(DEFAULT_INIT),
             net: None,
             workdisk: Some(PathBuf::from(DEFAULT_WORKDISK)),
+            modules: None,
             halt: HaltAction::PowerOff,
         }
     }
@@ -140,6 +144,9 @@ impl BootConfig {
                 "none" => None,
                 _ => Some(device_path("banger.workdisk", v)?),
             };
+        }
+        if let Some(v) = cmdline.get("banger.modules") {
+            config.modules = Some(device_path("banger.modules", v)?);
         }
         if let Some(v) = cmdline.get("banger.halt") {
             config.halt = match v {
@@ -271,6 +278,7 @@ mod tests {
         assert_eq!(c.init, Path::new("/sbin/init"));
         assert_eq!(c.net, None);
         assert_eq!(c.workdisk.as_deref(), Some(Path::new("/dev/vdb")));
+        assert_eq!(c.modules, None);
         assert_eq!(c.halt, HaltAction::PowerOff);
     }
 
@@ -280,7 +288,7 @@ mod tests {
             "ro banger.root=/dev/vdc banger.rootfstype=xfs banger.rootwait=2.5 \
              banger.init=/usr/local/lib/banger/banger-agent banger.ip=172.16.0.2/24 \
              banger.gw=172.16.0.1 banger.dns=1.1.1.1,2606:4700:4700::1111 banger.iface=ens3 \
-             banger.workdisk=none banger.halt=reboot",
+             banger.workdisk=none banger.modules=/dev/vdd banger.halt=reboot",
         )
         .unwrap();
         assert_eq!(c.root.device, Path::new("/dev/vdc"));
@@ -301,6 +309,7 @@ mod tests {
             ]
         );
         assert_eq!(c.workdisk, None);
+        assert_eq!(c.modules.as_deref(), Some(Path::new("/dev/vdd")));
         assert_eq!(c.halt, HaltAction::Reboot);
     }
 
@@ -341,6 +350,8 @@ mod tests {
             ("banger.rootwait=soon", "banger.rootwait"),
             ("banger.init=sbin/init", "banger.init"),
             ("banger.workdisk=/tmp/x", "banger.workdisk"),
+            ("banger.modules=/dev/../x", "banger.modules"),
+            ("banger.modules=vdc", "banger.modules"),
             ("banger.halt=explode", "banger.halt"),
         ];
         for (line, key) in cases {

@@ -126,6 +126,10 @@ fn boot(halt_action: &mut HaltAction) -> Result<Infallible, InitError> {
         });
     }
 
+    if let Some(modules) = &config.modules {
+        mount_modules(modules, newroot);
+    }
+
     for dir in plan::MOVED_MOUNTS {
         mount_spec::move_mount(Path::new(dir), &plan::path_inside(newroot, Path::new(dir)))
             .map_err(InitError::Move)?;
@@ -142,6 +146,43 @@ fn boot(halt_action: &mut HaltAction) -> Result<Infallible, InitError> {
         init: config.init,
         source,
     })
+}
+
+/// How long the modules disk may take to appear once the root disk has.
+const MODULES_WAIT: Duration = Duration::from_secs(5);
+
+/// Mounts the kernel's modules disk at `/lib/modules/<release>` of the new
+/// root, so `modprobe` (and the kernel's own module requests) find exactly
+/// the booted kernel's modules whatever the image. Failures are logged, not
+/// fatal: the guest still boots, without loadable modules.
+fn mount_modules(device: &Path, newroot: &Path) {
+    let release = match fs::read_to_string(modules::PROC_OSRELEASE) {
+        Ok(r) => r.trim().to_string(),
+        Err(e) => {
+            crate::error!(
+                "cannot read {}: {e}; no modules disk",
+                modules::PROC_OSRELEASE
+            );
+            return;
+        }
+    };
+    if let Err(waited) = wait::wait_for_path(device, MODULES_WAIT, wait::POLL) {
+        crate::error!(
+            "modules disk {} did not appear within {:.1} s; no loadable modules",
+            device.display(),
+            waited.as_secs_f64()
+        );
+        return;
+    }
+    let target = plan::resolve_inside(newroot, &plan::modules_dir(&release));
+    match mount_spec::mount_device(device, &target, "ext4", plan::modules_mount_flags()) {
+        Ok(()) => crate::info!(
+            "mounted the modules of {release} from {} on {}",
+            device.display(),
+            target.display()
+        ),
+        Err(e) => crate::error!("cannot mount the modules disk: {e}"),
+    }
 }
 
 /// Loads [`modules::ORDER_FILE`] in order. Failures are logged, not fatal:

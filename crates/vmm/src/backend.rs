@@ -45,6 +45,11 @@ pub struct VmConfig {
     pub root_disk: DiskSpec,
     /// `/dev/vdb`, mounted at `/root` in the guest.
     pub work_disk: Option<DiskSpec>,
+    /// The kernel's modules, read-only: the disk after the work disk
+    /// (`/dev/vdc`, or `/dev/vdb` without one), mounted by banger's
+    /// initramfs at `/lib/modules/<release>` (`banger.modules=`).
+    #[serde(default)]
+    pub modules_disk: Option<DiskSpec>,
     /// A tap attached to banger's bridge; `None`: no network device.
     pub tap: Option<String>,
     pub mac: Option<String>,

@@ -51,6 +51,7 @@ fn fixture(tap: Option<&str>) -> Fixture {
             format: DiskFormat::Raw,
             read_only: false,
         }),
+        modules_disk: None,
         tap: tap.map(str::to_owned),
         mac: tap.map(|_| "06:00:ac:10:00:02".to_owned()),
         vsock_cid: 3,

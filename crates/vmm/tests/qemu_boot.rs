@@ -189,6 +189,7 @@ fn qemu_boots_the_minimal_image_to_agent_health_and_stops_cleanly() {
             format: DiskFormat::Raw,
             read_only: false,
         }),
+        modules_disk: None,
         tap: Some(TAP.into()),
         mac: Some(MAC.into()),
         vsock_cid: 3,

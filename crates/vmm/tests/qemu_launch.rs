@@ -60,6 +60,7 @@ impl Run {
                 read_only: false,
             },
             work_disk: None,
+            modules_disk: None,
             tap: None,
             mac: None,
             vsock_cid: 3,

@@ -1,5 +1,7 @@
 //! The initramfs's mounts as data.
 
+use std::ffi::OsString;
+use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::MsFlags;
@@ -46,6 +48,69 @@ pub fn path_inside(newroot: &Path, path: &Path) -> PathBuf {
     inside
 }
 
+/// Where the kernel's modules disk is mounted, as seen after the switch.
+pub fn modules_dir(release: &str) -> PathBuf {
+    Path::new("/lib/modules").join(release)
+}
+
+/// Flags of the modules disk: read-only, and nothing on it runs or is a
+/// device (modules are read by `finit_module`, not executed).
+pub fn modules_mount_flags() -> MsFlags {
+    MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
+}
+
+/// Symlinks followed while resolving one path, as the kernel's limit.
+const MAX_LINKS: usize = 40;
+
+/// `path` inside `newroot` with the symlinks on the way followed as they
+/// will resolve after the switch: an absolute target starts again at
+/// `newroot`, `..` stops there. Debian's `/lib` is a link to `usr/lib`; a
+/// mount made through the host's view of that link would land in the
+/// initramfs and vanish with it. Missing components are kept as they are.
+pub fn resolve_inside(newroot: &Path, path: &Path) -> PathBuf {
+    let mut pending: Vec<OsString> = Vec::new();
+    push_components(&mut pending, path);
+    let mut resolved: Vec<OsString> = Vec::new();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            resolved.pop();
+            continue;
+        }
+        let here: PathBuf = std::iter::once(newroot.as_os_str())
+            .chain(resolved.iter().map(OsString::as_os_str))
+            .chain(std::iter::once(part.as_os_str()))
+            .collect();
+        match fs::read_link(&here) {
+            Ok(target) if links < MAX_LINKS => {
+                links += 1;
+                if target.is_absolute() {
+                    resolved.clear();
+                }
+                push_components(&mut pending, &target);
+            }
+            _ => resolved.push(part),
+        }
+    }
+    std::iter::once(newroot.as_os_str())
+        .chain(resolved.iter().map(OsString::as_os_str))
+        .collect()
+}
+
+/// Pushes `path`'s normal and `..` components so that the first is popped
+/// first.
+fn push_components(stack: &mut Vec<OsString>, path: &Path) {
+    let parts: Vec<OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(p) => Some(p.to_owned()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect();
+    stack.extend(parts.into_iter().rev());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +137,46 @@ mod tests {
     fn root_is_read_only_only_when_asked() {
         assert!(root_mount_flags(true).contains(MsFlags::MS_RDONLY));
         assert!(!root_mount_flags(false).contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_new_root_as_they_will_after_the_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+        let want = root.join("usr/lib/modules/6.1.0");
+        assert_eq!(resolve_inside(root, &modules_dir("6.1.0")), want);
+        // An absolute target is the new root's, not the initramfs's.
+        fs::remove_file(root.join("lib")).unwrap();
+        std::os::unix::fs::symlink("/usr/lib", root.join("lib")).unwrap();
+        assert_eq!(resolve_inside(root, &modules_dir("6.1.0")), want);
+        // ".." in a target stops at the new root.
+        fs::remove_file(root.join("lib")).unwrap();
+        std::os::unix::fs::symlink("../../../usr/lib", root.join("lib")).unwrap();
+        assert_eq!(resolve_inside(root, &modules_dir("6.1.0")), want);
+        // A loop ends; the path stays inside.
+        fs::remove_file(root.join("lib")).unwrap();
+        std::os::unix::fs::symlink("lib", root.join("lib")).unwrap();
+        assert!(resolve_inside(root, &modules_dir("6.1.0")).starts_with(root));
+        // Without links, the path as it is.
+        assert_eq!(
+            resolve_inside(root, Path::new("/usr/lib/modules")),
+            root.join("usr/lib/modules")
+        );
+    }
+
+    #[test]
+    fn the_modules_disk_is_read_only_and_inert() {
+        let flags = modules_mount_flags();
+        for f in [
+            MsFlags::MS_RDONLY,
+            MsFlags::MS_NOSUID,
+            MsFlags::MS_NODEV,
+            MsFlags::MS_NOEXEC,
+        ] {
+            assert!(flags.contains(f));
+        }
     }
 
     #[test]

@@ -94,9 +94,10 @@ pub(super) async fn boot(
     }
     check_cancel(cancel)?;
 
+    let modules = modules_disk(daemon, op, &held(&vm)?.kernel).await?;
     let stage = format!("launching {}", vmm.label);
     op.stage(&stage).await?;
-    let config = vm_config(daemon, &vm, tap.as_str(), vmm.kind())?;
+    let config = vm_config(daemon, &vm, tap.as_str(), vmm.kind(), modules)?;
     let vm_dir = daemon.paths.vm_dir(&vm.id);
     let tap_name = vm.tap().map(str::to_owned);
     let launch = |config: VmConfig| {
@@ -190,9 +191,38 @@ pub(super) async fn boot(
     Ok(vm)
 }
 
+/// The kernel's modules disk, built first if the kernel was installed
+/// before banger made them (once per kernel, a few seconds).
+async fn modules_disk(
+    daemon: &Daemon,
+    op: &mut OpTracker,
+    kernel: &str,
+) -> Result<Option<std::path::PathBuf>, DaemonError> {
+    let store = KernelStore::new(&daemon.paths.kernels_dir);
+    let paths = store.paths(kernel)?;
+    let stage = "kernel: indexing its modules into a modules disk (once per kernel)";
+    let missing = paths.modules.is_dir() && !paths.modules_disk.is_file();
+    if missing {
+        op.stage(stage).await?;
+    }
+    let kernel = kernel.to_owned();
+    run(move || store.modules_disk(&kernel))
+        .await?
+        .map_err(|e| DaemonError::from(e).in_stage(stage))
+}
+
+/// The guest device of the modules disk: the drive after the root and work
+/// disks (see `VmConfig::modules_disk`).
+const MODULES_DEVICE: &str = "/dev/vdc";
+
 /// The kernel arguments the guest's init reads (`banger.*`, see the
 /// agent's boot_config).
-fn kernel_args(daemon: &Daemon, ip: std::net::Ipv4Addr, init: Option<&str>) -> String {
+fn kernel_args(
+    daemon: &Daemon,
+    ip: std::net::Ipv4Addr,
+    init: Option<&str>,
+    modules: bool,
+) -> String {
     let c = &daemon.config;
     let mut args = format!(
         "banger.root=/dev/vda banger.ip={ip}/{} banger.gw={} banger.dns={}",
@@ -203,6 +233,9 @@ fn kernel_args(daemon: &Daemon, ip: std::net::Ipv4Addr, init: Option<&str>) -> S
     if let Some(init) = init {
         args.push_str(&format!(" banger.init={init}"));
     }
+    if modules {
+        args.push_str(&format!(" banger.modules={MODULES_DEVICE}"));
+    }
     args
 }
 
@@ -211,6 +244,7 @@ fn vm_config(
     vm: &VmRecord,
     tap: &str,
     backend: BackendKind,
+    modules: Option<std::path::PathBuf>,
 ) -> Result<VmConfig, DaemonError> {
     let runtime = held(vm)?;
     let (ip, cid) = (runtime.ip, runtime.vsock_cid);
@@ -234,7 +268,7 @@ fn vm_config(
             _ => kernel.vmlinux,
         },
         initrd: kernel.initrd.exists().then_some(kernel.initrd),
-        kernel_args: kernel_args(daemon, ip, init.as_deref()),
+        kernel_args: kernel_args(daemon, ip, init.as_deref(), modules.is_some()),
         root_disk: DiskSpec {
             path: root.path,
             format: match root.format {
@@ -247,6 +281,12 @@ fn vm_config(
             path: vm_dir.join(WORK_DISK_FILE),
             format: DiskFormat::Raw,
             read_only: false,
+        }),
+        // After the work disk, which every VM has: MODULES_DEVICE.
+        modules_disk: modules.map(|path| DiskSpec {
+            path,
+            format: DiskFormat::Raw,
+            read_only: true,
         }),
         tap: Some(tap.to_owned()),
         mac: Some(guest_mac(ip).to_string()),

@@ -162,13 +162,12 @@ pub async fn delete(daemon: &Daemon, ctx: &RequestCtx, r: VmRef) -> Result<Vm, D
     let mut op =
         OpTracker::begin(&daemon.store, ctx, "vm.delete", Some(vm.name.to_string())).await?;
     let result = async {
+        // No orderly shutdown: the disks are removed next, so nothing the
+        // guest could flush survives, and a systemd guest's power-off costs
+        // seconds (`vm run --rm` pays it on every run).
         let vm = match vm.state {
-            VmState::Running => {
-                op.stage("stopping").await?;
-                stop_locked(daemon, vm).await?
-            }
-            VmState::Starting | VmState::Stopping => {
-                op.stage("killing").await?;
+            VmState::Running | VmState::Starting | VmState::Stopping => {
+                op.stage("killing (its disks go with it)").await?;
                 kill_locked(daemon, vm).await?
             }
             VmState::Created | VmState::Stopped | VmState::Error => vm,

@@ -1,7 +1,7 @@
 //! Filling a staged kernel directory from its parts, the same way for a
 //! pull and an import: the ELF `vmlinux` (unpacked from the bzImage when
-//! that is all there is), the original bzImage, config, module tree, and an
-//! initrd (copied, or built around the agent).
+//! that is all there is), the original bzImage, config, module tree and its
+//! modules disk, and an initrd (copied, or built around the agent).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -105,7 +105,10 @@ pub(crate) fn assemble(
         Some(from) => {
             let to = out.join(MODULES);
             transfer_tree(from, &to, transfer)?;
-            Some(tree_size(&to)?)
+            let size = tree_size(&to)?;
+            progress("indexing the modules (depmod) into a modules disk");
+            super::modules_disk::ensure(out, &src.release)?;
+            Some(size)
         }
         None => None,
     };

@@ -81,6 +81,13 @@ pub enum KernelError {
     #[error("package {package} does not contain {path}; the package layout changed")]
     MissingInPackage { package: String, path: String },
 
+    #[error("cannot {action}")]
+    Command {
+        action: String,
+        #[source]
+        source: Box<banger_sys::ProcessError>,
+    },
+
     /// Boxed: the archive client's errors are large and rare, and every
     /// `Result` of this module should stay small.
     #[error("cannot {action}")]

@@ -8,7 +8,10 @@
 //! - [`modules`]: the virtio and vsock modules in dependency order, read
 //!   from `.modinfo` since the package ships no `modules.dep`;
 //! - [`initramfs`]: the agent as `/init` plus those modules, as a
-//!   reproducible gzip newc cpio.
+//!   reproducible gzip newc cpio;
+//! - [`modules_disk`]: the whole module tree with `depmod`'s indexes as a
+//!   read-only ext4 that every VM of the kernel mounts at
+//!   `/lib/modules/<release>`.
 
 mod assemble;
 pub mod bzimage;
@@ -21,6 +24,7 @@ pub mod initramfs;
 pub mod manifest;
 pub mod modinfo;
 pub mod modules;
+pub mod modules_disk;
 pub mod order;
 mod pull;
 mod store;
@@ -33,4 +37,5 @@ pub use bzimage::{VmlinuxError, unpack_vmlinux};
 pub use decompress::Compression;
 pub use error::KernelError;
 pub use manifest::{KernelManifest, KernelSizes, validate_name};
+pub use modules_disk::MODULES_DISK;
 pub use store::{DEFAULT_KERNEL_NAME, KernelPaths, KernelStore};

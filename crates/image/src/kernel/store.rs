@@ -36,6 +36,9 @@ pub struct KernelPaths {
     pub bzimage: PathBuf,
     pub initrd: PathBuf,
     pub modules: PathBuf,
+    /// [`super::modules_disk`]: absent for a kernel without modules, or
+    /// one installed before banger made them ([`KernelStore::modules_disk`]).
+    pub modules_disk: PathBuf,
     pub config: PathBuf,
     pub manifest: PathBuf,
 }
@@ -58,6 +61,7 @@ impl KernelStore {
             bzimage: dir.join(BZIMAGE),
             initrd: dir.join(INITRD),
             modules: dir.join(MODULES),
+            modules_disk: dir.join(super::MODULES_DISK),
             config: dir.join(CONFIG),
             manifest: dir.join(MANIFEST),
             dir,
@@ -108,6 +112,14 @@ impl KernelStore {
             path: paths.manifest,
             source,
         })
+    }
+
+    /// The modules disk of kernel `name`, built now if the kernel has a
+    /// module tree but no disk yet (installed by an older banger); `None`
+    /// for a kernel without modules.
+    pub fn modules_disk(&self, name: &str) -> Result<Option<PathBuf>, KernelError> {
+        let manifest = self.show(name)?;
+        super::modules_disk::ensure(&self.paths(name)?.dir, &manifest.version)
     }
 
     /// Removes kernel `name`; a kernel that does not exist is `NotFound`.

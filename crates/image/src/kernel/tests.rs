@@ -205,6 +205,9 @@ fn a_pull_from_a_signed_mirror_installs_a_complete_kernel() {
 
     let paths = store.paths(DEFAULT_KERNEL_NAME).unwrap();
     assert!(fs::read(&paths.vmlinux).unwrap() == f.vmlinux);
+    // The modules disk, with the index modprobe reads.
+    let disk = crate::ext4::Ext4Image::open(&paths.modules_disk).unwrap();
+    assert!(disk.stat("/modules.dep.bin").unwrap().is_some());
     assert!(paths.bzimage.is_file() && paths.config.is_file());
     assert!(
         paths
@@ -347,6 +350,9 @@ fn importing_a_bzimage_unpacks_the_vmlinux_and_replaces_atomically() {
     assert_eq!(m.sizes.modules, Some(2));
     let paths = store.paths("custom").unwrap();
     assert!(fs::read(&paths.vmlinux).unwrap() == vmlinux);
+    let disk = crate::ext4::Ext4Image::open(&paths.modules_disk).unwrap();
+    assert!(disk.stat("/kernel/x.ko").unwrap().is_some());
+    assert!(disk.stat("/modules.dep.bin").unwrap().is_some());
     assert_eq!(fs::read(&paths.initrd).unwrap(), b"initrd");
     assert!(paths.modules.join("kernel/x.ko").is_file());
     assert!(

@@ -152,6 +152,7 @@ pub fn stage(config: &VmConfig, layout: &Layout, jail: &JailerConfig) -> Result<
     let disks = [
         (Some(&config.root_disk), Some(&layout.root_disk)),
         (config.work_disk.as_ref(), layout.work_disk.as_ref()),
+        (config.modules_disk.as_ref(), layout.modules_disk.as_ref()),
     ];
     let writable = disks.into_iter().filter_map(|pair| match pair {
         (Some(disk), Some(mapped)) if !disk.read_only => Some(&mapped.host),

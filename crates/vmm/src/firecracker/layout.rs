@@ -61,6 +61,7 @@ pub struct Layout {
     pub initrd: Option<MappedPath>,
     pub root_disk: MappedPath,
     pub work_disk: Option<MappedPath>,
+    pub modules_disk: Option<MappedPath>,
     /// `Some` under the jailer: the chroot's root directory on the host.
     pub jail_root: Option<PathBuf>,
     /// Files to hard-link into the jail: (original, host path in the jail).
@@ -83,6 +84,10 @@ impl Layout {
             root_disk: MappedPath::same(config.root_disk.path.clone()),
             work_disk: config
                 .work_disk
+                .as_ref()
+                .map(|d: &DiskSpec| MappedPath::same(d.path.clone())),
+            modules_disk: config
+                .modules_disk
                 .as_ref()
                 .map(|d: &DiskSpec| MappedPath::same(d.path.clone())),
             jail_root: None,
@@ -110,6 +115,10 @@ impl Layout {
         let initrd = config.initrd.as_deref().map(|p| link(p, "/initrd"));
         let root_disk = link(&config.root_disk.path, "/rootfs");
         let work_disk = config.work_disk.as_ref().map(|d| link(&d.path, "/work"));
+        let modules_disk = config
+            .modules_disk
+            .as_ref()
+            .map(|d| link(&d.path, "/modules"));
         Ok(Layout {
             api_socket: MappedPath::jailed(&root, JAILED_API_SOCKET),
             vsock: MappedPath::jailed(&root, "/vsock.sock"),
@@ -120,6 +129,7 @@ impl Layout {
             initrd,
             root_disk,
             work_disk,
+            modules_disk,
             jail_root: Some(root),
             links,
         })
@@ -153,6 +163,11 @@ pub(crate) mod tests {
                 path: "/vms/vm-7/work.ext4".into(),
                 format: DiskFormat::Raw,
                 read_only: false,
+            }),
+            modules_disk: Some(DiskSpec {
+                path: "/images/modules.ext4".into(),
+                format: DiskFormat::Raw,
+                read_only: true,
             }),
             tap: Some("fctap3".into()),
             mac: Some("06:00:0a:00:00:07".into()),
@@ -196,6 +211,9 @@ pub(crate) mod tests {
         assert_eq!(layout.kernel.vmm, Path::new("/vmlinux"));
         assert_eq!(layout.root_disk.vmm, Path::new("/rootfs"));
         assert_eq!(layout.work_disk.as_ref().unwrap().vmm, Path::new("/work"));
+        let modules = layout.modules_disk.as_ref().unwrap();
+        assert_eq!(modules.vmm, Path::new("/modules"));
+        assert_eq!(modules.host, root.join("modules"));
         // The console is the jailer's stdout: outside the jail.
         assert_eq!(layout.console_log, Path::new("/run/vm-7/console.log"));
         assert_eq!(
@@ -205,6 +223,7 @@ pub(crate) mod tests {
                 ("/images/initrd.img".into(), root.join("initrd")),
                 ("/vms/vm-7/root.ext4".into(), root.join("rootfs")),
                 ("/vms/vm-7/work.ext4".into(), root.join("work")),
+                ("/images/modules.ext4".into(), root.join("modules")),
             ]
         );
     }

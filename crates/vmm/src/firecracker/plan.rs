@@ -21,11 +21,14 @@ pub const BASE_BOOT_ARGS: &str = "console=ttyS0 reboot=k panic=1 pci=off banger.
 
 pub const ROOT_DRIVE_ID: &str = "rootfs";
 pub const WORK_DRIVE_ID: &str = "work";
+pub const MODULES_DRIVE_ID: &str = "modules";
 pub const IFACE_ID: &str = "eth0";
 
 /// Refuses what Firecracker cannot use before anything is started.
 pub fn check(config: &VmConfig) -> Result<(), FirecrackerError> {
-    let disks = std::iter::once(&config.root_disk).chain(config.work_disk.as_ref());
+    let disks = std::iter::once(&config.root_disk)
+        .chain(config.work_disk.as_ref())
+        .chain(config.modules_disk.as_ref());
     for disk in disks {
         if disk.format == DiskFormat::Qcow2 {
             return Err(FirecrackerError::Qcow2 {
@@ -70,6 +73,9 @@ pub fn configuration(
     ];
     if let (Some(disk), Some(mapped)) = (&config.work_disk, &layout.work_disk) {
         requests.push(drive(WORK_DRIVE_ID, disk, mapped.vmm_str()?, false));
+    }
+    if let (Some(disk), Some(mapped)) = (&config.modules_disk, &layout.modules_disk) {
+        requests.push(drive(MODULES_DRIVE_ID, disk, mapped.vmm_str()?, false));
     }
     if let Some(tap) = &config.tap {
         requests.push(ApiRequest::NetworkInterface(NetworkInterface {
@@ -135,6 +141,7 @@ mod tests {
                 "PUT /boot-source",
                 "PUT /drives/rootfs",
                 "PUT /drives/work",
+                "PUT /drives/modules",
                 "PUT /network-interfaces/eth0",
                 "PUT /vsock",
             ]
@@ -152,7 +159,12 @@ mod tests {
         };
         assert!(root.is_root_device && !root.is_read_only);
         assert_eq!(root.path_on_host, "/vms/vm-7/root.ext4");
-        let ApiRequest::Vsock(vsock) = &requests[7] else {
+        let ApiRequest::Drive(modules) = &requests[6] else {
+            panic!()
+        };
+        assert!(!modules.is_root_device && modules.is_read_only);
+        assert_eq!(modules.path_on_host, "/images/modules.ext4");
+        let ApiRequest::Vsock(vsock) = &requests[8] else {
             panic!()
         };
         assert_eq!(

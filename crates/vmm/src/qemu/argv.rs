@@ -131,6 +131,9 @@ pub fn build_with(
     if let Some(work) = &config.work_disk {
         push(&drive("vdb", work)?.each_ref().map(String::as_str));
     }
+    if let Some(modules) = &config.modules_disk {
+        push(&drive("modules", modules)?.each_ref().map(String::as_str));
+    }
     if let Some(tap) = &config.tap {
         push(&[
             "-netdev",

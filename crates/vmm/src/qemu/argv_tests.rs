@@ -17,6 +17,7 @@ pub(crate) fn config() -> VmConfig {
             read_only: false,
         },
         work_disk: None,
+        modules_disk: None,
         tap: None,
         mac: None,
         vsock_cid: 7,
@@ -152,6 +153,37 @@ fn work_disk_is_vdb_and_raw_read_only_is_spelled_out() {
     assert_eq!(
         devices[1..3],
         ["virtio-blk-device,drive=vda", "virtio-blk-device,drive=vdb"]
+    );
+}
+
+#[test]
+fn the_modules_disk_follows_the_work_disk_read_only() {
+    let disk = |path: &str, read_only| DiskSpec {
+        path: path.into(),
+        format: DiskFormat::Raw,
+        read_only,
+    };
+    let c = VmConfig {
+        work_disk: Some(disk("/run/b/vm1/work.ext4", false)),
+        modules_disk: Some(disk("/k/modules.ext4", true)),
+        ..config()
+    };
+    let args = argv(&c, Accel::Tcg, None);
+    assert_eq!(
+        values(&args, "-drive")[1..],
+        [
+            "id=vdb,file=/run/b/vm1/work.ext4,format=raw,if=none",
+            "id=modules,file=/k/modules.ext4,format=raw,if=none,readonly=on",
+        ]
+    );
+    let devices = values(&args, "-device");
+    assert_eq!(
+        devices[1..4],
+        [
+            "virtio-blk-device,drive=vda",
+            "virtio-blk-device,drive=vdb",
+            "virtio-blk-device,drive=modules"
+        ]
     );
 }
 

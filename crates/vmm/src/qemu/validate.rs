@@ -143,6 +143,9 @@ pub fn check_files(config: &VmConfig) -> Result<(), VmmError> {
     if let Some(work) = &config.work_disk {
         must_exist("find the work disk", &work.path)?;
     }
+    if let Some(modules) = &config.modules_disk {
+        must_exist("find the kernel's modules disk", &modules.path)?;
+    }
     let meta = std::fs::metadata(&config.run_dir).map_err(|source| VmmError::Io {
         action: "open the run directory",
         path: config.run_dir.clone(),

@@ -145,7 +145,7 @@ mod tests {
             "{argv}"
         );
         assert!(
-            argv.contains(" --include=ca-certificates,git,iproute2,openssh-server "),
+            argv.contains(" --include=ca-certificates,git,iproute2,kmod,openssh-server "),
             "{argv}"
         );
         assert!(

@@ -47,6 +47,7 @@ pub(crate) fn inject(
                 mode,
             } => tree.write_file(path, &mut content.as_bytes(), mode)?,
             GuestFile::Symlink { path, target } => tree.symlink(path, target)?,
+            GuestFile::Absent { path } => tree.remove(path)?,
         }
     }
     let removed_host_keys = tree.remove_prefixed(SSH_HOST_KEY_DIR, SSH_HOST_KEY_PREFIX)?;
@@ -78,6 +79,15 @@ mod tests {
     #[test]
     fn the_agent_and_files_are_written_and_host_keys_removed() {
         let dir = debian_like();
+        let wants = dir
+            .path()
+            .join("etc/systemd/system/multi-user.target.wants");
+        std::fs::create_dir_all(&wants).unwrap();
+        std::os::unix::fs::symlink(
+            "/lib/systemd/system/docker.service",
+            wants.join("docker.service"),
+        )
+        .unwrap();
         let agent = dir.path().join("agent-bin");
         std::fs::write(&agent, b"\x7fELF stand-in").unwrap();
         let tree = GuestTree::open(dir.path()).unwrap();
@@ -112,6 +122,8 @@ mod tests {
                 .contains("/dev/vdb /root ext4")
         );
         assert!(!t.join("etc/ssh/ssh_host_ed25519_key").exists());
+        // Disabled (a dangling link would still be seen by symlink_metadata).
+        assert!(wants.join("docker.service").symlink_metadata().is_err());
         assert!(t.join("etc/ssh/sshd_config").exists());
     }
 

@@ -33,13 +33,23 @@ pub const FULL_PACKAGES: &[&str] = &[
     "curl",
     "ca-certificates",
     "docker.io",
+    // modprobe for the kernel's modules disk (and the kernel's own module
+    // requests); nft for the guest's firewall and Docker's rules.
+    "kmod",
+    "nftables",
     "tmux",
     "sudo",
     "build-essential",
 ];
 
 /// No systemd: the agent is PID 1 ("guest-init" mode).
-pub const MINIMAL_PACKAGES: &[&str] = &["openssh-server", "iproute2", "ca-certificates", "git"];
+pub const MINIMAL_PACKAGES: &[&str] = &[
+    "openssh-server",
+    "iproute2",
+    "ca-certificates",
+    "git",
+    "kmod",
+];
 
 /// dpkg path filters applied while bootstrapping, and kept in the image
 /// (mmdebstrap writes them to `/etc/dpkg/dpkg.cfg.d/`) so later installs in

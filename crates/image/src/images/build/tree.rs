@@ -169,6 +169,18 @@ impl GuestTree {
         })
     }
 
+    /// Removes the file or symlink at `guest` (never following it) if there
+    /// is one; a missing one, or a missing parent, is not an error.
+    pub(crate) fn remove(&self, guest: &str) -> Result<(), ImageError> {
+        let (parent, name) = split(guest);
+        let dir = match self.open_dir(parent.trim_start_matches('/')) {
+            Ok(dir) => dir,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(ImageError::io("remove", self.host(guest), e.into())),
+        };
+        self.clear(&dir, name, guest)
+    }
+
     /// Removes the entries of `guest_dir` whose names start with `prefix`
     /// (not directories); returns their names, sorted. A missing directory
     /// has none.
