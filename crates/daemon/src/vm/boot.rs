@@ -94,7 +94,7 @@ pub(super) async fn boot(
     }
     check_cancel(cancel)?;
 
-    let modules = modules_disk(daemon, op, &held(&vm)?.kernel).await?;
+    let modules = kernel_boot_files(daemon, op, &held(&vm)?.kernel).await?;
     let stage = format!("launching {}", vmm.label);
     op.stage(&stage).await?;
     let config = vm_config(daemon, &vm, tap.as_str(), vmm.kind(), modules)?;
@@ -191,24 +191,39 @@ pub(super) async fn boot(
     Ok(vm)
 }
 
-/// The kernel's modules disk, built first if the kernel was installed
-/// before banger made them (once per kernel, a few seconds).
-async fn modules_disk(
+/// Brings the kernel's derived boot files up to date with this banger:
+/// its initrd rebuilt around the installed agent if it holds another, and
+/// its modules disk built if it was installed before banger made them
+/// (once per kernel, a few seconds). Returns the modules disk.
+async fn kernel_boot_files(
     daemon: &Daemon,
     op: &mut OpTracker,
     kernel: &str,
 ) -> Result<Option<std::path::PathBuf>, DaemonError> {
     let store = KernelStore::new(&daemon.paths.kernels_dir);
     let paths = store.paths(kernel)?;
-    let stage = "kernel: indexing its modules into a modules disk (once per kernel)";
-    let missing = paths.modules.is_dir() && !paths.modules_disk.is_file();
-    if missing {
-        op.stage(stage).await?;
+    let stage = "kernel: initrd and modules disk for this banger";
+    let disk_missing = paths.modules.is_dir() && !paths.modules_disk.is_file();
+    if disk_missing {
+        op.stage("kernel: indexing its modules into a modules disk (once per kernel)")
+            .await?;
     }
+    let agent = crate::agent_bin::find_agent();
     let kernel = kernel.to_owned();
-    run(move || store.modules_disk(&kernel))
-        .await?
-        .map_err(|e| DaemonError::from(e).in_stage(stage))
+    run(move || {
+        match agent {
+            Ok(agent) => {
+                if store.refresh_initrd(&kernel, &agent)? {
+                    tracing::info!(%kernel, agent = %agent.display(), "initrd rebuilt around the installed agent");
+                }
+            }
+            // The initrd keeps the agent it has; the boot says the rest.
+            Err(e) => tracing::warn!(%kernel, error = %e, "no agent binary to check the initrd against"),
+        }
+        store.modules_disk(&kernel)
+    })
+    .await?
+    .map_err(|e| DaemonError::from(e).in_stage(stage))
 }
 
 /// The guest device of the modules disk: the drive after the root and work

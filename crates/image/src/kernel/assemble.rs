@@ -9,12 +9,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::bzimage::{self, ELF_MAGIC, VmlinuxError};
-use super::config::{KernelConfig, Tristate};
 use super::decompress::{Compression, MAX_VMLINUX};
 use super::error::KernelError;
-use super::initramfs::build_initramfs;
 use super::manifest::KernelSizes;
-use super::modules::{EXT4_MODULES, ModuleTree, VM_MODULES};
 
 /// File names inside a kernel directory.
 pub const VMLINUX: &str = "vmlinux";
@@ -117,33 +114,9 @@ pub(crate) fn assemble(
     let initrd = if src.initrd.is_some() {
         put(&src.initrd, INITRD)?
     } else if let Some(agent) = &src.agent {
-        let config = match &src.config {
-            Some(_) => {
-                let path = out.join(CONFIG);
-                let text =
-                    fs::read_to_string(&path).map_err(|e| KernelError::io("read", &path, e))?;
-                Some(KernelConfig::parse(&text))
-            }
-            None => None,
-        };
-        let files = match modules {
-            Some(_) => {
-                let mut wanted = VM_MODULES.to_vec();
-                if config
-                    .as_ref()
-                    .is_some_and(|c| c.tristate("EXT4_FS") == Tristate::Module)
-                {
-                    wanted.extend_from_slice(EXT4_MODULES);
-                }
-                ModuleTree::scan(&out.join(MODULES))?.resolve(&wanted, config.as_ref())?
-            }
-            None => Vec::new(),
-        };
-        progress(&format!("building initramfs ({} modules)", files.len()));
-        let path = out.join(INITRD);
-        build_initramfs(agent, &src.release, &files, &path)?;
-        initramfs_modules = files.into_iter().map(|f| f.name).collect();
-        Some(file_size(&path)?)
+        let (files, size) = super::agent_initrd::build(out, agent, &src.release, progress)?;
+        initramfs_modules = files;
+        Some(size)
     } else {
         None
     };

@@ -8,11 +8,13 @@
 //! - [`modules`]: the virtio and vsock modules in dependency order, read
 //!   from `.modinfo` since the package ships no `modules.dep`;
 //! - [`initramfs`]: the agent as `/init` plus those modules, as a
-//!   reproducible gzip newc cpio;
+//!   reproducible gzip newc cpio, rebuilt before a boot when the installed
+//!   agent changed (`agent_initrd`);
 //! - [`modules_disk`]: the whole module tree with `depmod`'s indexes as a
 //!   read-only ext4 that every VM of the kernel mounts at
 //!   `/lib/modules/<release>`.
 
+mod agent_initrd;
 mod assemble;
 pub mod bzimage;
 pub mod config;
@@ -32,6 +34,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use agent_initrd::AGENT_STAMP;
 pub use assemble::{BZIMAGE, CONFIG, INITRD, MANIFEST, MODULES, VMLINUX};
 pub use bzimage::{VmlinuxError, unpack_vmlinux};
 pub use decompress::Compression;

@@ -25,7 +25,7 @@ pub const MODULES_DISK: &str = "modules.ext4";
 /// is for people reading `blkid`).
 pub const MODULES_LABEL: &str = "banger-modules";
 
-const LOCK_FILE: &str = ".modules-disk.lock";
+const LOCK_FILE: &str = ".boot-files.lock";
 const PARTIAL_PREFIX: &str = ".modules-disk.partial-";
 const DEPMOD_PREFIX: &str = ".modules-disk.depmod-";
 const MIB: u64 = 1024 * 1024;
@@ -88,7 +88,9 @@ fn check_release(release: &str, dir: &Path) -> Result<(), KernelError> {
     }
 }
 
-fn lock(dir: &Path) -> Result<File, KernelError> {
+/// Serialises the changes to a kernel's derived boot files (this disk, and
+/// the agent initrd's rebuild); held until dropped.
+pub(super) fn lock(dir: &Path) -> Result<File, KernelError> {
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .create(true)

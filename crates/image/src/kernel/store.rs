@@ -122,6 +122,13 @@ impl KernelStore {
         super::modules_disk::ensure(&self.paths(name)?.dir, &manifest.version)
     }
 
+    /// Rebuilds kernel `name`'s initrd around `agent` if banger built it
+    /// around another agent (see `agent_initrd`); returns whether it did.
+    pub fn refresh_initrd(&self, name: &str, agent: &Path) -> Result<bool, KernelError> {
+        let manifest = self.show(name)?;
+        super::agent_initrd::refresh(&self.paths(name)?.dir, &manifest, agent)
+    }
+
     /// Removes kernel `name`; a kernel that does not exist is `NotFound`.
     /// It is first renamed into a staging directory, so a removal cut short
     /// never leaves a half kernel under its name.
