@@ -53,6 +53,8 @@ pub async fn build_staged(
     let opts = BuildOptions {
         force,
         kernel_ref: Some(daemon.config.default_kernel_name().to_owned()),
+        // The default image's mise tarball (~50 MB), kept between builds.
+        cache_dir: Some(daemon.paths.cache_dir.join("downloads")),
     };
     let store = image_store(daemon);
     run_staged(op, move |progress| {

@@ -5,8 +5,11 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 
 use super::error::DebianError;
@@ -16,6 +19,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long one read may stall before the download is abandoned; generous
 /// because mirrors throttle, but a hung connection must not hang `banger`.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// The host's CA bundle (Debian's ca-certificates, plus any CA added with
+/// `update-ca-certificates`), trusted for https as curl, apt and npm trust
+/// it: a host whose TLS passes through a CA of its own reaches https URLs
+/// too. Without it, ureq's built-in roots.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Where archive files come from.
 pub trait Fetch: Send + Sync {
@@ -34,13 +42,36 @@ pub struct HttpFetch {
 
 impl HttpFetch {
     pub fn new() -> Self {
-        let agent = ureq::AgentBuilder::new()
+        let mut builder = ureq::AgentBuilder::new()
             .timeout_connect(CONNECT_TIMEOUT)
             .timeout_read(READ_TIMEOUT)
-            .user_agent(concat!("banger/", env!("CARGO_PKG_VERSION")))
-            .build();
-        Self { agent }
+            .user_agent(concat!("banger/", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = tls_config(Path::new(SYSTEM_CA_BUNDLE)) {
+            builder = builder.tls_config(tls);
+        }
+        Self {
+            agent: builder.build(),
+        }
     }
+}
+
+/// A TLS client trusting the certificates of the PEM `bundle`; `None` if
+/// it is missing or holds none, and ureq's own roots are used instead.
+fn tls_config(bundle: &Path) -> Option<Arc<rustls::ClientConfig>> {
+    let certs = CertificateDer::pem_file_iter(bundle).ok()?;
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(certs.filter_map(Result::ok));
+    if added == 0 {
+        return None;
+    }
+    tracing::debug!(bundle = %bundle.display(), added, ignored, "trusting the host's CA bundle");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Some(Arc::new(config))
 }
 
 impl Default for HttpFetch {
@@ -206,6 +237,18 @@ mod tests {
         Expected {
             size: bytes.len() as u64,
             sha256: Sha256::digest(bytes).into(),
+        }
+    }
+
+    #[test]
+    fn the_host_ca_bundle_is_trusted_when_it_holds_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, b"no certificates here\n").unwrap();
+        assert!(tls_config(&empty).is_none());
+        assert!(tls_config(&dir.path().join("missing.pem")).is_none());
+        if Path::new(SYSTEM_CA_BUNDLE).is_file() {
+            assert!(tls_config(Path::new(SYSTEM_CA_BUNDLE)).is_some());
         }
     }
 

@@ -31,6 +31,7 @@ pub(crate) mod testing;
 pub use ar::{ArError, ArReader};
 pub use deb::{Selection, extract_deb};
 pub use error::DebianError;
+pub(crate) use fetch::download_verified;
 pub use fetch::{Expected, Fetch, HttpFetch};
 pub use index::PackageIndex;
 pub(crate) use index::lzma_io_error;

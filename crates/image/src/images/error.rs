@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use banger_sys::ProcessError;
 
+use super::build::mise::MiseError;
 use super::name::NameProblem;
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +129,11 @@ pub enum ImageError {
     )]
     StillMounted { staging: PathBuf, mount: PathBuf },
 
+    /// The default image's mise could not be had (download, pin, npm);
+    /// boxed, as it is larger than every other variant.
+    #[error(transparent)]
+    Mise(Box<MiseError>),
+
     #[error("cannot lock image {name} ({})", path.display())]
     Lock {
         name: String,
@@ -135,6 +141,12 @@ pub enum ImageError {
         #[source]
         source: io::Error,
     },
+}
+
+impl From<MiseError> for ImageError {
+    fn from(err: MiseError) -> Self {
+        ImageError::Mise(Box::new(err))
+    }
 }
 
 impl ImageError {

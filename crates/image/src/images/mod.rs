@@ -22,6 +22,7 @@ mod promote;
 mod staging;
 mod store;
 
+pub use build::mise::{MISE, MiseError, MisePin, MiseSource, NpmView, ResolveTarball};
 pub use build::{
     Bootstrap, BuildOptions, BuildOutcome, GuestTree, Mmdebstrap, Recipe, Variant, build_image,
     build_image_with,

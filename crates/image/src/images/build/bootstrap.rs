@@ -18,6 +18,12 @@ pub trait Bootstrap: Send + Sync {
     /// Names the tool in the image's `source`, e.g. `mmdebstrap`.
     fn name(&self) -> &str;
 
+    /// Whether [`Bootstrap::bootstrap`] can run (privileges, programs),
+    /// asked before the build downloads anything.
+    fn check_ready(&self) -> Result<(), ImageError> {
+        Ok(())
+    }
+
     /// Creates `dest` (which does not exist) holding the root tree of
     /// `recipe`, owners and modes as in the guest.
     fn bootstrap(
@@ -69,7 +75,7 @@ impl Mmdebstrap {
 
     /// What must hold before running: root (mmdebstrap's root mode, and
     /// files owned by other users in the tree), the program, the keyring.
-    fn check_ready(&self, euid: u32) -> Result<(), ImageError> {
+    fn check_ready_as(&self, euid: u32) -> Result<(), ImageError> {
         if euid != 0 {
             return Err(ImageError::NeedsRoot);
         }
@@ -93,13 +99,17 @@ impl Bootstrap for Mmdebstrap {
         "mmdebstrap"
     }
 
+    fn check_ready(&self) -> Result<(), ImageError> {
+        self.check_ready_as(banger_sys::os::effective_uid())
+    }
+
     fn bootstrap(
         &self,
         recipe: &Recipe,
         dest: &Path,
         progress: &mut dyn FnMut(&str),
     ) -> Result<(), ImageError> {
-        self.check_ready(banger_sys::os::effective_uid())?;
+        self.check_ready_as(banger_sys::os::effective_uid())?;
         let started = Instant::now();
         progress(&format!(
             "bootstrapping {} packages from {} ({}, {} variant) with mmdebstrap",
@@ -175,19 +185,19 @@ mod tests {
             program: PathBuf::from("sh"),
             keyring: keyring.clone(),
         };
-        ready.check_ready(0).unwrap();
+        ready.check_ready_as(0).unwrap();
         assert!(matches!(
-            ready.check_ready(1000),
+            ready.check_ready_as(1000),
             Err(ImageError::NeedsRoot)
         ));
-        let err = ready.check_ready(1000).unwrap_err().to_string();
+        let err = ready.check_ready_as(1000).unwrap_err().to_string();
         assert!(err.contains("needs root"), "{err}");
 
         let no_program = Mmdebstrap {
             program: dir.path().join("mmdebstrap"),
             ..ready.clone()
         };
-        let err = no_program.check_ready(0).unwrap_err();
+        let err = no_program.check_ready_as(0).unwrap_err();
         assert!(
             err.to_string().contains("apt-get install mmdebstrap"),
             "{err}"
@@ -197,7 +207,7 @@ mod tests {
             keyring: dir.path().join("missing.gpg"),
             ..ready
         };
-        let err = no_keyring.check_ready(0).unwrap_err();
+        let err = no_keyring.check_ready_as(0).unwrap_err();
         assert!(matches!(err, ImageError::MissingKeyring { .. }), "{err:?}");
     }
 }

@@ -3,7 +3,10 @@
 //! The steps, all inside a staging directory of the store:
 //! 1. bootstrap the root tree ([`Bootstrap`]; mmdebstrap for real);
 //! 2. inject the agent, units and sshd drop-in, remove the ssh host keys
-//!    and empty the machine-id (`inject`, `guest_files`);
+//!    and empty the machine-id (`inject`, `guest_files`); the full variant
+//!    gets mise too, its npm tarball verified against the pin ([`mise`])
+//!    and obtained before step 1, so a missing npm or a bad download fails
+//!    the build before the slow bootstrap;
 //! 3. move `/root` out as the work-disk seed;
 //! 4. write `rootfs.ext4` with `mkfs.ext4 -d` and check it (`mkfs`);
 //! 5. write the manifest and rename the directory into place.
@@ -15,6 +18,7 @@
 mod bootstrap;
 pub mod guest_files;
 mod inject;
+pub mod mise;
 mod mkfs;
 pub mod recipe;
 mod tree;
@@ -25,13 +29,14 @@ mod real_tests;
 mod tests;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use bootstrap::{Bootstrap, DEBIAN_KEYRING, Mmdebstrap};
 pub use mkfs::ROOTFS_LABEL;
 pub use recipe::{Recipe, Variant};
 
+use self::mise::{MiseSource, NpmView};
 pub use self::tree::GuestTree;
 use super::error::ImageError;
 use super::manifest::{self, ImageKind, ImageManifest};
@@ -43,6 +48,9 @@ use super::store::{ImageStore, MANIFEST_FILE, ROOT_SEED_DIR, ROOTFS_FILE};
 /// The bootstrapped tree inside the staging directory; removed once the
 /// filesystem is written.
 const TREE_DIR: &str = "tree";
+/// Where mise's tarball is downloaded inside the staging directory when
+/// the build has no cache directory; removed once it is extracted.
+const MISE_DOWNLOAD_DIR: &str = "downloads";
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -50,6 +58,10 @@ pub struct BuildOptions {
     pub force: bool,
     /// The kernel recorded in the manifest; `None`: the configured default.
     pub kernel_ref: Option<String>,
+    /// Where verified downloads (mise's tarball) are kept between builds,
+    /// named by their sha256; created 0700 if missing. `None`: downloaded
+    /// into the staging directory for this build only.
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,7 +73,8 @@ pub struct BuildOutcome {
     pub duration: Duration,
 }
 
-/// Builds `recipe` into `store` with mmdebstrap. See [`build_image_with`].
+/// Builds `recipe` into `store` with mmdebstrap, mise's tarball located by
+/// `npm view` and fetched over HTTP. See [`build_image_with`].
 pub fn build_image(
     store: &ImageStore,
     recipe: &Recipe,
@@ -69,27 +82,34 @@ pub fn build_image(
     opts: &BuildOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BuildOutcome, ImageError> {
+    let mise_source = MiseSource {
+        resolver: &NpmView::default(),
+        fetch: &crate::debian::HttpFetch::new(),
+    };
     build_image_with(
         store,
         recipe,
         agent_bin,
         opts,
         &Mmdebstrap::default(),
+        mise_source,
         progress,
     )
 }
 
 /// Builds `recipe` into `store`, the tree made by `bootstrap`, with the
-/// static agent binary at `agent_bin`. Returns early when the stored image
-/// has the same recipe hash (unless `opts.force`). An existing image is
-/// replaced only once the new one is complete; a failure leaves it as it
-/// was and removes everything the build made.
+/// static agent binary at `agent_bin` and, if the recipe has mise, its
+/// tarball from `opts.cache_dir` or `mise_source`. Returns early when the
+/// stored image has the same recipe hash (unless `opts.force`). An
+/// existing image is replaced only once the new one is complete; a
+/// failure leaves it as it was and removes everything the build made.
 pub fn build_image_with(
     store: &ImageStore,
     recipe: &Recipe,
     agent_bin: &Path,
     opts: &BuildOptions,
     bootstrap: &dyn Bootstrap,
+    mise_source: MiseSource<'_>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BuildOutcome, ImageError> {
     let started = Instant::now();
@@ -130,7 +150,20 @@ pub fn build_image_with(
         });
     }
 
+    bootstrap.check_ready()?;
     let staging = Staging::create(store.dir(), name)?;
+    // Before the bootstrap: it is the slow step, and a missing npm or a
+    // refused download should not wait for it.
+    let mise_tarball = match &recipe.mise {
+        Some(pin) => {
+            let dir = opts
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| staging.path().join(MISE_DOWNLOAD_DIR));
+            Some(mise::obtain(pin, &dir, mise_source, progress)?)
+        }
+        None => None,
+    };
     let tree_path = staging.path().join(TREE_DIR);
     bootstrap.bootstrap(recipe, &tree_path, progress)?;
 
@@ -138,6 +171,18 @@ pub fn build_image_with(
     let tree = GuestTree::open(&tree_path)?;
     let injected = inject::inject(&tree, recipe.variant, agent_bin)?;
     tracing::debug!(image = %name, removed = ?injected.removed_host_keys, "removed the image's ssh host keys");
+    if let (Some(pin), Some((tarball, path))) = (&recipe.mise, mise_tarball) {
+        progress(&format!(
+            "installing mise {} at {}",
+            pin.version,
+            mise::MISE_PATH
+        ));
+        let installed = mise::install(&tree, tarball, &path)?;
+        tracing::debug!(image = %name, ?installed, "installed mise");
+        if opts.cache_dir.is_none() {
+            staging::remove(&staging.path().join(MISE_DOWNLOAD_DIR))?;
+        }
+    }
     let seed = staging.path().join(ROOT_SEED_DIR);
     tree.take_dir(guest_files::ROOT_HOME, &seed)?;
     // Readable by the owner daemon, which seeds work disks from it.
@@ -167,11 +212,15 @@ pub fn build_image_with(
         size_bytes: size,
         recipe_hash: Some(hash),
         source: format!(
-            "debian {} from {} ({} variant, {})",
+            "debian {} from {} ({} variant, {}){}",
             recipe.suite,
             recipe.mirror,
             recipe.variant,
-            bootstrap.name()
+            bootstrap.name(),
+            recipe
+                .mise
+                .map(|pin| format!(", mise {} from npm {}", pin.version, pin.package))
+                .unwrap_or_default()
         ),
         created_at: manifest::now(),
         packages: recipe.package_set(),

@@ -84,6 +84,10 @@ fn the_minimal_image_builds_for_real_and_a_rebuild_is_skipped() {
         &agent,
         &BuildOptions::default(),
         &bootstrap,
+        mise::MiseSource {
+            resolver: &mise::NpmView::default(),
+            fetch: &crate::debian::HttpFetch::new(),
+        },
         &mut log,
     )
     .unwrap();
@@ -139,6 +143,10 @@ fn the_minimal_image_builds_for_real_and_a_rebuild_is_skipped() {
         &agent,
         &BuildOptions::default(),
         &bootstrap,
+        mise::MiseSource {
+            resolver: &mise::NpmView::default(),
+            fetch: &crate::debian::HttpFetch::new(),
+        },
         &mut log,
     )
     .unwrap();
@@ -210,6 +218,8 @@ fn the_full_image_builds_for_real() {
         .unwrap()
         .unwrap();
     assert_eq!(link.kind, FileKind::Symlink);
+    let mise = image.stat(mise::MISE_PATH).unwrap().expect("mise");
+    assert_eq!((mise.kind, mise.permissions()), (FileKind::Regular, 0o755));
     let listing = Cmd::new("debugfs")
         .args(["-R", "ls /etc/ssh"])
         .arg(&m.rootfs)

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::guest_files;
+use super::mise::{MISE, MisePin};
 use crate::images::error::ImageError;
 use crate::images::name::ImageName;
 
@@ -122,6 +123,9 @@ pub struct Recipe {
     pub packages: Vec<String>,
     /// The rootfs size; `None`: content × 1.5, at least 1 GiB.
     pub size: Option<ByteSize>,
+    /// mise's release, installed at `/usr/local/bin/mise`; the full
+    /// variant has [`MISE`], the minimal one none.
+    pub mise: Option<MisePin>,
 }
 
 impl Recipe {
@@ -138,6 +142,7 @@ impl Recipe {
                 .map(|p| (*p).to_owned())
                 .collect(),
             size: None,
+            mise: (variant == Variant::Full).then_some(MISE),
         }
     }
 
@@ -227,8 +232,9 @@ impl Recipe {
     }
 
     /// sha256 (hex) over everything the image content is made of: this
-    /// recipe (not its name), the agent binary at `agent_bin`, the files
-    /// injected for the variant, the bootstrap options and [`BUILD_FORMAT`].
+    /// recipe (not its name; mise's pin included), the agent binary at
+    /// `agent_bin`, the files injected for the variant, the bootstrap
+    /// options and [`BUILD_FORMAT`].
     pub fn recipe_hash(&self, agent_bin: &Path) -> Result<String, ImageError> {
         Ok(self.hash_with_agent(&file_sha256(agent_bin)?))
     }
@@ -246,6 +252,17 @@ impl Recipe {
             apt_options: &'a [&'a str],
             guest_files_sha256: String,
             agent_sha256: &'a str,
+            // Absent rather than null without mise, so images without it
+            // keep the hash they had before mise was added.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            mise: Option<CanonicalMise<'a>>,
+        }
+        #[derive(Serialize)]
+        struct CanonicalMise<'a> {
+            package: &'a str,
+            version: &'a str,
+            size: u64,
+            sha256: String,
         }
         let canonical = Canonical {
             build_format: BUILD_FORMAT,
@@ -258,6 +275,12 @@ impl Recipe {
             apt_options: APT_OPTIONS,
             guest_files_sha256: hex::encode(Sha256::digest(guest_files::fingerprint(self.variant))),
             agent_sha256,
+            mise: self.mise.as_ref().map(|pin| CanonicalMise {
+                package: pin.package,
+                version: pin.version,
+                size: pin.tarball.size,
+                sha256: pin.sha256_hex(),
+            }),
         };
         let json = serde_json::to_vec(&canonical).expect("the canonical recipe serialises");
         hex::encode(Sha256::digest(json))
@@ -306,8 +329,10 @@ mod tests {
         ] {
             assert!(r.packages.iter().any(|x| x == p), "{p}");
         }
+        assert_eq!(r.mise, Some(MISE));
         let m = Recipe::for_name(MINIMAL_IMAGE).unwrap();
         assert_eq!(m.variant, Variant::Minimal);
+        assert_eq!(m.mise, None);
         assert!(!m.packages.iter().any(|p| p.starts_with("systemd")));
         r.validate().unwrap();
         m.validate().unwrap();
@@ -343,6 +368,10 @@ mod tests {
             changed(&|r| r.suite = "trixie".into()),
             changed(&|r| r.mirror = "http://mirror.example/debian".into()),
             changed(&|r| r.size = ByteSize::from_mib(4096)),
+            changed(&|r| r.mise = None),
+            changed(&|r| r.mise.as_mut().unwrap().version = "2026.9.16"),
+            changed(&|r| r.mise.as_mut().unwrap().tarball.sha256[0] ^= 1),
+            changed(&|r| r.mise.as_mut().unwrap().tarball.size += 1),
             full().hash_with_agent("1f0f"),
         ];
         for (i, h) in variants.iter().enumerate() {

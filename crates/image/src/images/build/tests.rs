@@ -8,6 +8,8 @@ use std::sync::{Arc, Barrier};
 use banger_api::model::ByteSize;
 
 use super::guest_files::{AGENT_PATH, GUEST_INIT, SSHD_DROPIN_PATH};
+use super::mise::testing::{self as mise_testing, FixedUrl, Served};
+use super::mise::{MISE_PATH, MiseError, MiseSource, NpmView};
 use super::recipe::{DEFAULT_IMAGE, MINIMAL_IMAGE};
 use super::*;
 use crate::ext4::{Ext4Image, FileKind};
@@ -24,11 +26,20 @@ struct FakeBootstrap {
     fail: bool,
     /// Extra bytes of content, to make the tree large.
     ballast: usize,
+    /// Say it cannot run (as mmdebstrap does when not root).
+    not_ready: bool,
 }
 
 impl Bootstrap for FakeBootstrap {
     fn name(&self) -> &str {
         "fake"
+    }
+
+    fn check_ready(&self) -> Result<(), ImageError> {
+        if self.not_ready {
+            return Err(ImageError::NeedsRoot);
+        }
+        Ok(())
     }
 
     fn bootstrap(
@@ -75,6 +86,11 @@ struct Fixture {
     dir: tempfile::TempDir,
     store: ImageStore,
     agent: PathBuf,
+    /// mise's stand-in package, served at the fake resolver's URL.
+    mise_tgz: Vec<u8>,
+    served: Served,
+    resolver: FixedUrl,
+    cache_dir: Option<PathBuf>,
 }
 
 fn fixture() -> Fixture {
@@ -82,7 +98,17 @@ fn fixture() -> Fixture {
     let store = ImageStore::new(dir.path().join("images"));
     let agent = dir.path().join("banger-agent");
     std::fs::write(&agent, b"\x7fELF agent v1").unwrap();
-    Fixture { dir, store, agent }
+    let mise_tgz = mise_testing::package(b"\x7fELF mise");
+    let cache_dir = Some(dir.path().join("cache"));
+    Fixture {
+        dir,
+        store,
+        agent,
+        served: Served::new(mise_tgz.clone()),
+        mise_tgz,
+        resolver: FixedUrl::default(),
+        cache_dir,
+    }
 }
 
 impl Fixture {
@@ -96,6 +122,7 @@ impl Fixture {
         let opts = BuildOptions {
             force,
             kernel_ref: Some("debian-cloud".into()),
+            cache_dir: self.cache_dir.clone(),
         };
         let outcome = build_image_with(
             &self.store,
@@ -103,6 +130,7 @@ impl Fixture {
             &self.agent,
             &opts,
             bootstrap,
+            mise_testing::source(&self.served, &self.resolver),
             &mut |l: &str| lines.push(l.to_owned()),
         )?;
         Ok((outcome, lines))
@@ -120,6 +148,15 @@ impl Fixture {
 
 fn minimal() -> Recipe {
     Recipe::for_name(MINIMAL_IMAGE).unwrap()
+}
+
+impl Fixture {
+    /// The default recipe with mise pinned to the fixture's stand-in.
+    fn full(&self) -> Recipe {
+        let mut recipe = Recipe::for_name(DEFAULT_IMAGE).unwrap();
+        recipe.mise = Some(mise_testing::pin_for(&self.mise_tgz));
+        recipe
+    }
 }
 
 #[test]
@@ -211,10 +248,21 @@ fn a_minimal_build_has_the_agent_sshd_settings_and_no_host_keys() {
 #[test]
 fn a_full_build_enables_the_units_and_mounts_the_work_disk() {
     let f = fixture();
-    let recipe = Recipe::for_name(DEFAULT_IMAGE).unwrap();
-    let (outcome, _) = f.build(&recipe, &FakeBootstrap::default(), false).unwrap();
+    let (outcome, _) = f
+        .build(&f.full(), &FakeBootstrap::default(), false)
+        .unwrap();
     assert_eq!(outcome.manifest.init, None);
+    assert!(
+        outcome
+            .manifest
+            .source
+            .ends_with(", mise 9.9.9 from npm @test/mise"),
+        "{}",
+        outcome.manifest.source
+    );
     let image = Ext4Image::open(&outcome.manifest.rootfs).unwrap();
+    assert_eq!(image.read_file(MISE_PATH).unwrap(), b"\x7fELF mise");
+    assert_eq!(image.stat(MISE_PATH).unwrap().unwrap().permissions(), 0o755);
     let unit = String::from_utf8(
         image
             .read_file("/etc/systemd/system/banger-network.service")
@@ -361,8 +409,10 @@ fn bad_inputs_are_refused_before_anything_is_made() {
             &BuildOptions {
                 force: false,
                 kernel_ref: kernel.map(str::to_owned),
+                cache_dir: None,
             },
             &fake,
+            mise_testing::source(&f.served, &f.resolver),
             &mut |_: &str| {},
         )
         .unwrap_err()
@@ -382,4 +432,102 @@ fn bad_inputs_are_refused_before_anything_is_made() {
     assert!(matches!(err, ImageError::InvalidRecipe { .. }), "{err:?}");
     assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
     assert!(!f.store.dir().exists(), "the store was touched");
+}
+
+#[test]
+fn mise_is_fetched_once_then_taken_from_the_cache_and_never_for_minimal() {
+    let f = fixture();
+    let fake = FakeBootstrap::default();
+    f.build(&minimal(), &fake, false).unwrap();
+    assert_eq!((f.served.opens(), f.resolver.calls()), (0, 0));
+    assert!(!f.dir.path().join("cache").exists());
+
+    let (_, lines) = f.build(&f.full(), &fake, false).unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("downloading mise 9.9.9")),
+        "{lines:?}"
+    );
+    let (rebuilt, lines) = f.build(&f.full(), &fake, true).unwrap();
+    assert!(rebuilt.built);
+    assert!(lines.iter().any(|l| l.contains("is cached")), "{lines:?}");
+    assert_eq!((f.served.opens(), f.resolver.calls()), (1, 1));
+    assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());
+}
+
+#[test]
+fn without_a_cache_dir_the_download_stays_out_of_the_image() {
+    let f = Fixture {
+        cache_dir: None,
+        ..fixture()
+    };
+    let (outcome, _) = f
+        .build(&f.full(), &FakeBootstrap::default(), false)
+        .unwrap();
+    let dir = f.store.image_dir(&outcome.manifest.name);
+    let mut entries: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, [MANIFEST_FILE, ROOT_SEED_DIR, ROOTFS_FILE]);
+    let image = Ext4Image::open(&outcome.manifest.rootfs).unwrap();
+    assert!(image.stat(MISE_PATH).unwrap().is_some());
+}
+
+#[test]
+fn a_refused_mise_download_fails_the_build_before_the_bootstrap() {
+    let f = fixture();
+    *f.served.bytes.lock().unwrap() = mise_testing::package(b"\x7fELF tampered");
+    let fake = FakeBootstrap::default();
+    let err = f.build(&f.full(), &fake, false).unwrap_err();
+    assert!(
+        matches!(&err, ImageError::Mise(e) if matches!(**e, MiseError::NotPinned { .. })),
+        "{err:?}"
+    );
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0, "bootstrapped anyway");
+    assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());
+    assert_eq!(
+        std::fs::read_dir(f.dir.path().join("cache"))
+            .unwrap()
+            .count(),
+        0,
+        "an unverified download was kept"
+    );
+    assert!(f.store.show(DEFAULT_IMAGE).unwrap_err().is_not_found());
+}
+
+#[test]
+fn a_missing_npm_or_an_unready_bootstrap_fails_before_any_download_or_bootstrap() {
+    let f = fixture();
+    let fake = FakeBootstrap::default();
+    let no_npm = NpmView {
+        program: f.dir.path().join("no-npm"),
+    };
+    let err = build_image_with(
+        &f.store,
+        &f.full(),
+        &f.agent,
+        &BuildOptions::default(),
+        &fake,
+        MiseSource {
+            resolver: &no_npm,
+            fetch: &f.served,
+        },
+        &mut |_: &str| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("apt-get install npm"), "{err}");
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+    assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());
+
+    let unready = FakeBootstrap {
+        not_ready: true,
+        ..FakeBootstrap::default()
+    };
+    let err = f.build(&f.full(), &unready, false).unwrap_err();
+    assert!(matches!(err, ImageError::NeedsRoot), "{err:?}");
+    assert_eq!((f.served.opens(), f.resolver.calls()), (0, 0));
+    assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());
 }
