@@ -61,7 +61,7 @@ fn end_to_end_suite() {
         || workspace::export_round_trip(&env),
     );
     suite.scenario(
-        "the default image boots systemd, answers exec and ssh, loads modules, runs Docker",
+        "the default image boots systemd, answers exec and ssh, loads modules, runs Docker, has mise",
         || systemd_image(&env),
     );
     suite.finish();
@@ -491,6 +491,9 @@ fn systemd_image(env: &VmEnv) {
     assert_success(&out);
     assert_eq!(stdout(&out), "nft ok\n");
     docker_runs(env, VM);
+    let out = env.exec(VM, "mise --version");
+    assert_success(&out);
+    assert!(stdout(&out).starts_with("2026."), "{}", stdout(&out));
     assert_success(&env.exec(VM, "echo kept > /root/marker"));
     let t = Instant::now();
     assert_success(&env.banger(&["vm", "stop", VM]));

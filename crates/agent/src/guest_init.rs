@@ -12,21 +12,18 @@
 
 pub mod hostname;
 pub mod mounts;
-pub mod network;
 pub mod shutdown;
 pub mod sshd;
 pub mod supervisor;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use nix::mount::MsFlags;
 use nix::sys::signal::Signal;
 
 use crate::boot_config::BootConfig;
 use crate::cmdline::{Cmdline, PROC_CMDLINE};
-use crate::mount_spec;
-use crate::mountinfo;
+use crate::{network, workdisk};
 use supervisor::{Role, Supervisor};
 
 /// Runs the minimal image's init; never returns.
@@ -48,11 +45,14 @@ pub fn run() -> ! {
 
     let config = boot_config();
     hostname::apply_from_file(Path::new("/etc/hostname"));
-    if let Err(e) = network::configure(config.net.as_ref(), Path::new("/")) {
+    // Booted through banger's initramfs, the NIC is up already.
+    if network::configured(Path::new("/")) {
+        crate::info!("network configured by the initramfs");
+    } else if let Err(e) = network::configure(config.net.as_ref(), Path::new("/")) {
         crate::error!("network setup failed: {e}");
     }
     if let Some(device) = &config.workdisk {
-        mount_workdisk(device);
+        workdisk::mount(device, Path::new("/"));
     }
 
     let mut supervisor = Supervisor::new();
@@ -121,21 +121,6 @@ fn service_argv(exe: &Path) -> Vec<String> {
 }
 
 /// Mounts the work disk on /root when it is attached.
-fn mount_workdisk(device: &Path) {
-    let target = PathBuf::from("/root");
-    if !device.exists() {
-        crate::info!("no work disk at {}", device.display());
-        return;
-    }
-    if mountinfo::is_mount_point(&mount_spec::current_mounts(), &target) {
-        return;
-    }
-    match mount_spec::mount_device(device, &target, "ext4", MsFlags::empty()) {
-        Ok(()) => crate::info!("mounted work disk {} on /root", device.display()),
-        Err(e) => crate::error!("{e}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

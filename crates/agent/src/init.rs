@@ -1,8 +1,10 @@
 //! The `init` mode: PID 1 of the initramfs.
 //!
-//! Mount /proc, /sys and /dev; load the virtio and vsock modules the kernel
-//! lacks; wait for the root disk; mount it at [`NEWROOT`]; move the virtual
-//! filesystems into it; free the initramfs; switch root; exec the real init.
+//! Mount /proc, /sys, /dev and /run; load the virtio and vsock modules the
+//! kernel lacks; wait for the root disk; mount it at [`NEWROOT`], the
+//! kernel's modules disk and the work disk under it; move the virtual
+//! filesystems into it; free the initramfs; switch root; configure the NIC
+//! with the image's `ip`; exec the real init.
 //! Any failure is printed on the console and the guest is stopped after a
 //! pause, rather than letting PID 1 exit into a kernel panic that would bury
 //! the reason.
@@ -26,7 +28,7 @@ use thiserror::Error;
 use crate::boot_config::{BootConfig, BootConfigError, HaltAction};
 use crate::cmdline::{Cmdline, PROC_CMDLINE};
 use crate::mount_spec::{self, MountError};
-use crate::{halt, modules};
+use crate::{halt, modules, network, workdisk};
 
 /// Where the root disk is mounted before the switch.
 pub const NEWROOT: &str = "/newroot";
@@ -129,6 +131,15 @@ fn boot(halt_action: &mut HaltAction) -> Result<Infallible, InitError> {
     if let Some(modules) = &config.modules {
         mount_modules(modules, newroot);
     }
+    // Here rather than by the real init: systemd would wait for udev to
+    // announce the device first, seconds of an emulated CPU.
+    if let Some(device) = &config.workdisk {
+        if wait::wait_for_path(device, WORKDISK_WAIT, wait::POLL).is_ok() {
+            workdisk::mount(device, newroot);
+        } else {
+            crate::info!("no work disk at {}", device.display());
+        }
+    }
 
     for dir in plan::MOVED_MOUNTS {
         mount_spec::move_mount(Path::new(dir), &plan::path_inside(newroot, Path::new(dir)))
@@ -140,6 +151,14 @@ fn boot(halt_action: &mut HaltAction) -> Result<Infallible, InitError> {
     }
     switch_root::switch_root(newroot)?;
 
+    // With the image's own `ip`, now that its root is ours; the marker in
+    // /run tells the real init's network step that it is done.
+    if config.net.is_some() {
+        if let Err(e) = network::configure(config.net.as_ref(), Path::new("/")) {
+            crate::error!("network setup failed: {e}; the real init will try again");
+        }
+    }
+
     crate::info!("switching to {}", config.init.display());
     let source = Command::new(&config.init).arg0(&config.init).exec();
     Err(InitError::Exec {
@@ -147,6 +166,9 @@ fn boot(halt_action: &mut HaltAction) -> Result<Infallible, InitError> {
         source,
     })
 }
+
+/// How long the work disk may take to appear once the root disk has.
+const WORKDISK_WAIT: Duration = Duration::from_secs(2);
 
 /// How long the modules disk may take to appear once the root disk has.
 const MODULES_WAIT: Duration = Duration::from_secs(5);

@@ -30,11 +30,15 @@ pub mod init;
 #[cfg(target_os = "linux")]
 pub mod mount_spec;
 #[cfg(target_os = "linux")]
+pub mod network;
+#[cfg(target_os = "linux")]
 pub mod run_cmd;
 #[cfg(target_os = "linux")]
 pub mod service;
 #[cfg(target_os = "linux")]
 pub mod signals;
+#[cfg(target_os = "linux")]
+pub mod workdisk;
 
 // The protocol, its framing and the host-side client live in
 // `banger-agent-proto`, which host code (daemon, CLI) uses directly; they

@@ -4,6 +4,7 @@
 //! The server loop is generic over [`Listener`], so tests run the very same
 //! code over a Unix socket on the host.
 
+pub mod boot_barrier;
 mod capture;
 mod config;
 pub mod conn;
@@ -46,8 +47,27 @@ pub enum ServiceError {
 
 /// Runs the service as `banger-agent service` asked; returns only when the
 /// listening socket cannot be created.
+/// In a guest booted through another initramfs than banger's, nothing has
+/// mounted the work disk yet: identity writes under /root, so it must be
+/// there before the host can connect.
+fn ensure_workdisk() {
+    let Ok(text) = std::fs::read_to_string(crate::cmdline::PROC_CMDLINE) else {
+        return;
+    };
+    let cmdline = crate::cmdline::Cmdline::parse(&text);
+    if let Ok(config) = crate::boot_config::BootConfig::from_cmdline(&cmdline) {
+        if let Some(device) = &config.workdisk {
+            crate::workdisk::mount(device, std::path::Path::new("/"));
+        }
+    }
+}
+
 pub fn run(args: &ServiceArgs) -> Result<std::convert::Infallible, ServiceError> {
-    let config = Arc::new(ServiceConfig::guest(power::from_choice(args.power)));
+    let mut config = ServiceConfig::guest(power::from_choice(args.power));
+    if args.unix.is_none() {
+        config.boot_barrier = boot_barrier::BootBarrier::detect(std::path::Path::new("/"));
+    }
+    let config = Arc::new(config);
     match &args.unix {
         Some(path) => {
             // A leftover socket file from an earlier run would make bind fail.
@@ -59,6 +79,7 @@ pub fn run(args: &ServiceArgs) -> Result<std::convert::Infallible, ServiceError>
             serve(listener, config)
         }
         None => {
+            ensure_workdisk();
             let listener =
                 vsock::VsockListener::bind_with_cid_port(vsock::VMADDR_CID_ANY, AGENT_PORT)
                     .map_err(|source| ServiceError::BindVsock {

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Mode::Network => match banger_agent::guest_init::network::run_mode() {
+        Mode::Network => match banger_agent::network::run_mode() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("banger-agent: {e}");

@@ -9,10 +9,12 @@ use nix::mount::MsFlags;
 use crate::mount_spec::MountSpec;
 
 /// The virtual filesystems carried over into the new root.
-pub const MOVED_MOUNTS: [&str; 3] = ["/dev", "/proc", "/sys"];
+pub const MOVED_MOUNTS: [&str; 4] = ["/dev", "/proc", "/sys", "/run"];
 
-/// What the initramfs mounts first: /proc (cmdline, mountinfo), /sys, and
-/// devtmpfs on /dev (block device nodes appear there as drivers probe).
+/// What the initramfs mounts first: /proc (cmdline, mountinfo), /sys,
+/// devtmpfs on /dev (block device nodes appear there as drivers probe),
+/// and /run, which carries what this boot has done (the network marker)
+/// to the real init; systemd keeps a /run it finds mounted.
 pub fn early_mounts() -> Vec<MountSpec> {
     let hardened = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     vec![
@@ -24,6 +26,14 @@ pub fn early_mounts() -> Vec<MountSpec> {
             "devtmpfs",
             MsFlags::MS_NOSUID,
             Some("mode=0755"),
+        ),
+        // systemd's own options for /run.
+        MountSpec::new(
+            "tmpfs",
+            "/run",
+            "tmpfs",
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=0755,size=20%,nr_inodes=800k"),
         ),
     ]
 }
@@ -119,7 +129,10 @@ mod tests {
     fn early_mounts_are_proc_sys_dev_in_order() {
         let plan = early_mounts();
         let targets: Vec<_> = plan.iter().map(|m| m.target.clone()).collect();
-        assert_eq!(targets, ["/proc", "/sys", "/dev"].map(PathBuf::from));
+        assert_eq!(
+            targets,
+            ["/proc", "/sys", "/dev", "/run"].map(PathBuf::from)
+        );
         assert_eq!(plan[2].fstype, "devtmpfs");
         assert!(plan[0].flags.contains(MsFlags::MS_NOEXEC));
         // /dev must allow device nodes.

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::boot_barrier::BootBarrier;
 use super::power::PowerControl;
 
 /// How the service behaves; [`ServiceConfig::guest`] is the real one.
@@ -21,6 +22,9 @@ pub struct ServiceConfig {
     pub write_timeout: Duration,
     /// Connections served at once; more are answered `failed` at once.
     pub max_connections: usize,
+    /// What `exec` waits for before it runs a command (a systemd guest of
+    /// banger's image, until `basic.target`).
+    pub boot_barrier: Option<BootBarrier>,
 }
 
 impl ServiceConfig {
@@ -33,6 +37,7 @@ impl ServiceConfig {
             request_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(60),
             max_connections: 32,
+            boot_barrier: None,
         }
     }
 }

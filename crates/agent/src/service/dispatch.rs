@@ -51,6 +51,9 @@ pub fn dispatch(
         Call::Exec(request) => Outcome::reply(match exec::validate(request) {
             Err(e) => Response::failure(ErrorBody::new(ErrorCode::BadRequest, e.to_string())),
             Ok(spec) => {
+                if let Some(barrier) = &config.boot_barrier {
+                    barrier.wait();
+                }
                 let ran = if spec.stream {
                     exec_stream::run_with_input(&spec, input, &mut |stream, data| {
                         frames(&OutputFrame::new(stream, data).encode())

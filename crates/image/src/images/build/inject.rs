@@ -119,7 +119,7 @@ mod tests {
         assert!(
             std::fs::read_to_string(t.join("etc/fstab"))
                 .unwrap()
-                .contains("/dev/vdb /root ext4")
+                .contains("mounted by banger's initramfs")
         );
         assert!(!t.join("etc/ssh/ssh_host_ed25519_key").exists());
         // Disabled (a dangling link would still be seen by symlink_metadata).

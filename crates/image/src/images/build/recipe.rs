@@ -38,6 +38,9 @@ pub const FULL_PACKAGES: &[&str] = &[
     // requests); nft for the guest's firewall and Docker's rules.
     "kmod",
     "nftables",
+    // apparmor_parser: the Debian kernel enables AppArmor, and Docker
+    // refuses to start containers when it cannot load its profile.
+    "apparmor",
     "tmux",
     "sudo",
     "build-essential",

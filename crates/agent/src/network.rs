@@ -13,6 +13,16 @@ use crate::fsutil::{self, FsError};
 use crate::init::wait;
 use crate::run_cmd::{self, RunError};
 
+/// Written once the NIC is configured, so later steps of the same boot
+/// (the minimal image's init, the systemd image's `banger-network` unit)
+/// know there is nothing left to do. Under `/run`: gone with the boot.
+pub const CONFIGURED_MARKER: &str = "run/banger/network-configured";
+
+/// Whether this boot's network was configured already (under `root`).
+pub fn configured(root: &Path) -> bool {
+    root.join(CONFIGURED_MARKER).exists()
+}
+
 /// How long to wait for the NIC's driver to register it.
 const IFACE_WAIT: Duration = Duration::from_secs(5);
 
@@ -104,6 +114,11 @@ pub fn configure(net: Option<&NetConfig>, root: &Path) -> Result<(), NetworkErro
         net.gateway
             .map_or_else(|| "no gateway".to_string(), |g| g.to_string())
     );
+    let marker = root.join(CONFIGURED_MARKER);
+    if let Some(dir) = marker.parent() {
+        fsutil::ensure_dir(dir, 0o755)?;
+    }
+    fsutil::write_atomic(&marker, b"", 0o644)?;
     Ok(())
 }
 
