@@ -158,6 +158,29 @@ const MASKED_GENERATORS: &[&str] = &[
     "/etc/systemd/system-generators/systemd-veritysetup-generator",
 ];
 
+/// udev's coldplug (replaying the devices present at boot) after
+/// `basic.target` instead of before `sysinit.target`: the kernel's drivers
+/// are loaded by then (banger's initramfs loads what boot needs), so
+/// nothing before it waits for a device; /dev/disk/by-* and the device
+/// units appear a moment later. `systemd-udev-trigger.service`, which does
+/// the same before `sysinit.target`, is masked.
+const COLDPLUG_UNIT: &str = "\
+# Written by banger.
+[Unit]
+Description=Replay the devices present at boot to udev, after basic.target
+Wants=systemd-udevd.service
+After=basic.target systemd-udevd-kernel.socket systemd-udevd-control.socket
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/udevadm trigger --type=subsystems --action=add
+ExecStart=/usr/bin/udevadm trigger --type=devices --action=add
+
+[Install]
+WantedBy=multi-user.target
+";
+
 /// Modules udev would load for devices of the emulated machine that a
 /// sandbox does not use (each a `modprobe` at boot). `modprobe NAME` still
 /// loads them: a blacklist only stops loading by device alias.
@@ -214,6 +237,8 @@ const MASKED: &[&str] = &[
     "/etc/systemd/system/dev-hugepages.mount",
     // The journal is volatile (JOURNALD_DROPIN): nothing to flush.
     "/etc/systemd/system/systemd-journal-flush.service",
+    // Replaced by banger-udev-coldplug.service (COLDPLUG_UNIT).
+    "/etc/systemd/system/systemd-udev-trigger.service",
     // No fstab entry to remount by: the initramfs mounts root read-write.
     "/etc/systemd/system/systemd-remount-fs.service",
     // Users and groups of sysusers.d: made when the packages were
@@ -268,6 +293,22 @@ fn boot_trims() -> Vec<GuestFile> {
         GuestFile::Symlink {
             path: "/etc/systemd/system/multi-user.target.wants/banger-booted.service",
             target: "/etc/systemd/system/banger-booted.service",
+        },
+        GuestFile::File {
+            path: "/etc/systemd/system/banger-udev-coldplug.service",
+            content: COLDPLUG_UNIT,
+            mode: 0o644,
+        },
+        GuestFile::Symlink {
+            path: "/etc/systemd/system/multi-user.target.wants/banger-udev-coldplug.service",
+            target: "/etc/systemd/system/banger-udev-coldplug.service",
+        },
+        // Debian's link to the (empty) /etc/modules: with it gone and
+        // nothing else in modules-load.d, systemd-modules-load is skipped
+        // (its ConditionDirectoryNotEmpty), ~1.4 s; a file added there
+        // brings it back.
+        GuestFile::Absent {
+            path: "/etc/modules-load.d/modules.conf",
         },
         GuestFile::File {
             path: "/etc/modprobe.d/banger.conf",
