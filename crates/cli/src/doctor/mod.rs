@@ -227,9 +227,11 @@ fn first_line(s: &str) -> &str {
 }
 
 /// Host programs banger drives, with the Debian package that ships each.
-const REQUIRED_TOOLS: [(&str, &str); 8] = [
+const REQUIRED_TOOLS: [(&str, &str); 9] = [
     ("ip", "iproute2"),
     ("mkfs.ext4", "e2fsprogs"),
+    // The kernels' modules disks.
+    ("depmod", "kmod"),
     ("debugfs", "e2fsprogs"),
     ("ssh", "openssh-client"),
     ("ssh-keygen", "openssh-client"),
