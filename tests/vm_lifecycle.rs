@@ -61,7 +61,7 @@ fn end_to_end_suite() {
         || workspace::export_round_trip(&env),
     );
     suite.scenario(
-        "the default image boots systemd, answers exec and ssh, loads modules, runs Docker, has mise",
+        "the default image boots systemd, answers exec and ssh, loads modules, runs Docker, bootstraps with mise",
         || systemd_image(&env),
     );
     suite.finish();
@@ -494,6 +494,7 @@ fn systemd_image(env: &VmEnv) {
     let out = env.exec(VM, "mise --version");
     assert_success(&out);
     assert!(stdout(&out).starts_with("2026."), "{}", stdout(&out));
+    mise_bootstrap(env, VM);
     assert_success(&env.exec(VM, "echo kept > /root/marker"));
     let t = Instant::now();
     assert_success(&env.banger(&["vm", "stop", VM]));
@@ -557,6 +558,53 @@ fn docker_runs(env: &VmEnv, vm: &str) {
         "  docker build FROM scratch + docker run on the default bridge: {:.1} s",
         started.elapsed().as_secs_f64()
     ));
+}
+
+/// SPEC §10's tooling bootstrap with the image's mise: a repository with a
+/// `.mise.toml` is trusted and installed when its workspace is prepared
+/// (which needs NAT), and mise then applies it in the workspace. The file
+/// asks for an environment variable, not a tool: the test network ends at
+/// the host.
+fn mise_bootstrap(env: &VmEnv, vm: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("tooled");
+    std::fs::create_dir(&repo).unwrap();
+    common::git(&repo, &["init", "--quiet", "--initial-branch=main"]);
+    std::fs::write(
+        repo.join(".mise.toml"),
+        "[env]\nBANGER_E2E_MISE = \"from-mise\"\n",
+    )
+    .unwrap();
+    common::git(&repo, &["add", "--all"]);
+    common::git(
+        &repo,
+        &[
+            "-c",
+            "user.name=e2e",
+            "-c",
+            "user.email=e2e@example.com",
+            "commit",
+            "--quiet",
+            "-m",
+            "tools",
+        ],
+    );
+    let repo_arg = repo.to_str().unwrap();
+    let refused = env.banger(&["vm", "workspace", "prepare", vm, repo_arg]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("--nat"), "{}", stderr(&refused));
+    assert_success(&env.banger(&["vm", "set", vm, "--nat"]));
+    let out = env.banger(&["vm", "workspace", "prepare", vm, repo_arg]);
+    assert_success(&out);
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(said.contains("tools installed"), "{said}");
+    let out = env.banger(&["vm", "exec", vm, "--", "mise", "env", "-s", "bash"]);
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains("BANGER_E2E_MISE=from-mise"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 /// `vm ports`, `vm stats` and `vm logs` of a running minimal VM.

@@ -15,9 +15,9 @@ use sha2::{Digest, Sha256};
 use super::config::{KernelConfig, Tristate};
 use super::error::KernelError;
 use super::initramfs::build_initramfs;
+use super::kernel_dir::{self, CONFIG, INITRD, MODULES};
 use super::manifest::KernelManifest;
 use super::modules::{EXT4_MODULES, ModuleTree, VM_MODULES};
-use super::{CONFIG, INITRD, MODULES};
 
 /// The sha256 (hex) of the agent inside `initrd.img`.
 pub const AGENT_STAMP: &str = "initrd.agent-sha256";
@@ -54,7 +54,7 @@ pub(crate) fn build(
     progress(&format!("building initramfs ({} modules)", files.len()));
     let agent_sha = file_sha256(agent)?;
     let staged = tempfile::Builder::new()
-        .prefix(".initrd.partial-")
+        .prefix(&kernel_dir::temp_prefix("initrd"))
         .tempfile_in(dir)
         .map_err(|e| KernelError::io("create a temporary file in", dir, e))?;
     build_initramfs(agent, release, &files, staged.path())?;
@@ -90,7 +90,7 @@ pub(crate) fn refresh(
     if stamped.as_deref() == Some(current.as_str()) {
         return Ok(false);
     }
-    let _lock = super::modules_disk::lock(dir)?;
+    let _lock = kernel_dir::lock(dir)?;
     if read_stamp(&stamp)?.as_deref() == Some(current.as_str()) {
         return Ok(false);
     }
@@ -109,7 +109,7 @@ fn read_stamp(path: &Path) -> Result<Option<String>, KernelError> {
 
 fn write_stamp(dir: &Path, sha: &str) -> Result<(), KernelError> {
     let mut staged = tempfile::Builder::new()
-        .prefix(".initrd.stamp-")
+        .prefix(&kernel_dir::temp_prefix("stamp"))
         .tempfile_in(dir)
         .map_err(|e| KernelError::io("create a temporary file in", dir, e))?;
     io::Write::write_all(staged.as_file_mut(), format!("{sha}\n").as_bytes())
@@ -186,7 +186,7 @@ mod tests {
         let stray: Vec<_> = fs::read_dir(&kernel)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains("partial") || n.contains("stamp-"))
+            .filter(|n| n.starts_with(".boot-files.tmp-"))
             .collect();
         assert!(stray.is_empty(), "{stray:?}");
     }

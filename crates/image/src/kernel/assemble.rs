@@ -11,15 +11,8 @@ use sha2::{Digest, Sha256};
 use super::bzimage::{self, ELF_MAGIC, VmlinuxError};
 use super::decompress::{Compression, MAX_VMLINUX};
 use super::error::KernelError;
+use super::kernel_dir::{BZIMAGE, CONFIG, INITRD, MODULES, VMLINUX, tree_size};
 use super::manifest::KernelSizes;
-
-/// File names inside a kernel directory.
-pub const VMLINUX: &str = "vmlinux";
-pub const BZIMAGE: &str = "bzImage";
-pub const INITRD: &str = "initrd.img";
-pub const MODULES: &str = "modules";
-pub const CONFIG: &str = "config";
-pub const MANIFEST: &str = "manifest.json";
 
 /// Where the parts come from.
 #[derive(Debug, Default)]
@@ -191,21 +184,4 @@ fn transfer_tree(from: &Path, to: &Path, how: Transfer) -> Result<(), KernelErro
         }
     }
     Ok(())
-}
-
-/// Total size of the regular files under `dir`.
-pub(crate) fn tree_size(dir: &Path) -> Result<u64, KernelError> {
-    let mut total = 0;
-    for entry in fs::read_dir(dir).map_err(|e| KernelError::io("read", dir, e))? {
-        let entry = entry.map_err(|e| KernelError::io("read", dir, e))?;
-        let meta = entry
-            .metadata()
-            .map_err(|e| KernelError::io("inspect", entry.path(), e))?;
-        if meta.is_dir() {
-            total += tree_size(&entry.path())?;
-        } else if meta.is_file() {
-            total += meta.len();
-        }
-    }
-    Ok(total)
 }

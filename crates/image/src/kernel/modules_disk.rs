@@ -11,13 +11,13 @@
 //! image is written under a temporary name and renamed into place, so the
 //! disk is either absent or complete.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use banger_sys::Cmd;
 
-use super::assemble::tree_size;
 use super::error::KernelError;
+use super::kernel_dir::{self, MODULES, tree_size};
 
 /// The file name of the modules disk inside a kernel directory.
 pub const MODULES_DISK: &str = "modules.ext4";
@@ -25,9 +25,6 @@ pub const MODULES_DISK: &str = "modules.ext4";
 /// is for people reading `blkid`).
 pub const MODULES_LABEL: &str = "banger-modules";
 
-const LOCK_FILE: &str = ".boot-files.lock";
-const PARTIAL_PREFIX: &str = ".modules-disk.partial-";
-const DEPMOD_PREFIX: &str = ".modules-disk.depmod-";
 const MIB: u64 = 1024 * 1024;
 
 /// The index `modprobe` cannot work without; checked after `depmod`.
@@ -37,7 +34,7 @@ const DEP_INDEX: &str = "modules.dep.bin";
 /// built for `release`), made now if it is missing. `None`: the kernel has
 /// no module tree (a kernel imported without `--modules`).
 pub(crate) fn ensure(dir: &Path, release: &str) -> Result<Option<PathBuf>, KernelError> {
-    let tree = dir.join(super::MODULES);
+    let tree = dir.join(MODULES);
     if !tree.is_dir() {
         return Ok(None);
     }
@@ -46,15 +43,14 @@ pub(crate) fn ensure(dir: &Path, release: &str) -> Result<Option<PathBuf>, Kerne
         return Ok(Some(disk));
     }
     check_release(release, dir)?;
-    let _lock = lock(dir)?;
+    let _lock = kernel_dir::lock(dir)?;
     // Another builder may have finished while this one waited.
     if disk.is_file() {
         return Ok(Some(disk));
     }
-    remove_leftovers(dir)?;
     depmod(dir, &tree, release)?;
     let partial = tempfile::Builder::new()
-        .prefix(PARTIAL_PREFIX)
+        .prefix(&kernel_dir::temp_prefix("modules-disk"))
         .tempfile_in(dir)
         .map_err(|e| KernelError::io("create a temporary file in", dir, e))?;
     let size = disk_size(&tree)?;
@@ -88,42 +84,12 @@ fn check_release(release: &str, dir: &Path) -> Result<(), KernelError> {
     }
 }
 
-/// Serialises the changes to a kernel's derived boot files (this disk, and
-/// the agent initrd's rebuild); held until dropped.
-pub(super) fn lock(dir: &Path) -> Result<File, KernelError> {
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| KernelError::io("open the lock", &path, e))?;
-    banger_sys::os::lock_exclusive(&file).map_err(|e| KernelError::io("lock", &path, e))?;
-    Ok(file)
-}
-
-/// What a builder killed mid-way left; safe to remove under the lock.
-fn remove_leftovers(dir: &Path) -> Result<(), KernelError> {
-    for entry in fs::read_dir(dir).map_err(|e| KernelError::io("read", dir, e))? {
-        let entry = entry.map_err(|e| KernelError::io("read", dir, e))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let path = entry.path();
-        if name.starts_with(PARTIAL_PREFIX) {
-            fs::remove_file(&path).map_err(|e| KernelError::io("remove", &path, e))?;
-        } else if name.starts_with(DEPMOD_PREFIX) {
-            fs::remove_dir_all(&path).map_err(|e| KernelError::io("remove", &path, e))?;
-        }
-    }
-    Ok(())
-}
-
 /// Runs `depmod` over `tree`, which it expects at
 /// `BASE/lib/modules/<release>`: a private base whose module directory is
 /// a link to the tree, so the indexes are written into the tree itself.
 fn depmod(dir: &Path, tree: &Path, release: &str) -> Result<(), KernelError> {
     let base = tempfile::Builder::new()
-        .prefix(DEPMOD_PREFIX)
+        .prefix(&kernel_dir::temp_prefix("depmod"))
         .tempdir_in(dir)
         .map_err(|e| KernelError::io("create a temporary directory in", dir, e))?;
     let modules_dir = base.path().join("lib/modules");
@@ -251,7 +217,7 @@ mod tests {
         let names: Vec<String> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".modules-disk.") && n != LOCK_FILE)
+            .filter(|n| n.starts_with(".boot-files.tmp-"))
             .collect();
         assert!(names.is_empty(), "{names:?}");
     }
@@ -275,9 +241,13 @@ mod tests {
     #[test]
     fn what_a_killed_build_left_is_removed_and_the_disk_built() {
         let dir = kernel_dir();
-        let partial = dir.path().join(format!("{PARTIAL_PREFIX}abc"));
+        let partial = dir
+            .path()
+            .join(format!("{}abc", kernel_dir::temp_prefix("modules-disk")));
         fs::write(&partial, b"half").unwrap();
-        let depmod_dir = dir.path().join(format!("{DEPMOD_PREFIX}abc/lib"));
+        let depmod_dir = dir
+            .path()
+            .join(format!("{}abc/lib", kernel_dir::temp_prefix("depmod")));
         fs::create_dir_all(&depmod_dir).unwrap();
         ensure(dir.path(), RELEASE).unwrap().unwrap();
         assert!(!partial.exists());

@@ -16,8 +16,8 @@ use tempfile::TempDir;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::assemble::{BZIMAGE, CONFIG, INITRD, MANIFEST, MODULES, VMLINUX};
 use super::error::KernelError;
+use super::kernel_dir::{BZIMAGE, CONFIG, INITRD, MANIFEST, MODULES, VMLINUX};
 use super::manifest::{KernelManifest, validate_name};
 
 /// The kernel `vm run` uses unless told otherwise.

@@ -313,7 +313,9 @@ mod tests {
         config.initrd = None;
         config.root_disk.path = images.join("root.ext4");
         config.work_disk = None;
-        for file in [&config.kernel, &config.root_disk.path] {
+        config.modules_disk.as_mut().unwrap().path = images.join("modules.ext4");
+        let modules = config.modules_disk.clone().unwrap().path;
+        for file in [&config.kernel, &config.root_disk.path, &modules] {
             fs::write(file, b"image").unwrap();
         }
         // Our own uid and gid: chown to them needs no privilege.
@@ -336,6 +338,7 @@ mod tests {
         let inode = |p: &Path| fs::metadata(p).unwrap().ino();
         assert_eq!(inode(&root.join("vmlinux")), inode(&config.kernel));
         assert_eq!(inode(&root.join("rootfs")), inode(&config.root_disk.path));
+        assert_eq!(inode(&root.join("modules")), inode(&modules));
         assert!(root.join("run").is_dir());
         // Staging twice (a relaunch) works.
         stage(&config, &layout, &jail).unwrap();

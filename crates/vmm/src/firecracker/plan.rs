@@ -178,6 +178,7 @@ mod tests {
         let mut config = config(Path::new("/run/vm-7"));
         config.tap = None;
         config.work_disk = None;
+        config.modules_disk = None;
         config.initrd = None;
         let requests = configuration(&config, &Layout::direct(&config)).unwrap();
         assert!(
