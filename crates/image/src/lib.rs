@@ -10,6 +10,8 @@ pub mod ext4;
 pub mod images;
 pub mod kernel;
 mod newfile;
+#[cfg(test)]
+mod test_support;
 pub mod workdisk;
 
 pub use cow::{

@@ -214,11 +214,8 @@ mod tests {
         let root = image.stat("/").unwrap().unwrap();
         assert_eq!((root.uid, root.gid), (0, 0));
         // Nothing of the build is left beside it.
-        let names: Vec<String> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".boot-files.tmp-"))
-            .collect();
+        let mut names = crate::test_support::dir_names(dir.path());
+        names.retain(|n| n.starts_with(".boot-files.tmp-"));
         assert!(names.is_empty(), "{names:?}");
     }
 

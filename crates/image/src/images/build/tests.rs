@@ -138,9 +138,8 @@ impl Fixture {
 
     /// Entries of the images directory other than locks and images.
     fn leftovers(&self) -> Vec<String> {
-        std::fs::read_dir(self.store.dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        crate::test_support::dir_names(self.store.dir())
+            .into_iter()
             .filter(|n| n.starts_with(STAGING_PREFIX) || (n.starts_with('.') && n != LOCKS_DIR))
             .collect()
     }
@@ -463,12 +462,10 @@ fn without_a_cache_dir_the_download_stays_out_of_the_image() {
         .build(&f.full(), &FakeBootstrap::default(), false)
         .unwrap();
     let dir = f.store.image_dir(&outcome.manifest.name);
-    let mut entries: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    entries.sort();
-    assert_eq!(entries, [MANIFEST_FILE, ROOT_SEED_DIR, ROOTFS_FILE]);
+    assert_eq!(
+        crate::test_support::dir_names(&dir),
+        [MANIFEST_FILE, ROOT_SEED_DIR, ROOTFS_FILE]
+    );
     let image = Ext4Image::open(&outcome.manifest.rootfs).unwrap();
     assert!(image.stat(MISE_PATH).unwrap().is_some());
 }

@@ -22,12 +22,8 @@ fn make_ext4(path: &Path, mib: u64) {
 
 /// Everything in `images_dir` except the lock directory.
 fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != lock::LOCKS_DIR)
-        .collect();
-    names.sort();
+    let mut names = crate::test_support::dir_names(dir);
+    names.retain(|n| n != lock::LOCKS_DIR);
     names
 }
 

@@ -14,12 +14,7 @@ fn no_progress() -> impl FnMut(&str) {
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    crate::test_support::dir_names(dir)
 }
 
 fn mode(path: &Path) -> u32 {
