@@ -103,4 +103,21 @@ pub enum HostError {
     /// task that ran it panicked.
     #[error("internal error: {0}")]
     Internal(String),
+
+    #[error("banger's root helper {} {op}: {message}", if *refused { "refused" } else { "could not" })]
+    Helper {
+        op: OpKind,
+        refused: bool,
+        message: String,
+    },
+
+    #[error(
+        "cannot reach banger's root helper at {}; is it running? (`sudo banger system install --owner $USER` sets it up)",
+        socket.display()
+    )]
+    HelperUnreachable {
+        socket: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -8,6 +8,7 @@
 
 mod error;
 mod fake;
+pub mod helper;
 mod local;
 mod ops;
 mod validate;

@@ -78,6 +78,14 @@ fn passwd_primary_gid(passwd: &str, uid: u32) -> Option<u32> {
     })
 }
 
+/// The uid of the process at the other end of a Unix stream
+/// (`SO_PEERCRED`: the credentials it had when it connected).
+pub fn peer_uid(stream: &std::os::unix::net::UnixStream) -> std::io::Result<u32> {
+    rustix::net::sockopt::socket_peercred(stream)
+        .map(|cred| cred.uid.as_raw())
+        .map_err(std::io::Error::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
