@@ -62,7 +62,7 @@ fn calls_go_through_the_socket_to_the_host() {
     client
         .create_tap(&tap, banger_sys::os::effective_uid())
         .unwrap();
-    assert_eq!(client.list_taps().unwrap(), [tap.clone()]);
+    assert_eq!(client.list_taps().unwrap(), [tap]);
     let calls = rig.host.calls();
     assert_eq!(
         calls.iter().map(PrivOp::kind).collect::<Vec<_>>(),
