@@ -21,6 +21,21 @@ struct Args {
     /// Apply pending migrations to the state store, then exit.
     #[arg(long)]
     migrate: bool,
+    /// Run as banger's root helper (as root): serve validated host
+    /// operations to the owner daemon of `--owner-uid` over `--socket`.
+    #[arg(long, requires = "owner_uid", conflicts_with_all = ["check_migrations", "migrate"])]
+    root_helper: bool,
+    /// The uid whose daemon the root helper serves (root always may).
+    #[arg(long, value_name = "UID", requires = "root_helper")]
+    owner_uid: Option<u32>,
+    /// A directory the owner daemon manages (its state, cache and run
+    /// directories); request paths must lie under one. Repeatable.
+    #[arg(long, value_name = "DIR", requires = "root_helper")]
+    managed_root: Vec<std::path::PathBuf>,
+    /// The root helper's socket.
+    #[arg(long, value_name = "PATH", requires = "root_helper",
+          default_value = banger_daemon::HELPER_SOCKET)]
+    socket: std::path::PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -33,6 +48,20 @@ fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(banger_daemon::cap_log_main(rest)).unwrap_or(1));
     }
     let args = Args::parse();
+    if args.root_helper {
+        banger_daemon::init_logging(
+            &std::env::var("BANGER_LOG_LEVEL").unwrap_or_else(|_| "info".into()),
+        );
+        let opts = banger_daemon::HelperOptions {
+            socket: args.socket,
+            owner_uid: args.owner_uid.expect("clap requires --owner-uid"),
+            managed_roots: args.managed_root,
+        };
+        return match banger_daemon::run_root_helper(opts) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        };
+    }
     let paths = match Paths::resolve(&PathEnv::from_process()) {
         Ok(p) => p,
         Err(e) => return fail(&e),

@@ -5,6 +5,17 @@
 use banger_api::protocol::OutputChunk;
 use tokio_util::sync::CancellationToken;
 
+tokio::task_local! {
+    /// The operation id of the request a task works for, so blocking work
+    /// it starts (see `blocking`) can hand it on to the root helper.
+    pub static OP_ID: String;
+}
+
+/// The current request's operation id, if this task serves one.
+pub fn current_op_id() -> Option<String> {
+    OP_ID.try_with(Clone::clone).ok()
+}
+
 /// Per-request context.
 pub struct RequestCtx {
     /// Names the request's tracked operation, if it starts one.

@@ -171,6 +171,8 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("root helper: {0}")]
+    Helper(String),
 }
 
 pub fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StartupError {

@@ -31,6 +31,7 @@ mod lock;
 mod logging;
 mod machinery;
 mod ops;
+mod root_helper;
 mod server;
 mod startup;
 mod state;
@@ -39,6 +40,7 @@ mod supply;
 mod tap_ledger;
 mod vm;
 
+pub use banger_host::helper::HELPER_SOCKET;
 /// `bangerd --cap-log FILE BYTES`: the log capper the VMM drivers start for
 /// each VM log (`banger_vmm::logcap`), a hidden mode of the daemon's binary.
 pub use banger_vmm::logcap::{CAP_LOG_FLAG, main as cap_log_main};
@@ -47,4 +49,6 @@ pub use error::{DaemonError, StartupError};
 /// `BANGER_CRASH_AT`); tests/crash_matrix.rs runs every one.
 pub use fault::POINTS as CRASH_POINTS;
 pub use logging::init_logging;
+pub use root_helper::{HelperOptions, run as run_root_helper};
+pub use startup::HELPER_SOCKET_ENV;
 pub use startup::{DaemonOptions, run};

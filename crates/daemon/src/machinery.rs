@@ -21,14 +21,15 @@ use crate::guest::Guest;
 
 /// The OS boundaries the daemon's VM work goes through.
 pub struct Boundaries {
-    /// `None`: this daemon cannot do privileged work (not root, no helper).
-    pub host: Option<Arc<dyn HostOps>>,
+    /// `Err`: why this daemon cannot do privileged work (not root, no
+    /// helper), saying what to run.
+    pub host: Result<Arc<dyn HostOps>, String>,
     pub vmms: Arc<dyn Vmms>,
     pub guest: Arc<dyn Guest>,
 }
 
 pub struct Machinery {
-    host: Option<Arc<dyn HostOps>>,
+    host: Result<Arc<dyn HostOps>, String>,
     vmms: Arc<dyn Vmms>,
     guest: Arc<dyn Guest>,
     vmm: OnceCell<Arc<Chosen>>,
@@ -60,19 +61,15 @@ impl Machinery {
 
     /// Host operations, or why this daemon cannot do them.
     pub fn host(&self) -> Result<Arc<dyn HostOps>, DaemonError> {
-        self.host.clone().ok_or_else(|| {
-            DaemonError::failed(
-                ErrorCode::OperationFailed,
-                "VMs need bridges, taps and NAT rules, which need root, and banger's root \
-                 helper is not available yet: run bangerd as root (e.g. `sudo bangerd`)",
-            )
-        })
+        self.host
+            .clone()
+            .map_err(|why| DaemonError::failed(ErrorCode::OperationFailed, why))
     }
 
     /// Host operations when there are any (teardown does what it can
     /// without).
     pub fn host_if_any(&self) -> Option<Arc<dyn HostOps>> {
-        self.host.clone()
+        self.host.clone().ok()
     }
 
     pub fn guest(&self) -> Arc<dyn Guest> {

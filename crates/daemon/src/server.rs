@@ -232,7 +232,12 @@ async fn handle_connection(
         });
         let work = {
             let (daemon, ctx) = (daemon.clone(), ctx.clone());
-            tokio::spawn(async move { dispatch(&daemon, &ctx, request).await }.in_current_span())
+            let op = ctx.op_id.clone();
+            tokio::spawn(
+                crate::context::OP_ID
+                    .scope(op, async move { dispatch(&daemon, &ctx, request).await })
+                    .in_current_span(),
+            )
         };
         tokio::pin!(work);
         let joined = loop {

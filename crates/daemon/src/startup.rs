@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use banger_api::model::VmState;
 use banger_config::{Config, Paths};
+use banger_host::helper::HelperHost;
 use banger_host::{HostOps, LocalHost};
 use banger_net::dns::{DnsRecords, DnsServer};
 use banger_store::Store;
@@ -41,17 +42,48 @@ fn system_boundaries(paths: &Paths) -> Boundaries {
     // The first NAT guest turns `ip_forward` on; the file remembers what it
     // was, so the last one puts it back, even after a crash in between.
     let forwarding = paths.state_dir.join("ip-forward.json");
-    let host: Option<Arc<dyn HostOps>> = if banger_sys::os::is_root() {
+    let host: Result<Arc<dyn HostOps>, String> = if banger_sys::os::is_root() {
         let local = Arc::new(LocalHost::new().with_forwarding_state(forwarding));
-        Some(Arc::new(LedgeredHost::new(local, ledger_path(paths))))
+        Ok(Arc::new(LedgeredHost::new(local, ledger_path(paths))))
+    } else if let Some(socket) = helper_socket() {
+        tracing::info!(socket = %socket.display(), "host operations through the root helper");
+        let helper = Arc::new(HelperHost::new(socket));
+        Ok(Arc::new(LedgeredHost::new(helper, ledger_path(paths))))
     } else {
-        None
+        Err(no_helper(paths))
     };
     Boundaries {
         host,
         vmms: Arc::new(SystemVmms),
         guest: Arc::new(AgentGuest),
     }
+}
+
+/// The environment variable naming the root helper's socket (development
+/// and tests); without it, the installed helper's socket when it exists.
+pub const HELPER_SOCKET_ENV: &str = "BANGER_ROOT_HELPER_SOCKET";
+
+fn helper_socket() -> Option<PathBuf> {
+    match std::env::var_os(HELPER_SOCKET_ENV).filter(|s| !s.is_empty()) {
+        Some(socket) => Some(PathBuf::from(socket)),
+        None => {
+            let installed = PathBuf::from(banger_host::helper::HELPER_SOCKET);
+            installed.exists().then_some(installed)
+        }
+    }
+}
+
+/// What a daemon that is neither root nor has a helper says, with the
+/// exact command that starts a helper for it.
+fn no_helper(paths: &Paths) -> String {
+    let uid = banger_sys::os::effective_uid();
+    format!(
+        "VMs need bridges, taps and NAT rules, which need root, and no root helper is running          (none at {}; {HELPER_SOCKET_ENV} names another): start one for uid {uid} with          `sudo bangerd --root-helper --owner-uid {uid} --managed-root {} --managed-root {}          --managed-root {}`, or run bangerd itself as root",
+        banger_host::helper::HELPER_SOCKET,
+        paths.state_dir.display(),
+        paths.cache_dir.display(),
+        paths.run_dir.display(),
+    )
 }
 
 /// Runs the daemon in the foreground until SIGINT or SIGTERM.

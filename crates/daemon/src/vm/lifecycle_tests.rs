@@ -297,7 +297,7 @@ fn world() -> World {
     let host = Arc::new(RecordingHost::new());
     let machine = Arc::new(FakeMachine::default());
     let boundaries = Boundaries {
-        host: Some(host.clone() as Arc<dyn HostOps>),
+        host: Ok(host.clone() as Arc<dyn HostOps>),
         vmms: Arc::new(FakeVmms(machine.clone())),
         guest: machine.clone(),
     };
