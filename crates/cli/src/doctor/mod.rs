@@ -149,6 +149,22 @@ fn vmm_checks(
     let qemu = locate(config.qemu_bin(), "qemu-system-x86_64");
     let vmm_check = vmm::row(config, choice, qemu.as_deref());
     let fc_check = vmm::firecracker(found);
+    let jailer_bin = config
+        .jailer_enabled()
+        .then(|| locate(config.jailer_bin(), "jailer"))
+        .flatten();
+    let jailer_output = jailer_bin.as_deref().and_then(version_output);
+    let fc_version = match found {
+        FirecrackerFound::Supported { version, .. } => Some(version),
+        _ => None,
+    };
+    let jailer_check = vmm::jailer(
+        config.jailer_enabled(),
+        jailer_bin
+            .as_deref()
+            .map(|bin| (bin, jailer_output.as_deref())),
+        fc_version,
+    );
     let qemu_check = match (&qemu, &firecracker) {
         (Some(bin), _) => match version_output(bin) {
             Some(v) => check(
@@ -177,18 +193,8 @@ fn vmm_checks(
             "no VMM found: install QEMU (Debian: apt install qemu-system-x86) or Firecracker",
         ),
     };
-    let jailer = if config.jailer_enabled() {
-        match locate(config.jailer_bin(), "jailer") {
-            Some(bin) => check("jailer", Status::Pass, bin.display().to_string()),
-            None => check(
-                "jailer",
-                Status::Fail,
-                "jailer_enabled = true but no jailer binary found; install it or set jailer_bin",
-            ),
-        }
-    } else {
-        check("jailer", Status::Pass, "disabled (jailer_enabled = false)")
-    };
+    let jailer = jailer_check
+        .unwrap_or_else(|| check("jailer", Status::Pass, "disabled (jailer_enabled = false)"));
     let vsock = match find_program("vhost-device-vsock") {
         Some(bin) => check(
             "vsock",

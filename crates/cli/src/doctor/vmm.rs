@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use banger_config::{Config, Vmm};
+use banger_vmm::firecracker::FirecrackerVersion;
 use banger_vmm::qemu::Accel;
 use banger_vmm::select::{self, Choice, FirecrackerFound, Preference};
 use banger_vmm::{BackendKind, Kvm};
@@ -47,6 +48,55 @@ pub(super) fn firecracker(found: &FirecrackerFound) -> Check {
             check("firecracker", Status::Fail, problem.clone())
         }
     }
+}
+
+/// With `jailer_enabled`, the jailer must be installed and come from
+/// Firecracker's own release (`jailer --version` prints `Jailer vX.Y.Z`);
+/// without it, no row. `found`: where it is and what `--version` printed.
+pub(super) fn jailer(
+    enabled: bool,
+    found: Option<(&Path, Option<&str>)>,
+    firecracker: Option<&FirecrackerVersion>,
+) -> Option<Check> {
+    if !enabled {
+        return None;
+    }
+    let Some((binary, output)) = found else {
+        return Some(check(
+            "jailer",
+            Status::Fail,
+            "jailer_enabled = true, but no jailer is installed; install it from the same              Firecracker release, or set jailer_bin",
+        ));
+    };
+    let version = output.and_then(|out| {
+        out.lines().find_map(|line| {
+            let rest = line.trim().strip_prefix("Jailer ")?;
+            FirecrackerVersion::parse(rest.split_whitespace().next()?)
+        })
+    });
+    Some(match (version, firecracker) {
+        (None, _) => check(
+            "jailer",
+            Status::Fail,
+            format!(
+                "{} --version did not print a jailer version",
+                binary.display()
+            ),
+        ),
+        (Some(j), Some(fc)) if j != *fc => check(
+            "jailer",
+            Status::Fail,
+            format!(
+                "jailer {j} ({}) but Firecracker {fc}: install both from the same release",
+                binary.display()
+            ),
+        ),
+        (Some(j), _) => check(
+            "jailer",
+            Status::Pass,
+            format!("jailer {j} ({})", binary.display()),
+        ),
+    })
 }
 
 fn preference(vmm: Vmm) -> Preference {
@@ -173,6 +223,24 @@ mod tests {
         let r = row(&fc, &c, None);
         assert_eq!(r.status, Status::Fail);
         assert!(r.detail.contains("firecracker_bin"), "{}", r.detail);
+    }
+
+    #[test]
+    fn the_jailer_must_match_firecrackers_release() {
+        let fc = FirecrackerVersion::parse("1.17.0").unwrap();
+        let bin = Path::new("/usr/local/bin/jailer");
+        assert!(jailer(false, None, Some(&fc)).is_none());
+        let row = jailer(true, None, Some(&fc)).unwrap();
+        assert_eq!(row.status, Status::Fail);
+        assert!(row.detail.contains("no jailer"), "{}", row.detail);
+        let ok = jailer(true, Some((bin, Some("Jailer v1.17.0\n"))), Some(&fc)).unwrap();
+        assert_eq!(ok.status, Status::Pass, "{}", ok.detail);
+        assert!(ok.detail.contains("1.17.0"), "{}", ok.detail);
+        let old = jailer(true, Some((bin, Some("Jailer v1.7.0\n"))), Some(&fc)).unwrap();
+        assert_eq!(old.status, Status::Fail);
+        assert!(old.detail.contains("same release"), "{}", old.detail);
+        let mute = jailer(true, Some((bin, None)), Some(&fc)).unwrap();
+        assert_eq!(mute.status, Status::Fail);
     }
 
     #[test]

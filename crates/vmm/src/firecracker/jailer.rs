@@ -27,6 +27,15 @@ pub struct JailerConfig {
     pub chroot_base: PathBuf,
 }
 
+/// The file the jailer will exec: `binary` with its symlinks resolved, as
+/// the jailer resolves `--exec-file` before it names the jail after the
+/// file. Passing this path, and building the jail root from it, keeps both
+/// sides on the same directory. Unresolvable: the path as given (the
+/// launch then fails on the missing file with a clear error).
+pub fn exec_file(binary: &Path) -> PathBuf {
+    std::fs::canonicalize(binary).unwrap_or_else(|_| binary.to_path_buf())
+}
+
 impl JailerConfig {
     /// The jail's root directory, as the jailer computes it: the exec file's
     /// name (normally `firecracker`) and the id under the base.
@@ -225,6 +234,27 @@ mod tests {
             jail().jail_root(Path::new("/opt/fc/firecracker-v1.7.0"), "x"),
             Path::new("/srv/jail/firecracker-v1.7.0/x/root")
         );
+    }
+
+    #[test]
+    fn a_release_install_symlink_names_the_jail_after_the_real_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("firecracker-v1.17.0-x86_64");
+        fs::write(&real, b"binary").unwrap();
+        let link = dir.path().join("firecracker");
+        std::os::unix::fs::symlink("firecracker-v1.17.0-x86_64", &link).unwrap();
+        let exec = exec_file(&link);
+        assert_eq!(exec, fs::canonicalize(&real).unwrap());
+        assert_eq!(
+            jail().jail_root(&exec, "vm-1"),
+            Path::new("/srv/jail/firecracker-v1.17.0-x86_64/vm-1/root")
+        );
+        let argv = jail().argv(&exec, "vm-1").unwrap();
+        let at = argv.iter().position(|a| a == "--exec-file").unwrap();
+        assert_eq!(PathBuf::from(&argv[at + 1]), exec);
+        // A path that cannot be resolved stays as given.
+        let missing = dir.path().join("nope");
+        assert_eq!(exec_file(&missing), missing);
     }
 
     #[test]

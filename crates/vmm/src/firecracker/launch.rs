@@ -26,9 +26,12 @@ const TAIL_BYTES: u64 = 2048;
 
 pub fn launch(fc: &Firecracker, config: &VmConfig) -> Result<VmHandle, VmmError> {
     plan::check(config)?;
+    // The jailer names the jail after the real file; a release install's
+    // `firecracker` is a link to `firecracker-vX.Y.Z-<arch>`.
+    let exec_file = jailer::exec_file(&fc.binary);
     let layout = match &fc.jailer {
         None => Layout::direct(config),
-        Some(jail) => Layout::jailed(config, jail, &fc.binary)?,
+        Some(jail) => Layout::jailed(config, jail, &exec_file)?,
     };
     // Built before anything starts, so a path Firecracker cannot take fails
     // the launch without a process to clean up.
@@ -37,7 +40,7 @@ pub fn launch(fc: &Firecracker, config: &VmConfig) -> Result<VmHandle, VmmError>
     if let Some(jail) = &fc.jailer {
         jailer::stage(config, &layout, jail)?;
     }
-    let cmd = command(fc, config, &layout)?;
+    let cmd = command(fc, &exec_file, config, &layout)?;
     let (pid, helper_pids) = match &fc.log_capper {
         None => (cmd.spawn_detached(&layout.console_log)?, Vec::new()),
         // The serial console is Firecracker's stdout: a pipe to the capper,
@@ -126,10 +129,15 @@ fn prepare(config: &VmConfig, layout: &Layout) -> Result<(), VmmError> {
     Ok(())
 }
 
-fn command(fc: &Firecracker, config: &VmConfig, layout: &Layout) -> Result<Cmd, VmmError> {
+fn command(
+    fc: &Firecracker,
+    exec_file: &Path,
+    config: &VmConfig,
+    layout: &Layout,
+) -> Result<Cmd, VmmError> {
     let cmd = match &fc.jailer {
         Some(jail) => {
-            let argv = jail.argv(&fc.binary, &config.id)?;
+            let argv = jail.argv(exec_file, &config.id)?;
             Cmd::new(&argv[0]).args(&argv[1..])
         }
         None => Cmd::new(&fc.binary)
