@@ -165,6 +165,7 @@ fn doctor_reports_rows_and_json_without_touching_state() {
     for name in [
         "architecture",
         "kvm",
+        "tun",
         "firecracker",
         "qemu",
         "jailer",

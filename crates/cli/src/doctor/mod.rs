@@ -86,7 +86,14 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>) -> Check
 
 pub fn run(env: &PathEnv) -> Report {
     let kvm = banger_vmm::Kvm::detect();
-    let mut checks = vec![architecture(banger_sys::os::arch()), vmm::kvm(&kvm)];
+    let mut checks = vec![
+        architecture(banger_sys::os::arch()),
+        vmm::kvm(&kvm),
+        vmm::tun(
+            banger_sys::os::is_root(),
+            banger_sys::os::can_open_rw(std::path::Path::new(vmm::TUN)).map_err(|e| e.to_string()),
+        ),
+    ];
     let paths = match Paths::resolve(env) {
         Ok(p) => p,
         Err(e) => {

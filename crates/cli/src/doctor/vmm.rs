@@ -32,6 +32,26 @@ pub(super) fn kvm(kvm: &Kvm) -> Check {
     }
 }
 
+/// Where a VMM opens its tap.
+pub(super) const TUN: &str = "/dev/net/tun";
+
+/// A daemon that is not root starts the VMM as itself, and the VMM opens
+/// its tap through [`TUN`]: that must be open to it (Debian's udev rules
+/// make it 0666; a tap is usable only by the uid it was made for).
+pub(super) fn tun(as_root: bool, openable: Result<(), String>) -> Check {
+    match (as_root, openable) {
+        (true, _) => check("tun", Status::Pass, "the daemon runs as root"),
+        (false, Ok(())) => check("tun", Status::Pass, format!("{TUN} is open to this user")),
+        (false, Err(why)) => check(
+            "tun",
+            Status::Fail,
+            format!(
+                "{TUN} cannot be opened by this user ({why}), so a VMM started by a daemon that                  is not root cannot open its tap; `sudo chmod 0666 {TUN}` (Debian's default)"
+            ),
+        ),
+    }
+}
+
 pub(super) fn firecracker(found: &FirecrackerFound) -> Check {
     match found {
         FirecrackerFound::Supported { binary, version } => check(
@@ -223,6 +243,19 @@ mod tests {
         let r = row(&fc, &c, None);
         assert_eq!(r.status, Status::Fail);
         assert!(r.detail.contains("firecracker_bin"), "{}", r.detail);
+    }
+
+    #[test]
+    fn the_tun_row_matters_only_without_root() {
+        assert_eq!(tun(true, Err("EACCES".into())).status, Status::Pass);
+        assert_eq!(tun(false, Ok(())).status, Status::Pass);
+        let row = tun(false, Err("Permission denied".into()));
+        assert_eq!(row.status, Status::Fail);
+        assert!(
+            row.detail.contains("chmod 0666 /dev/net/tun"),
+            "{}",
+            row.detail
+        );
     }
 
     #[test]
