@@ -144,6 +144,69 @@ impl Rig {
         cmd
     }
 
+    /// The helper, as bangerd-root.service runs it; returns once it serves.
+    fn start_helper(&self) -> Child {
+        let home = self.home();
+        let mut helper = Command::new("ip");
+        helper
+            .args([
+                "netns",
+                "exec",
+                self.ns.name(),
+                common::BANGERD,
+                "--root-helper",
+            ])
+            .args(["--owner-uid", &OWNER.to_string()]);
+        for root in ["state", "cache", "run"] {
+            helper.arg("--managed-root").arg(home.join(root));
+        }
+        let child = helper
+            .arg("--socket")
+            .arg(self.helper_socket())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let socket = self.helper_socket();
+        assert!(
+            common::wait_until(Duration::from_secs(20), || {
+                std::os::unix::net::UnixStream::connect(&socket).is_ok()
+            }),
+            "the helper does not serve {}",
+            socket.display()
+        );
+        child
+    }
+
+    /// The owner daemon, as bangerd.service runs it; returns once it
+    /// answers.
+    fn start_daemon(&self) -> Child {
+        let child = self
+            .owner_command(common::BANGERD, &[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let socket = self.home().join("run/bangerd.sock");
+        assert!(
+            common::wait_until(Duration::from_secs(20), || {
+                std::os::unix::net::UnixStream::connect(&socket).is_ok()
+            }),
+            "the owner daemon does not answer"
+        );
+        child
+    }
+
+    /// Kills child `index` (`kill -9`, as a crash or a unit stop would end
+    /// it) and puts a fresh one in its place.
+    fn restart(&mut self, index: usize, start: fn(&Rig) -> Child) {
+        let old = &mut self.children[index];
+        let _ = old.kill();
+        let _ = old.wait();
+        let fresh = start(self);
+        self.children[index] = fresh;
+    }
+
     fn as_owner(&self, program: &str, args: &[&str]) -> Output {
         run_bounded(self.owner_command(program, args), Duration::from_secs(300))
     }
@@ -237,44 +300,10 @@ fn an_unprivileged_owner_runs_a_vm_through_the_root_helper() {
     chown_tree(&home);
     chown_tree(&rig.dir.path().join("owner-home"));
 
-    // The helper, as bangerd-root.service runs it.
-    let roots = ["state", "cache", "run"].map(|d| home.join(d));
-    let mut helper = Command::new("ip");
-    helper
-        .args([
-            "netns",
-            "exec",
-            rig.ns.name(),
-            common::BANGERD,
-            "--root-helper",
-        ])
-        .args(["--owner-uid", &OWNER.to_string()]);
-    for root in &roots {
-        helper.arg("--managed-root").arg(root);
-    }
-    let helper = helper
-        .arg("--socket")
-        .arg(rig.helper_socket())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let helper = rig.start_helper();
     rig.children.push(helper);
-    let socket = rig.helper_socket();
-    assert!(common::wait_until(Duration::from_secs(20), || socket.exists()));
-
-    // The owner daemon, as bangerd.service runs it.
-    let daemon = rig
-        .owner_command(common::BANGERD, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let daemon = rig.start_daemon();
     rig.children.push(daemon);
-    let daemon_socket = home.join("run/bangerd.sock");
-    assert!(common::wait_until(Duration::from_secs(20), || {
-        std::os::unix::net::UnixStream::connect(&daemon_socket).is_ok()
-    }));
 
     let out = rig.as_owner(
         common::BANGER,
@@ -323,9 +352,20 @@ fn an_unprivileged_owner_runs_a_vm_through_the_root_helper() {
     );
     assert!(!links.contains("user root"), "{links}");
 
-    let out = rig.as_owner(common::BANGER, &["vm", "exec", VM, "--", "id", "-u"]);
-    assert_success(&out);
-    assert_eq!(stdout(&out), "0\n", "root in the guest");
+    let root_in_guest = |rig: &Rig| {
+        let out = rig.as_owner(common::BANGER, &["vm", "exec", VM, "--", "id", "-u"]);
+        assert_success(&out);
+        assert_eq!(stdout(&out), "0\n", "root in the guest");
+    };
+    root_in_guest(&rig);
+
+    // The helper restarts (its unit restarted or updated): the VM keeps
+    // answering, and what needs the helper (delete, below) gets the new one.
+    rig.restart(0, Rig::start_helper);
+    root_in_guest(&rig);
+    // The owner daemon dies and starts again: it adopts the running VM.
+    rig.restart(1, Rig::start_daemon);
+    root_in_guest(&rig);
 
     let out = rig.as_owner(common::BANGER, &["vm", "delete", VM]);
     assert_success(&out);
