@@ -87,7 +87,21 @@ fn boot(halt_action: &mut HaltAction) -> Result<Infallible, InitError> {
     *halt_action = BootConfig::halt_from_cmdline(&cmdline);
     let config = BootConfig::from_cmdline(&cmdline)?;
 
-    load_modules();
+    // The booted kernel's release names its module directory, for the
+    // initramfs's modules and the modules disk alike.
+    let release = match fs::read_to_string(modules::PROC_OSRELEASE) {
+        Ok(r) => Some(r.trim().to_string()),
+        Err(e) => {
+            crate::error!(
+                "cannot read {}: {e}; loading no modules",
+                modules::PROC_OSRELEASE
+            );
+            None
+        }
+    };
+    if let Some(release) = &release {
+        load_modules(release);
+    }
 
     let device = &config.root.device;
     match wait::wait_for_path(device, config.root.wait, wait::POLL) {
@@ -129,7 +143,9 @@ fn boot(halt_action: &mut HaltAction) -> Result<Infallible, InitError> {
     }
 
     if let Some(modules) = &config.modules {
-        mount_modules(modules, newroot);
+        if let Some(release) = &release {
+            mount_modules(modules, newroot, release);
+        }
     }
     // Here rather than by the real init: systemd would wait for udev to
     // announce the device first, seconds of an emulated CPU.
@@ -177,17 +193,7 @@ const MODULES_WAIT: Duration = Duration::from_secs(5);
 /// root, so `modprobe` (and the kernel's own module requests) find exactly
 /// the booted kernel's modules whatever the image. Failures are logged, not
 /// fatal: the guest still boots, without loadable modules.
-fn mount_modules(device: &Path, newroot: &Path) {
-    let release = match fs::read_to_string(modules::PROC_OSRELEASE) {
-        Ok(r) => r.trim().to_string(),
-        Err(e) => {
-            crate::error!(
-                "cannot read {}: {e}; no modules disk",
-                modules::PROC_OSRELEASE
-            );
-            return;
-        }
-    };
+fn mount_modules(device: &Path, newroot: &Path, release: &str) {
     if let Err(waited) = wait::wait_for_path(device, MODULES_WAIT, wait::POLL) {
         crate::error!(
             "modules disk {} did not appear within {:.1} s; no loadable modules",
@@ -196,7 +202,7 @@ fn mount_modules(device: &Path, newroot: &Path) {
         );
         return;
     }
-    let target = plan::resolve_inside(newroot, &plan::modules_dir(&release));
+    let target = plan::resolve_inside(newroot, &plan::modules_dir(release));
     match mount_spec::mount_device(device, &target, "ext4", plan::modules_mount_flags()) {
         Ok(()) => crate::info!(
             "mounted the modules of {release} from {} on {}",
@@ -210,7 +216,7 @@ fn mount_modules(device: &Path, newroot: &Path) {
 /// Loads [`modules::ORDER_FILE`] in order. Failures are logged, not fatal:
 /// a missing driver shows up as the root device not appearing, with a
 /// message that says where to look.
-fn load_modules() {
+fn load_modules(release: &str) {
     let text = match fs::read_to_string(modules::ORDER_FILE) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -222,14 +228,7 @@ fn load_modules() {
             return;
         }
     };
-    let release = match fs::read_to_string(modules::PROC_OSRELEASE) {
-        Ok(r) => r.trim().to_string(),
-        Err(e) => {
-            crate::error!("cannot read {}: {e}", modules::PROC_OSRELEASE);
-            return;
-        }
-    };
-    let paths = match modules::parse_order(&text, &release) {
+    let paths = match modules::parse_order(&text, release) {
         Ok(paths) => paths,
         Err(e) => {
             crate::error!("{e}");

@@ -5,6 +5,7 @@
 
 pub mod cow;
 pub mod debian;
+mod digest;
 mod error;
 pub mod ext4;
 pub mod images;

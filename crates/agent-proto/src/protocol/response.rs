@@ -182,15 +182,19 @@ mod tests {
         );
     }
 
-    #[test]
-    fn round_trip_into_typed_results() {
-        let health = HealthResult {
+    fn health() -> HealthResult {
+        HealthResult {
             agent: "0.1.0".into(),
             protocol: 1,
             hostname: "dev".into(),
             uptime_s: 1.5,
             boot_id: "abc".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn round_trip_into_typed_results() {
+        let health = health();
         let line = Response::success(&health).encode();
         let back: HealthResult = Response::decode(&line).unwrap().into_result().unwrap();
         assert_eq!(back, health);
@@ -232,13 +236,7 @@ mod tests {
 
     #[test]
     fn typed_decoding_agrees_with_the_untyped_one() {
-        let health = HealthResult {
-            agent: "0.1.0".into(),
-            protocol: 1,
-            hostname: "dev".into(),
-            uptime_s: 1.5,
-            boot_id: "abc".into(),
-        };
+        let health = health();
         let line = Response::success(&health).encode();
         assert_eq!(
             Response::decode_result::<HealthResult>(&line).unwrap(),

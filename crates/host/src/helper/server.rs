@@ -98,7 +98,7 @@ fn answer(
             HelperReply::FenceUnavailable { what, reason }
         }
         Err(e) => HelperReply::Failed {
-            message: error_chain(&e),
+            message: banger_api::error_chain(&e),
         },
     };
     match &reply {
@@ -212,16 +212,4 @@ fn execute(host: &dyn HostOps, call: HelperCall) -> Result<HelperReply, HostErro
 
 fn refused(message: String) -> HelperReply {
     HelperReply::Refused { message }
-}
-
-/// The error and its causes on one line.
-fn error_chain(e: &HostError) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -6,11 +6,9 @@
 //! beside the initrd records the sha256 of the agent inside it; before a
 //! boot, [`refresh`] rebuilds the initrd when the installed agent differs.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::path::Path;
-
-use sha2::{Digest, Sha256};
 
 use super::config::{KernelConfig, Tristate};
 use super::error::KernelError;
@@ -122,18 +120,16 @@ fn write_stamp(dir: &Path, sha: &str) -> Result<(), KernelError> {
 }
 
 fn file_sha256(path: &Path) -> Result<String, KernelError> {
-    let missing = |source| KernelError::AgentMissing {
+    crate::digest::file_sha256(path).map_err(|source| KernelError::AgentMissing {
         path: path.to_owned(),
         source,
-    };
-    let mut file = File::open(path).map_err(missing)?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher).map_err(missing)?;
-    Ok(hex::encode(hasher.finalize()))
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
     use crate::kernel::manifest::KernelSizes;
 

@@ -28,19 +28,38 @@ pub(super) fn temp_prefix(what: &str) -> String {
 
 /// Total size of the regular files under `dir`.
 pub(crate) fn tree_size(dir: &Path) -> Result<u64, KernelError> {
-    let mut total = 0;
+    Ok(tree_stats(dir)?.bytes)
+}
+
+/// What a directory tree holds.
+pub(crate) struct TreeStats {
+    /// Total size of its regular files.
+    pub bytes: u64,
+    /// Its entries (files, directories, links), the top excluded.
+    pub entries: u64,
+}
+
+/// [`TreeStats`] of `dir`, in one walk.
+pub(crate) fn tree_stats(dir: &Path) -> Result<TreeStats, KernelError> {
+    let mut stats = TreeStats {
+        bytes: 0,
+        entries: 0,
+    };
     for entry in fs::read_dir(dir).map_err(|e| KernelError::io("read", dir, e))? {
         let entry = entry.map_err(|e| KernelError::io("read", dir, e))?;
         let meta = entry
             .metadata()
             .map_err(|e| KernelError::io("inspect", entry.path(), e))?;
+        stats.entries += 1;
         if meta.is_dir() {
-            total += tree_size(&entry.path())?;
+            let sub = tree_stats(&entry.path())?;
+            stats.bytes += sub.bytes;
+            stats.entries += sub.entries;
         } else if meta.is_file() {
-            total += meta.len();
+            stats.bytes += meta.len();
         }
     }
-    Ok(total)
+    Ok(stats)
 }
 
 /// Serialises the changes to a kernel's derived boot files (the modules

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use banger_sys::Cmd;
 
 use super::error::KernelError;
-use super::kernel_dir::{self, MODULES, tree_size};
+use super::kernel_dir::{self, MODULES, tree_stats};
 
 /// The file name of the modules disk inside a kernel directory.
 pub const MODULES_DISK: &str = "modules.ext4";
@@ -123,25 +123,9 @@ fn depmod(dir: &Path, tree: &Path, release: &str) -> Result<(), KernelError> {
 /// rounding, and ext4's own metadata. The file is sparse: unused room
 /// costs nothing.
 fn disk_size(tree: &Path) -> Result<u64, KernelError> {
-    let bytes = tree_size(tree)?;
-    let entries = count_entries(tree)?;
-    let needed = bytes + entries * 4096;
+    let stats = tree_stats(tree)?;
+    let needed = stats.bytes + stats.entries * 4096;
     Ok((needed + needed / 4 + 32 * MIB).div_ceil(MIB) * MIB)
-}
-
-fn count_entries(dir: &Path) -> Result<u64, KernelError> {
-    let mut count = 0;
-    for entry in fs::read_dir(dir).map_err(|e| KernelError::io("read", dir, e))? {
-        let entry = entry.map_err(|e| KernelError::io("read", dir, e))?;
-        count += 1;
-        let kind = entry
-            .file_type()
-            .map_err(|e| KernelError::io("inspect", entry.path(), e))?;
-        if kind.is_dir() {
-            count += count_entries(&entry.path())?;
-        }
-    }
-    Ok(count)
 }
 
 /// Writes `tree` into the sized file `dest` as ext4 with no journal (the

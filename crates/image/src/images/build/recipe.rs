@@ -2,8 +2,6 @@
 //! image was built from the same thing.
 
 use std::fmt;
-use std::fs::File;
-use std::io;
 use std::path::Path;
 
 use banger_api::model::ByteSize;
@@ -298,12 +296,9 @@ fn is_package_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"+-.".contains(c))
 }
 
-/// sha256 (hex) of a file's content, read in chunks.
+/// sha256 (hex) of a file's content.
 pub(crate) fn file_sha256(path: &Path) -> Result<String, ImageError> {
-    let mut file = File::open(path).map_err(|e| ImageError::io("open", path, e))?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher).map_err(|e| ImageError::io("read", path, e))?;
-    Ok(hex::encode(hasher.finalize()))
+    crate::digest::file_sha256(path).map_err(|e| ImageError::io("hash", path, e))
 }
 
 #[cfg(test)]
