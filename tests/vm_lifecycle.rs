@@ -9,6 +9,8 @@
 //! (`BANGER_AGENT_BIN`, set by scripts/test).
 
 mod common;
+#[path = "e2e/system_install.rs"]
+mod system_install;
 #[path = "e2e/workspace.rs"]
 mod workspace;
 
@@ -63,6 +65,10 @@ fn end_to_end_suite() {
     suite.scenario(
         "the default image boots systemd, answers exec and ssh, loads modules, runs Docker, bootstraps with mise",
         || systemd_image(&env),
+    );
+    suite.scenario(
+        "system install inside the systemd image: both units start, status, sockets, restart, uninstall --purge leaves nothing",
+        || system_install::install_in_systemd_guest(&env),
     );
     suite.finish();
 }

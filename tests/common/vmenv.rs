@@ -320,7 +320,15 @@ pub fn report(line: &str) {
 }
 
 impl Suite {
+    /// Runs `body` as scenario `name`; with `BANGER_E2E_ONLY=TEXT` set (a
+    /// developer's shortcut), only scenarios whose name contains TEXT run.
     pub fn scenario(&mut self, name: &str, body: impl FnOnce()) {
+        if let Ok(only) = std::env::var("BANGER_E2E_ONLY")
+            && !only.is_empty()
+            && !name.contains(&only)
+        {
+            return;
+        }
         report(&format!("scenario: {name} ..."));
         let started = Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));

@@ -63,6 +63,44 @@ pub enum Command {
     /// Manage root filesystem images: build the default one from Debian, register your own.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Install banger system-wide (two services), or check, restart or remove that install.
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Install for USER: programs, the bangerd and bangerd-root services, completions, man pages.
+    #[command(after_help = "Example: sudo banger system install --owner \"$USER\"\n\
+                            Then, as that user and without sudo: banger doctor; banger vm run -- uname -a\n\
+                            Running it again updates the install in place; running VMs keep running.")]
+    Install {
+        /// The account the daemon runs as, the only one besides root that may use it.
+        #[arg(long, value_name = "USER")]
+        owner: String,
+        /// The static guest agent to install (default: $BANGER_AGENT_BIN, else the one beside bangerd).
+        #[arg(long, value_name = "PATH")]
+        agent: Option<std::path::PathBuf>,
+        /// Where `banger update` finds the signed release manifest.
+        #[arg(long, value_name = "URL")]
+        release_url: Option<String>,
+        /// Write the files under DIR instead of / and start nothing (for packaging).
+        #[arg(long, value_name = "DIR")]
+        destdir: Option<std::path::PathBuf>,
+    },
+    /// Stop the VMs and both services and remove the install.
+    #[command(after_help = "Without --purge, VMs, images, kernels and config stay in /var/lib/banger \
+                            and /etc/banger for a later install.")]
+    Uninstall {
+        /// Also remove every VM, image and kernel, the cache, config and the owner's banger files.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Show the installed version, both services, the sockets and whether the daemon answers.
+    #[command(after_help = "Exit status 1 when something is not as it should be.")]
+    Status(JsonFlag),
+    /// Restart both services; running VMs keep running and are adopted.
+    Restart,
 }
 
 #[derive(Debug, Subcommand)]

@@ -23,6 +23,8 @@ pub enum CliError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    System(#[from] crate::system::SystemError),
+    #[error(transparent)]
     Ssh(#[from] banger_net::ssh::SshError),
     #[error("{vm} has no address: is it running? (`banger vm start {vm}`)")]
     NotRunning { vm: String },

@@ -10,6 +10,7 @@ mod error;
 mod interrupt;
 mod render;
 mod run;
+mod system;
 
 pub use args::Cli;
 pub use client::{Client, ClientError};

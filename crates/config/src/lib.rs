@@ -12,6 +12,7 @@ mod defaults;
 mod duration;
 mod error;
 mod file_sync;
+mod install;
 mod level;
 mod locate;
 mod network;
@@ -24,6 +25,7 @@ pub use defaults::{HostFacts, Resolved, Source, VmDefaults, resolve_vm_defaults}
 pub use duration::{DurationError, HumanDuration};
 pub use error::{ConfigError, Location};
 pub use file_sync::{FileSync, ResolvedFileSync, SyncHost};
+pub use install::{InstallInfo, InstallOwner, InstalledRelease, valid_user_name};
 pub use level::{LogLevel, UnknownKeyword, Vmm};
 pub use paths::{MAX_SOCKET_PATH, Mode, PathEnv, PathError, Paths, SYSTEM_INSTALL_FILE};
 pub use vm_defaults::VmDefaultsConfig;

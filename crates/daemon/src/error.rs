@@ -17,7 +17,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Kernel(#[from] banger_image::kernel::KernelError),
     #[error(transparent)]
-    Agent(#[from] crate::agent_bin::AgentBinError),
+    Agent(#[from] banger_image::agent_bin::AgentBinError),
     #[error(transparent)]
     Vmm(#[from] banger_vmm::VmmError),
     #[error(transparent)]

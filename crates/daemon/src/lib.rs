@@ -13,7 +13,6 @@
 //!   context), [`blocking`], [`store_handle`], [`error`], [`lock`].
 #![forbid(unsafe_code)]
 
-mod agent_bin;
 mod auth;
 mod backend;
 mod blocking;

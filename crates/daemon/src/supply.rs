@@ -10,7 +10,7 @@ use banger_image::images::{
 };
 use banger_image::kernel::{DEFAULT_KERNEL_NAME, KernelError, KernelManifest, KernelStore};
 
-use crate::agent_bin::find_agent;
+use banger_image::agent_bin::find_agent;
 use crate::blocking::run_staged;
 use crate::error::DaemonError;
 use crate::ops::OpTracker;

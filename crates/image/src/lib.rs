@@ -3,6 +3,7 @@
 //! without mounting them ([`ext4`]). Images and kernels (SPEC §9) join later.
 #![forbid(unsafe_code)]
 
+pub mod agent_bin;
 pub mod cow;
 pub mod debian;
 mod digest;

@@ -208,7 +208,7 @@ async fn kernel_boot_files(
         op.stage("kernel: indexing its modules into a modules disk (once per kernel)")
             .await?;
     }
-    let agent = crate::agent_bin::find_agent();
+    let agent = banger_image::agent_bin::find_agent();
     let kernel = kernel.to_owned();
     run(move || {
         match agent {

@@ -1,0 +1,111 @@
+//! The services as systemd sees them (`systemctl`), and waiting until the
+//! processes behind them answer on their sockets.
+
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use banger_api::protocol::{NoParams, Pong, Request};
+use banger_sys::Cmd;
+use serde::Serialize;
+
+use super::SystemError;
+use super::layout::{DAEMON_UNIT, HELPER_UNIT};
+use super::steps::Steps;
+
+/// How long a started service gets to answer.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One unit's state, from `systemctl show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitState {
+    pub unit: String,
+    /// `active`, `inactive`, `failed`, ...
+    pub active: String,
+    pub sub: String,
+    /// `enabled`, `disabled`, ... (empty when systemd does not know it).
+    pub enabled: String,
+    pub main_pid: u32,
+}
+
+impl UnitState {
+    pub fn is_running(&self) -> bool {
+        self.active == "active" && self.sub == "running"
+    }
+}
+
+pub fn systemctl(steps: &mut Steps, args: &[&str]) -> Result<(), SystemError> {
+    steps.run(Cmd::new("systemctl").args(args)).map(drop)
+}
+
+/// Both units, helper first.
+pub fn units() -> [&'static str; 2] {
+    [HELPER_UNIT, DAEMON_UNIT]
+}
+
+pub fn unit_state(unit: &str) -> UnitState {
+    let out = Cmd::new("systemctl")
+        .args(["show", unit, "--property=ActiveState,SubState,UnitFileState,MainPID"])
+        .run()
+        .map(|o| o.stdout_str())
+        .unwrap_or_default();
+    let value = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    UnitState {
+        unit: unit.to_owned(),
+        active: value("ActiveState"),
+        sub: value("SubState"),
+        enabled: value("UnitFileState"),
+        main_pid: value("MainPID").parse().unwrap_or(0),
+    }
+}
+
+/// Waits until something accepts connections on `socket`.
+pub fn wait_for_socket(socket: &Path, timeout: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        if UnixStream::connect(socket).is_ok() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The daemon's answer to a ping, or why there is none.
+pub fn ping(socket: &Path) -> Result<Pong, String> {
+    crate::client::Client::new(socket)
+        .call::<Pong>(Request::Ping(NoParams {}))
+        .map_err(|e| crate::run::error_line(&e))
+}
+
+/// Waits until the daemon at `socket` answers and `accept` likes the
+/// answer (a new pid, an expected version).
+pub fn wait_for_daemon(
+    socket: &Path,
+    timeout: Duration,
+    accept: impl Fn(&Pong) -> bool,
+) -> Result<Pong, SystemError> {
+    let start = Instant::now();
+    loop {
+        if let Ok(pong) = ping(socket)
+            && accept(&pong)
+        {
+            return Ok(pong);
+        }
+        if start.elapsed() > timeout {
+            return Err(SystemError::NoAnswer {
+                what: "the daemon",
+                unit: DAEMON_UNIT,
+                secs: timeout.as_secs(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
