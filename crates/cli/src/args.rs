@@ -1,7 +1,10 @@
-//! The command line, declared once; `completion` generates shell scripts
-//! from the same declaration.
+//! The command line, declared once. Shell completion and the man pages
+//! come from the same declaration; arguments that name a VM, image or
+//! kernel carry a live candidate list (`add = candidates::...`).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::candidates;
 
 mod workspace;
 pub use workspace::{RunArgs, WorkspaceArgs, WorkspaceCommand};
@@ -37,7 +40,8 @@ pub enum Command {
     Ps(JsonFlag),
     /// Print a shell completion script.
     #[command(
-        after_help = "Example: banger completion bash > ~/.local/share/bash-completion/completions/banger"
+        after_help = "The script calls `banger` back to complete, VM, image and kernel names included.\n\
+                      Example: banger completion bash > ~/.local/share/bash-completion/completions/banger"
     )]
     Completion { shell: Shell },
     /// Inspect the daemon.
@@ -103,6 +107,12 @@ pub enum SystemCommand {
     Restart,
 }
 
+/// Kernels `kernel pull` knows how to fetch, with what each is.
+pub const PULLABLE_KERNELS: [(&str, &str); 1] = [(
+    "debian-cloud-amd64",
+    "Debian bookworm linux-image-cloud-amd64, from the configured Debian mirror",
+)];
+
 #[derive(Debug, Subcommand)]
 pub enum KernelCommand {
     /// List kernels in the store (name, version, size, source).
@@ -116,6 +126,7 @@ pub enum KernelCommand {
     },
     /// Show one kernel.
     Show {
+        #[arg(add = candidates::kernels())]
         name: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -125,13 +136,17 @@ pub enum KernelCommand {
         after_help = "Example: banger kernel pull debian-cloud-amd64\nThen: `banger kernel show debian-cloud-amd64`."
     )]
     Pull {
+        #[arg(add = candidates::fixed(&PULLABLE_KERNELS))]
         name: String,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// Remove a kernel from the store.
     #[command(visible_alias = "remove")]
-    Rm { name: String },
+    Rm {
+        #[arg(add = candidates::kernels())]
+        name: String,
+    },
     /// Import a kernel from a directory (vmlinux or bzImage, optional initrd and modules/).
     Import {
         name: String,
@@ -149,6 +164,7 @@ pub enum ImageCommand {
     List(JsonFlag),
     /// Show one image.
     Show {
+        #[arg(add = candidates::images())]
         name: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -172,18 +188,24 @@ pub enum ImageCommand {
     },
     /// Delete an image (a registered image's files stay where they are).
     #[command(visible_alias = "rm")]
-    Delete { name: String },
+    Delete {
+        #[arg(add = candidates::images())]
+        name: String,
+    },
     /// Register an existing ext4 root filesystem in place, without copying it.
     Register {
         #[arg(long)]
         name: String,
         #[arg(long, value_name = "FILE")]
         rootfs: std::path::PathBuf,
-        #[arg(long, value_name = "KERNEL")]
+        #[arg(long, value_name = "KERNEL", add = candidates::kernels())]
         kernel_ref: Option<String>,
     },
     /// Copy a registered (unmanaged) image into banger's managed storage.
-    Promote { name: String },
+    Promote {
+        #[arg(add = candidates::images())]
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -204,6 +226,7 @@ pub enum VmCommand {
     #[command(after_help = "VM is a name or a unique prefix of the VM's ID.")]
     Show {
         /// Name or unique ID prefix.
+        #[arg(add = candidates::vms())]
         vm: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -225,31 +248,31 @@ pub enum VmCommand {
     /// Boot stopped VMs again (their disks are kept).
     #[command(after_help = SEVERAL_VMS)]
     Start {
-        #[arg(required = true, value_name = "VM")]
+        #[arg(required = true, value_name = "VM", add = candidates::vms())]
         vms: Vec<String>,
     },
     /// Power VMs off through the guest; data written before is on disk.
     #[command(after_help = SEVERAL_VMS)]
     Stop {
-        #[arg(required = true, value_name = "VM")]
+        #[arg(required = true, value_name = "VM", add = candidates::vms())]
         vms: Vec<String>,
     },
     /// Stop VMs, then boot them again (a VM that is not running is just started).
     #[command(after_help = SEVERAL_VMS)]
     Restart {
-        #[arg(required = true, value_name = "VM")]
+        #[arg(required = true, value_name = "VM", add = candidates::vms())]
         vms: Vec<String>,
     },
     /// Stop VMs at once, without asking the guest.
     #[command(after_help = SEVERAL_VMS)]
     Kill {
-        #[arg(required = true, value_name = "VM")]
+        #[arg(required = true, value_name = "VM", add = candidates::vms())]
         vms: Vec<String>,
     },
     /// Delete VMs (stopping them first) with their disks, address and host keys.
     #[command(visible_alias = "rm", after_help = SEVERAL_VMS)]
     Delete {
-        #[arg(required = true, value_name = "VM")]
+        #[arg(required = true, value_name = "VM", add = candidates::vms())]
         vms: Vec<String>,
     },
     /// Delete every VM that is not running (created, stopped or failed).
@@ -273,7 +296,7 @@ pub enum VmCommand {
                       a running VM.\nExample: banger vm set dev --memory 4096 --disk-size 16G"
     )]
     Set {
-        #[arg(required = true, value_name = "VM")]
+        #[arg(required = true, value_name = "VM", add = candidates::vms())]
         vms: Vec<String>,
         /// Number of virtual CPUs.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -299,6 +322,7 @@ pub enum VmCommand {
                       new header whenever the log they come from changes."
     )]
     Logs {
+        #[arg(add = candidates::vms())]
         vm: String,
         /// Keep printing what is appended.
         #[arg(short, long)]
@@ -306,6 +330,7 @@ pub enum VmCommand {
     },
     /// Show a VM's resource use: VMM CPU time and memory, guest uptime, disk usage.
     Stats {
+        #[arg(add = candidates::vms())]
         vm: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -317,7 +342,7 @@ pub enum VmCommand {
                       Then: `curl http://NAME.vm:PORT/`."
     )]
     Ports {
-        #[arg(required = true, value_name = "VM")]
+        #[arg(required = true, value_name = "VM", add = candidates::vms())]
         vms: Vec<String>,
         #[command(flatten)]
         json: JsonFlag,
@@ -325,6 +350,7 @@ pub enum VmCommand {
     /// Open a shell in a VM (or run ssh ARGS) with banger's key and the pinned host key.
     #[command(after_help = "Example: banger vm ssh dev -- uname -a")]
     Ssh {
+        #[arg(add = candidates::vms())]
         vm: String,
         /// Passed to ssh after the host (a remote command, for example).
         #[arg(last = true, value_name = "ARGS")]
@@ -345,6 +371,7 @@ pub enum VmCommand {
                       Example: banger vm exec dev -- sh -c 'echo hi; exit 7'"
     )]
     Exec {
+        #[arg(add = candidates::vms())]
         vm: String,
         /// Working directory in the guest (default: the workspace, else /root).
         #[arg(long, visible_alias = "cwd", value_name = "P")]
@@ -387,7 +414,7 @@ pub struct VmSpecArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Image name (default: `default_image_name` from config).
-    #[arg(long)]
+    #[arg(long, add = candidates::images())]
     pub image: Option<String>,
     /// Virtual CPUs.
     #[arg(long)]

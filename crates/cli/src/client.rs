@@ -66,6 +66,9 @@ fn daemon_message(error: &ProtocolError, op_id: &str) -> String {
 
 pub struct Client {
     socket: PathBuf,
+    /// How long a whole exchange may take; `None` waits as long as the
+    /// daemon works (a VM boot takes its time).
+    limit: Option<Duration>,
 }
 
 /// Takes each piece of a streamed command's output; an error ends the call.
@@ -82,7 +85,17 @@ impl Client {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
         Self {
             socket: socket.into(),
+            limit: None,
         }
+    }
+
+    /// The same client, giving up (with a [`ClientError::Io`]) on an
+    /// exchange that has not ended within `limit`. For callers that must not
+    /// hang on a wedged daemon, such as shell completion. The connect itself
+    /// is not timed: a Unix socket nobody listens on refuses at once.
+    pub fn with_limit(mut self, limit: Duration) -> Self {
+        self.limit = Some(limit);
+        self
     }
 
     /// Connects, starting a development-mode daemon when none answers. Tells
@@ -189,6 +202,19 @@ impl Client {
             socket: self.socket.clone(),
             source,
         };
+        let deadline = self.limit.map(|limit| Instant::now() + limit);
+        // Each read and write may wait only for what is left of the limit, so
+        // a daemon that trickles lines cannot stretch the exchange past it.
+        let arm = |set: fn(&UnixStream, Option<Duration>) -> std::io::Result<()>| {
+            let Some(deadline) = deadline else {
+                return Ok(());
+            };
+            match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => set(&stream, Some(left)),
+                _ => Err(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+            }
+        };
+        arm(UnixStream::set_write_timeout).map_err(io)?;
         let mut line =
             serde_json::to_vec(&request.into_envelope(None)).expect("requests always serialise");
         line.push(b'\n');
@@ -198,6 +224,7 @@ impl Client {
         let written = (&stream).write_all(&line);
         let mut reader = BufReader::new(&stream);
         loop {
+            arm(UnixStream::set_read_timeout).map_err(io)?;
             let mut answer = String::new();
             let read = reader.read_line(&mut answer);
             if answer.is_empty() {

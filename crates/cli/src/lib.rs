@@ -1,18 +1,22 @@
 //! The `banger` command-line interface. Every command except `doctor`,
 //! `version` and `completion` talks to the daemon through [`client`]; in
-//! development mode the client starts a daemon when none answers.
+//! development mode the client starts a daemon when none answers (shell
+//! completion's name lookups excepted: [`candidates`] never starts one).
 #![forbid(unsafe_code)]
 
 mod args;
+mod candidates;
 mod client;
 mod doctor;
 mod error;
 mod interrupt;
+mod manuals;
 mod render;
 mod run;
 mod system;
 
-pub use args::Cli;
+pub use args::{Cli, Shell};
 pub use client::{Client, ClientError};
 pub use error::CliError;
+pub use manuals::{completion_script, write_man_pages};
 pub use run::main;

@@ -12,12 +12,12 @@ use banger_config::{PathEnv, Paths};
 use clap::{CommandFactory, Parser};
 
 use crate::args::{
-    Cli, Command, DaemonCommand, ImageCommand, JsonFlag, KernelCommand, Shell, Variant, VmCommand,
-    WorkspaceCommand,
+    Cli, Command, DaemonCommand, ImageCommand, JsonFlag, KernelCommand, PULLABLE_KERNELS, Shell,
+    Variant, VmCommand, WorkspaceCommand,
 };
 use crate::client::Client;
 use crate::error::CliError;
-use crate::{doctor, render};
+use crate::{doctor, manuals, render};
 
 mod exec;
 mod logs;
@@ -32,6 +32,12 @@ use manage::Done;
 
 /// The whole CLI: parse, run, print `banger: <message>` on failure.
 pub fn main() -> ExitCode {
+    // A shell asking for completions (its script set the variable) is
+    // answered and the process exits here, before anything else runs or is
+    // printed: clap_complete changes the environment and owns stdout.
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(manuals::COMPLETE_VAR)
+        .complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
@@ -273,12 +279,6 @@ fn ssh_config(install: bool, uninstall: bool) -> Result<(), CliError> {
     print(&ssh::render_ssh_config(&ssh_paths)?)
 }
 
-/// Kernels `kernel pull` knows how to fetch.
-const PULLABLE_KERNELS: [(&str, &str); 1] = [(
-    "debian-cloud-amd64",
-    "Debian bookworm linux-image-cloud-amd64, from the configured Debian mirror",
-)];
-
 fn kernel(cmd: KernelCommand) -> Result<(), CliError> {
     let name = |name: String| NameParams { name };
     match cmd {
@@ -519,14 +519,9 @@ fn vm_list(flag: JsonFlag) -> Result<(), CliError> {
 }
 
 fn completion(shell: Shell) -> Result<(), CliError> {
-    let shell = match shell {
-        Shell::Bash => clap_complete::Shell::Bash,
-        Shell::Zsh => clap_complete::Shell::Zsh,
-        Shell::Fish => clap_complete::Shell::Fish,
-    };
-    let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "banger", &mut out);
-    std::io::stdout().write_all(&out).map_err(CliError::Stdout)
+    std::io::stdout()
+        .write_all(&manuals::completion_script(shell))
+        .map_err(CliError::Stdout)
 }
 
 pub(crate) fn print(text: &str) -> Result<(), CliError> {

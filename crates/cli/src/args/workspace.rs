@@ -67,6 +67,7 @@ pub enum WorkspaceCommand {
                       Then: `banger vm exec dev -- make test` runs in it; \
                       `banger vm workspace export dev > changes.patch` brings changes back.")]
     Prepare {
+        #[arg(add = crate::candidates::vms())]
         vm: String,
         path: PathBuf,
         #[command(flatten)]
@@ -86,6 +87,7 @@ pub enum WorkspaceCommand {
                       Example: banger vm workspace export dev --output changes.patch\n\
                       Then: `git apply --index changes.patch` in your repository.")]
     Export {
+        #[arg(add = crate::candidates::vms())]
         vm: String,
         /// Diff against this commit instead of the workspace's base.
         #[arg(long, value_name = "SHA")]
