@@ -53,7 +53,18 @@ fn ship(env: &VmEnv, program: &Path, to: &str) {
     let out = env
         .home
         .command("timeout")
-        .args(["300", "ip", "netns", "exec", env.ns.name(), common::BANGER, "vm", "ssh", VM, "--"])
+        .args([
+            "300",
+            "ip",
+            "netns",
+            "exec",
+            env.ns.name(),
+            common::BANGER,
+            "vm",
+            "ssh",
+            VM,
+            "--",
+        ])
         .arg(format!("cat > {to} && chmod 755 {to} && stat -c %s {to}"))
         .stdin(Stdio::from(std::fs::File::open(source).unwrap()))
         .output()
@@ -84,7 +95,10 @@ pub fn install_in_systemd_guest(env: &VmEnv) {
     ]);
     assert_success(&out);
     let t = Instant::now();
-    guest_ok(env, &format!("mkdir -p /root/payload && useradd -m -s /bin/bash {OWNER}"));
+    guest_ok(
+        env,
+        &format!("mkdir -p /root/payload && useradd -m -s /bin/bash {OWNER}"),
+    );
     ship(env, Path::new(common::BANGER), "/root/payload/banger");
     ship(env, Path::new(common::BANGERD), "/root/payload/bangerd");
     let agent = std::env::var("BANGER_AGENT_BIN").unwrap();
@@ -97,9 +111,14 @@ pub fn install_in_systemd_guest(env: &VmEnv) {
     let t = Instant::now();
     let out = guest_ok(
         env,
-        &format!("/root/payload/banger system install --owner {OWNER} --agent /root/payload/banger-agent 2>&1"),
+        &format!(
+            "/root/payload/banger system install --owner {OWNER} --agent /root/payload/banger-agent 2>&1"
+        ),
     );
-    report(&format!("  system install: {:.1} s", t.elapsed().as_secs_f64()));
+    report(&format!(
+        "  system install: {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
     // A line per step, each ending in ok; no package manager noise.
     assert!(out.lines().count() < 15, "{out}");
     assert!(out.contains("Installed."), "{out}");
@@ -135,7 +154,10 @@ pub fn install_in_systemd_guest(env: &VmEnv) {
     let out = guest(env, "useradd -m other && su other -c 'banger daemon ping'");
     assert!(!out.status.success(), "a stranger reached the daemon");
     // Completions and man pages are where the shells and man look.
-    guest_ok(env, "test -s /usr/share/bash-completion/completions/banger && test -s /usr/local/share/man/man1/banger-vm-run.1");
+    guest_ok(
+        env,
+        "test -s /usr/share/bash-completion/completions/banger && test -s /usr/local/share/man/man1/banger-vm-run.1",
+    );
 
     let before = guest_ok(env, "systemctl show -p MainPID --value bangerd.service");
     guest_ok(env, "banger system restart");
@@ -148,10 +170,16 @@ pub fn install_in_systemd_guest(env: &VmEnv) {
     assert!(out.contains("uninstalled"), "{out}");
     let left = guest(
         env,
-        &format!("for p in {}; do test -e $p && echo $p; done; systemctl list-unit-files 'bangerd*' --no-legend", INSTALLED.join(" ")),
+        &format!(
+            "for p in {}; do test -e $p && echo $p; done; systemctl list-unit-files 'bangerd*' --no-legend",
+            INSTALLED.join(" ")
+        ),
     );
     assert_eq!(stdout(&left), "", "left behind after uninstall --purge");
-    let procs = guest_ok(env, "cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^bangerd' || true");
+    let procs = guest_ok(
+        env,
+        "cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^bangerd' || true",
+    );
     assert_eq!(procs.trim(), "0", "a bangerd process is left");
     assert_success(&env.banger(&["vm", "delete", VM]));
 }

@@ -93,8 +93,10 @@ pub enum SystemCommand {
         destdir: Option<std::path::PathBuf>,
     },
     /// Stop the VMs and both services and remove the install.
-    #[command(after_help = "Without --purge, VMs, images, kernels and config stay in /var/lib/banger \
-                            and /etc/banger for a later install.")]
+    #[command(
+        after_help = "Without --purge, VMs, images, kernels and config stay in /var/lib/banger \
+                            and /etc/banger for a later install."
+    )]
     Uninstall {
         /// Also remove every VM, image and kernel, the cache, config and the owner's banger files.
         #[arg(long)]

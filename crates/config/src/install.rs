@@ -94,9 +94,7 @@ impl InstallInfo {
     /// The file's text, with a header saying who writes it.
     pub fn to_toml(&self) -> String {
         let body = toml::to_string(self).expect("install info always serialises");
-        format!(
-            "# Written by `banger system install` and `banger update`; edit with care.\n{body}"
-        )
+        format!("# Written by `banger system install` and `banger update`; edit with care.\n{body}")
     }
 }
 
@@ -145,7 +143,9 @@ mod tests {
 
     #[test]
     fn an_unknown_key_names_the_file_and_line() {
-        let text = sample().to_toml().replace("uid = 1000", "uid = 1000\nshell = \"sh\"");
+        let text = sample()
+            .to_toml()
+            .replace("uid = 1000", "uid = 1000\nshell = \"sh\"");
         let err = InstallInfo::parse(&text, Path::new("/etc/banger/install.toml")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("/etc/banger/install.toml:"), "{msg}");

@@ -10,11 +10,11 @@ use banger_image::images::{
 };
 use banger_image::kernel::{DEFAULT_KERNEL_NAME, KernelError, KernelManifest, KernelStore};
 
-use banger_image::agent_bin::find_agent;
 use crate::blocking::run_staged;
 use crate::error::DaemonError;
 use crate::ops::OpTracker;
 use crate::state::Daemon;
+use banger_image::agent_bin::find_agent;
 
 pub fn image_store(daemon: &Daemon) -> ImageStore {
     ImageStore::new(&daemon.paths.images_dir)

@@ -32,8 +32,8 @@ struct Sources {
 }
 
 fn sources(agent: Option<&Path>) -> Result<Sources, SystemError> {
-    let banger = std::env::current_exe()
-        .map_err(SystemError::io("find", Path::new("/proc/self/exe")))?;
+    let banger =
+        std::env::current_exe().map_err(SystemError::io("find", Path::new("/proc/self/exe")))?;
     let dir = banger.parent().unwrap_or(Path::new("/"));
     let bangerd = dir.join("bangerd");
     if !bangerd.is_file() {
@@ -86,7 +86,11 @@ pub fn install(args: &InstallArgs) -> Result<(), SystemError> {
         steps.log_path().display()
     );
     steps.step(
-        &format!("programs into {} and {}", layout.bin_dir().display(), layout.lib_dir().display()),
+        &format!(
+            "programs into {} and {}",
+            layout.bin_dir().display(),
+            layout.lib_dir().display()
+        ),
         |_| {
             copy_atomic(&src.bangerd, &layout.bangerd(), 0o755)?;
             copy_atomic(&src.agent, &layout.agent(), 0o755)?;
@@ -99,7 +103,11 @@ pub fn install(args: &InstallArgs) -> Result<(), SystemError> {
     })?;
     steps.step("directories for the owner", |_| owner_dirs(&layout, &owner))?;
     steps.step(
-        &format!("units {} and {}", super::layout::HELPER_UNIT, super::layout::DAEMON_UNIT),
+        &format!(
+            "units {} and {}",
+            super::layout::HELPER_UNIT,
+            super::layout::DAEMON_UNIT
+        ),
         |_| {
             let kvm = account::kvm_group();
             write_atomic(

@@ -108,7 +108,10 @@ impl Layout {
                 Shell::Bash,
                 self.at("/usr/share/bash-completion/completions/banger"),
             ),
-            (Shell::Zsh, self.at("/usr/local/share/zsh/site-functions/_banger")),
+            (
+                Shell::Zsh,
+                self.at("/usr/local/share/zsh/site-functions/_banger"),
+            ),
             (
                 Shell::Fish,
                 self.at("/usr/share/fish/vendor_completions.d/banger.fish"),
@@ -153,12 +156,20 @@ mod tests {
         assert_eq!(paths.state_dir, sys.state_dir());
         assert_eq!(paths.cache_dir, sys.cache_dir());
         assert_eq!(paths.run_dir, sys.run_dir());
-        assert_eq!(paths.root_helper_socket.parent().unwrap(), sys.helper_run_dir());
         assert_eq!(
-            Some(paths.install_file.unwrap()),
-            Some(sys.install_file())
+            paths.root_helper_socket.parent().unwrap(),
+            sys.helper_run_dir()
         );
-        assert!(paths.ssh_dir.starts_with(&Layout::owner_dirs(Path::new("/home/a"))[1]));
-        assert!(paths.ssh_config.starts_with(&Layout::owner_dirs(Path::new("/home/a"))[0]));
+        assert_eq!(Some(paths.install_file.unwrap()), Some(sys.install_file()));
+        assert!(
+            paths
+                .ssh_dir
+                .starts_with(&Layout::owner_dirs(Path::new("/home/a"))[1])
+        );
+        assert!(
+            paths
+                .ssh_config
+                .starts_with(&Layout::owner_dirs(Path::new("/home/a"))[0])
+        );
     }
 }

@@ -16,12 +16,13 @@ pub mod steps;
 mod uninstall;
 pub mod units;
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum SystemError {
     #[error("{0}")]
     Refused(String),
-    #[error("no user {0:?} on this host (`getent passwd {0}` finds nothing); create the account first")]
+    #[error(
+        "no user {0:?} on this host (`getent passwd {0}` finds nothing); create the account first"
+    )]
     NoSuchUser(String),
     #[error("{what} needs root: run `sudo banger {what}`")]
     NotRoot { what: &'static str },
@@ -44,7 +45,9 @@ pub enum SystemError {
     Config(#[from] banger_config::ConfigError),
     #[error(transparent)]
     Agent(#[from] banger_image::agent_bin::AgentBinError),
-    #[error("{what} did not answer within {secs} s; `banger system status` and `journalctl -u {unit}` say why")]
+    #[error(
+        "{what} did not answer within {secs} s; `banger system status` and `journalctl -u {unit}` say why"
+    )]
     NoAnswer {
         what: &'static str,
         unit: &'static str,

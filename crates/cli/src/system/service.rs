@@ -45,7 +45,11 @@ pub fn units() -> [&'static str; 2] {
 
 pub fn unit_state(unit: &str) -> UnitState {
     let out = Cmd::new("systemctl")
-        .args(["show", unit, "--property=ActiveState,SubState,UnitFileState,MainPID"])
+        .args([
+            "show",
+            unit,
+            "--property=ActiveState,SubState,UnitFileState,MainPID",
+        ])
         .run()
         .map(|o| o.stdout_str())
         .unwrap_or_default();

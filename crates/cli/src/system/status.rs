@@ -87,7 +87,13 @@ impl SystemStatus {
             );
         }
         out += &match &self.daemon {
-            Ok(p) => format!("{:<10} daemon v{} (commit {}), pid {}\n", mark(true), p.version, p.commit, p.pid),
+            Ok(p) => format!(
+                "{:<10} daemon v{} (commit {}), pid {}\n",
+                mark(true),
+                p.version,
+                p.commit,
+                p.pid
+            ),
             Err(e) => format!("{:<10} daemon: {e}\n", mark(false)),
         };
         out
@@ -114,7 +120,10 @@ pub fn gather(layout: &Layout) -> Result<SystemStatus, SystemError> {
         SocketState::inspect(helper_socket, owner, 0o600),
     ];
     Ok(SystemStatus {
-        units: service::units().iter().map(|u| service::unit_state(u)).collect(),
+        units: service::units()
+            .iter()
+            .map(|u| service::unit_state(u))
+            .collect(),
         sockets,
         daemon: service::ping(&daemon_socket),
         install,
@@ -148,4 +157,3 @@ pub fn restart() -> Result<(), SystemError> {
     println!("Restarting banger's services; running VMs keep running.");
     install::restart_and_wait(&mut steps)
 }
-

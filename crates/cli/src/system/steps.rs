@@ -124,12 +124,16 @@ pub fn copy_atomic(from: &Path, to: &Path, mode: u32) -> Result<(), SystemError>
 /// Creates `dir` and any missing parents below `base` (which must exist),
 /// each new one owned by `uid:gid` with `mode`; `dir` itself gets them even
 /// if it existed.
-pub fn owned_dir(base: &Path, dir: &Path, uid: u32, gid: u32, mode: u32) -> Result<(), SystemError> {
-    let rel = dir.strip_prefix(base).map_err(|_| SystemError::Refused(format!(
-        "{} is not under {}",
-        dir.display(),
-        base.display()
-    )))?;
+pub fn owned_dir(
+    base: &Path,
+    dir: &Path,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+) -> Result<(), SystemError> {
+    let rel = dir.strip_prefix(base).map_err(|_| {
+        SystemError::Refused(format!("{} is not under {}", dir.display(), base.display()))
+    })?;
     let mut at = base.to_path_buf();
     for part in rel.components() {
         at.push(part);
@@ -208,13 +212,20 @@ mod tests {
         let log = dir.path().join("install.log");
         let mut steps = Steps::open(&log);
         steps
-            .step("say", |s| s.run(Cmd::new("sh").args(["-c", "echo noisy output"])))
+            .step("say", |s| {
+                s.run(Cmd::new("sh").args(["-c", "echo noisy output"]))
+            })
             .unwrap();
         let err = steps
-            .step("fail", |s| s.run(Cmd::new("sh").args(["-c", "echo why >&2; exit 3"])))
+            .step("fail", |s| {
+                s.run(Cmd::new("sh").args(["-c", "echo why >&2; exit 3"]))
+            })
             .unwrap_err();
         assert!(err.to_string().contains(log.to_str().unwrap()), "{err}");
         let text = fs::read_to_string(&log).unwrap();
-        assert!(text.contains("noisy output") && text.contains("why"), "{text}");
+        assert!(
+            text.contains("noisy output") && text.contains("why"),
+            "{text}"
+        );
     }
 }

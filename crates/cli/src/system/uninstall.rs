@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use banger_api::protocol::{NoParams, Request, Vm, VmRef};
 use banger_api::model::VmState;
+use banger_api::protocol::{NoParams, Request, Vm, VmRef};
 use banger_config::{Config, InstallInfo};
 
 use super::layout::Layout;
@@ -27,15 +27,22 @@ pub fn uninstall(purge: bool) -> Result<(), SystemError> {
         steps.log_path().display()
     );
     let mut failed = 0;
-    let mut attempt = |steps: &mut Steps, what: &str, f: &mut dyn FnMut(&mut Steps) -> Result<(), SystemError>| {
-        if let Err(e) = steps.step(what, f) {
-            println!("    {}", crate::run::error_line(&e));
-            failed += 1;
-        }
-    };
+    let mut attempt =
+        |steps: &mut Steps,
+         what: &str,
+         f: &mut dyn FnMut(&mut Steps) -> Result<(), SystemError>| {
+            if let Err(e) = steps.step(what, f) {
+                println!("    {}", crate::run::error_line(&e));
+                failed += 1;
+            }
+        };
     let socket = layout.run_dir().join("bangerd.sock");
     if socket.exists() {
-        let what = if purge { "delete every VM" } else { "stop the running VMs" };
+        let what = if purge {
+            "delete every VM"
+        } else {
+            "stop the running VMs"
+        };
         attempt(&mut steps, what, &mut |_| stop_vms(&socket, purge));
     }
     attempt(&mut steps, "stop and disable the services", &mut |s| {
@@ -48,7 +55,9 @@ pub fn uninstall(purge: bool) -> Result<(), SystemError> {
         kill_leftovers(&layout.state_dir().join("vms"));
         Ok(())
     });
-    attempt(&mut steps, "remove the bridge and its rules", &mut |_| remove_network(&layout));
+    attempt(&mut steps, "remove the bridge and its rules", &mut |_| {
+        remove_network(&layout)
+    });
     let mut files: Vec<PathBuf> = vec![
         layout.unit(super::layout::DAEMON_UNIT),
         layout.unit(super::layout::HELPER_UNIT),
@@ -67,9 +76,11 @@ pub fn uninstall(purge: bool) -> Result<(), SystemError> {
             files.extend(Layout::owner_dirs(&info.owner.home));
         }
     }
-    attempt(&mut steps, "remove the programs, units, completions and man pages", &mut |_| {
-        files.iter().try_for_each(|p| remove_path(p))
-    });
+    attempt(
+        &mut steps,
+        "remove the programs, units, completions and man pages",
+        &mut |_| files.iter().try_for_each(|p| remove_path(p)),
+    );
     // An /etc/banger holding only what the user wrote (config.toml) stays.
     let _ = std::fs::remove_dir(layout.etc_dir());
     attempt(&mut steps, "systemd forgets the units", &mut |s| {
@@ -83,7 +94,14 @@ pub fn uninstall(purge: bool) -> Result<(), SystemError> {
             "{failed} step(s) failed; what they left is listed above"
         )));
     }
-    println!("banger is uninstalled{}.", if purge { ", with its state" } else { "; its VMs, images and kernels are kept in /var/lib/banger (--purge removes them)" });
+    println!(
+        "banger is uninstalled{}.",
+        if purge {
+            ", with its state"
+        } else {
+            "; its VMs, images and kernels are kept in /var/lib/banger (--purge removes them)"
+        }
+    );
     Ok(())
 }
 
@@ -92,9 +110,12 @@ pub fn uninstall(purge: bool) -> Result<(), SystemError> {
 /// with `purge` every VM is deleted.
 fn stop_vms(socket: &std::path::Path, purge: bool) -> Result<(), SystemError> {
     let client = crate::client::Client::new(socket);
-    let vms: Vec<Vm> = client
-        .call(Request::VmList(NoParams {}))
-        .map_err(|e| SystemError::Refused(format!("the daemon does not answer: {}", crate::run::error_line(&e))))?;
+    let vms: Vec<Vm> = client.call(Request::VmList(NoParams {})).map_err(|e| {
+        SystemError::Refused(format!(
+            "the daemon does not answer: {}",
+            crate::run::error_line(&e)
+        ))
+    })?;
     for vm in vms {
         let vm_ref = VmRef { vm: vm.id.clone() };
         let request = if purge {
@@ -104,9 +125,9 @@ fn stop_vms(socket: &std::path::Path, purge: bool) -> Result<(), SystemError> {
         } else {
             continue;
         };
-        client
-            .call::<serde_json::Value>(request)
-            .map_err(|e| SystemError::Refused(format!("VM {}: {}", vm.name, crate::run::error_line(&e))))?;
+        client.call::<serde_json::Value>(request).map_err(|e| {
+            SystemError::Refused(format!("VM {}: {}", vm.name, crate::run::error_line(&e)))
+        })?;
     }
     Ok(())
 }

@@ -17,7 +17,9 @@ pub fn daemon_unit(owner: &InstallOwner, kvm_group: Option<&str>) -> String {
     let sys = Layout::system();
     let [config_dir, state_dir] = Layout::owner_dirs(&owner.home);
     let groups = kvm_group
-        .map(|g| format!("# /dev/kvm is reached through its group, not root.\nSupplementaryGroups={g}\n"))
+        .map(|g| {
+            format!("# /dev/kvm is reached through its group, not root.\nSupplementaryGroups={g}\n")
+        })
         .unwrap_or_default();
     format!(
         "\
@@ -150,9 +152,9 @@ pub fn unit_safe_path(path: &Path) -> bool {
         return false;
     };
     path.is_absolute()
-        && !s
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '%' | '"' | '\'' | '\\' | '$'))
+        && !s.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '%' | '"' | '\'' | '\\' | '$')
+        })
 }
 
 #[cfg(test)]
@@ -177,8 +179,15 @@ mod tests {
         assert_eq!(unit_value(&unit, "KillMode"), Some("process"));
         assert_eq!(unit_value(&unit, "CapabilityBoundingSet"), Some(""));
         assert_eq!(unit_value(&unit, "Environment"), Some("HOME=/home/alice"));
-        assert_eq!(unit_value(&unit, "ExecStart"), Some("/usr/local/bin/bangerd"));
-        assert!(unit_value(&unit, "ReadWritePaths").unwrap().contains("/home/alice/.local/state/banger"));
+        assert_eq!(
+            unit_value(&unit, "ExecStart"),
+            Some("/usr/local/bin/bangerd")
+        );
+        assert!(
+            unit_value(&unit, "ReadWritePaths")
+                .unwrap()
+                .contains("/home/alice/.local/state/banger")
+        );
         assert!(!daemon_unit(&owner(), None).contains("SupplementaryGroups"));
     }
 
@@ -190,7 +199,11 @@ mod tests {
         assert!(exec.contains("--managed-root /var/lib/banger"));
         assert!(exec.ends_with("--socket /run/banger-root/bangerd-root.sock"));
         assert_eq!(unit_value(&unit, "RuntimeDirectoryMode"), Some("0711"));
-        assert!(!unit_value(&unit, "CapabilityBoundingSet").unwrap().contains("CAP_SYS_MODULE"));
+        assert!(
+            !unit_value(&unit, "CapabilityBoundingSet")
+                .unwrap()
+                .contains("CAP_SYS_MODULE")
+        );
         assert!(unit_value(&unit, "User").is_none(), "the helper is root");
     }
 
