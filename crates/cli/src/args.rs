@@ -67,6 +67,31 @@ pub enum Command {
     /// Manage root filesystem images: build the default one from Debian, register your own.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Update a system install to a newer release (signed, verified, rolled back on failure).
+    #[command(
+        after_help = "Example: sudo banger update --check, then sudo banger update\n\
+                            Running VMs keep running; the previous programs stay as *.previous."
+    )]
+    Update {
+        /// Only say whether a newer release is available.
+        #[arg(long)]
+        check: bool,
+        /// Install this version instead of the latest.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// Download, verify and try the new programs, then stop without installing them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Update even while operations are in flight (they are cancelled).
+        #[arg(long)]
+        force: bool,
+        /// Tests only: verify the manifest with this ed25519 key (base64) instead of the pinned one.
+        #[arg(long, hide = true, value_name = "BASE64")]
+        release_key: Option<String>,
+        /// Tests only: the install lives under DIR instead of /.
+        #[arg(long, hide = true, value_name = "DIR")]
+        install_root: Option<std::path::PathBuf>,
+    },
     /// Install banger system-wide (two services), or check, restart or remove that install.
     #[command(subcommand)]
     System(SystemCommand),

@@ -14,6 +14,7 @@ mod manuals;
 mod render;
 mod run;
 mod system;
+mod update;
 
 pub use args::{Cli, Shell};
 pub use client::{Client, ClientError};

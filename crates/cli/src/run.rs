@@ -92,6 +92,22 @@ fn run(cli: Cli) -> Result<(), CliError> {
         )),
         Command::Completion { shell } => completion(shell),
         Command::System(cmd) => crate::system::run(cmd),
+        Command::Update {
+            check,
+            to,
+            dry_run,
+            force,
+            release_key,
+            install_root,
+        } => crate::update::update(&crate::update::UpdateArgs {
+            check,
+            to,
+            dry_run,
+            force,
+            release_key,
+            install_root,
+        })
+        .map_err(CliError::Update),
         Command::Doctor(JsonFlag { json }) => {
             let report = doctor::run(&PathEnv::from_process());
             if json {

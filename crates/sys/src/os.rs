@@ -86,6 +86,14 @@ pub fn peer_uid(stream: &std::os::unix::net::UnixStream) -> std::io::Result<u32>
         .map_err(std::io::Error::from)
 }
 
+/// The pid of the process at the other end of a Unix stream: for a
+/// connection to a listening socket, the process that is serving it.
+pub fn peer_pid(stream: &std::os::unix::net::UnixStream) -> std::io::Result<u32> {
+    rustix::net::sockopt::socket_peercred(stream)
+        .map(|cred| cred.pid.as_raw_nonzero().get().unsigned_abs())
+        .map_err(std::io::Error::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

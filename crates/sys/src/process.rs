@@ -136,6 +136,23 @@ impl Cmd {
 
     /// Runs to completion; a non-zero exit is an error carrying stderr.
     pub fn run(&self) -> Result<Output, ProcessError> {
+        let (status, out) = self.run_any_status()?;
+        if !status.success() {
+            let argv = self.argv();
+            let stderr = excerpt(&out.stderr);
+            tracing::debug!(%argv, status = %describe(status), %stderr, "failed");
+            return Err(ProcessError::Failed {
+                argv,
+                status: describe(status),
+                stderr,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Runs to completion and returns the exit status with the output, for
+    /// programs whose non-zero exits are answers (`--check-migrations`).
+    pub fn run_any_status(&self) -> Result<(ExitStatus, Output), ProcessError> {
         let argv = self.argv();
         tracing::debug!(%argv, "running");
         let mut cmd = self.command();
@@ -157,19 +174,13 @@ impl Cmd {
                 argv: argv.clone(),
                 source,
             })?;
-        if !out.status.success() {
-            let stderr = excerpt(&out.stderr);
-            tracing::debug!(%argv, status = %describe(out.status), %stderr, "failed");
-            return Err(ProcessError::Failed {
-                argv,
-                status: describe(out.status),
-                stderr,
-            });
-        }
-        Ok(Output {
-            stdout: out.stdout,
-            stderr: out.stderr,
-        })
+        Ok((
+            out.status,
+            Output {
+                stdout: out.stdout,
+                stderr: out.stderr,
+            },
+        ))
     }
 
     /// Runs with this process's terminal (stdin, stdout, stderr inherited),

@@ -10,11 +10,13 @@ use crate::error::CliError;
 mod account;
 mod install;
 pub mod layout;
-mod service;
+pub mod service;
 mod status;
 pub mod steps;
 mod uninstall;
 pub mod units;
+
+pub use install::now_rfc3339;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SystemError {

@@ -8,15 +8,17 @@ use banger_sys::ProcessError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DebianError {
-    #[error("{url} does not exist on the mirror (HTTP {status}); check the mirror URL and suite")]
+    #[error(
+        "{url} does not exist (HTTP {status}); check the mirror (or release) URL and the suite"
+    )]
     NotFound { url: String, status: u16 },
 
     #[error(
-        "{url} answered HTTP {status}; the mirror may be down, try again later or use another mirror"
+        "{url} answered HTTP {status}; the server may be down, try again later or use another mirror"
     )]
     Http { url: String, status: u16 },
 
-    #[error("cannot fetch {url}; check the network and the mirror URL")]
+    #[error("cannot fetch {url}; check the network and the URL")]
     Transport {
         url: String,
         #[source]
@@ -24,12 +26,12 @@ pub enum DebianError {
     },
 
     #[error(
-        "{url} is larger than the {limit} bytes banger accepts for it; the mirror is sending something unexpected"
+        "{url} is larger than the {limit} bytes banger accepts for it; the server is sending something unexpected"
     )]
     TooLarge { url: String, limit: u64 },
 
     #[error(
-        "{url} is {actual} bytes but the signed index says {expected}; the mirror may be mid-update, try again"
+        "{url} is {actual} bytes but its signed listing says {expected}; the server may be mid-update, try again"
     )]
     SizeMismatch {
         url: String,
@@ -38,7 +40,7 @@ pub enum DebianError {
     },
 
     #[error(
-        "{url} has sha256 {actual} but the signed index says {expected}; the download is corrupt or tampered with, try again or use another mirror"
+        "{url} has sha256 {actual} but its signed listing says {expected}; the download is corrupt or tampered with, try again"
     )]
     HashMismatch {
         url: String,

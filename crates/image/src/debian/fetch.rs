@@ -121,11 +121,7 @@ pub struct Expected {
 
 /// Reads all of `url` into memory, failing past `limit` bytes. Used only for
 /// files whose integrity is checked another way (the signed `InRelease`).
-pub(crate) fn read_capped(
-    fetch: &dyn Fetch,
-    url: &str,
-    limit: u64,
-) -> Result<Vec<u8>, DebianError> {
+pub fn read_capped(fetch: &dyn Fetch, url: &str, limit: u64) -> Result<Vec<u8>, DebianError> {
     let mut out = Vec::new();
     copy_hashed(fetch.open(url)?, &mut out, url, limit)?;
     Ok(out)
@@ -146,7 +142,7 @@ pub(crate) fn read_verified(
 /// Downloads `url` to `dest`, checked against `expected`. The bytes go to a
 /// hidden temporary file beside `dest` and are renamed into place only once
 /// size and hash match, so `dest` never holds a partial or unverified file.
-pub(crate) fn download_verified(
+pub fn download_verified(
     fetch: &dyn Fetch,
     url: &str,
     expected: &Expected,
