@@ -9,10 +9,14 @@
 //! Needs root, setpriv, and what the end-to-end suite needs.
 
 mod common;
+#[path = "owner/release.rs"]
+mod release;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use banger_sys::netns::Netns;
@@ -29,26 +33,22 @@ const VM: &str = "owned";
 struct Account;
 
 impl Account {
-    fn add() -> Account {
-        let exists = Command::new("getent")
-            .args(["passwd", &OWNER.to_string()])
+    /// Added afresh with `home` (a leftover of an interrupted run goes).
+    fn add(home: &Path) -> Account {
+        let _ = Command::new("userdel").arg(OWNER_NAME).output();
+        let out = Command::new("useradd")
+            .args([
+                "--no-create-home",
+                "--no-user-group",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--home-dir",
+            ])
+            .arg(home)
+            .args(["--uid", &OWNER.to_string(), OWNER_NAME])
             .output()
-            .unwrap()
-            .status
-            .success();
-        if !exists {
-            let out = Command::new("useradd")
-                .args([
-                    "--no-create-home",
-                    "--no-user-group",
-                    "--shell",
-                    "/usr/sbin/nologin",
-                ])
-                .args(["--uid", &OWNER.to_string(), OWNER_NAME])
-                .output()
-                .unwrap();
-            assert_success(&out);
-        }
+            .unwrap();
+        assert_success(&out);
         Account
     }
 }
@@ -84,20 +84,68 @@ impl Drop for Account {
     }
 }
 
+/// A process kept running as its unit's `Restart=always` would: started
+/// again whenever it exits, until [`Supervised::stop`].
+struct Supervised {
+    stop: Arc<AtomicBool>,
+    pid: Arc<AtomicU32>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Supervised {
+    fn start(make: impl Fn() -> Command + Send + 'static) -> Supervised {
+        let stop = Arc::new(AtomicBool::new(false));
+        let pid = Arc::new(AtomicU32::new(0));
+        let (s, p) = (stop.clone(), pid.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let mut child = make().spawn().expect("start a supervised process");
+                p.store(child.id(), Ordering::SeqCst);
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        Supervised {
+            stop,
+            pid,
+            thread: Some(thread),
+        }
+    }
+
+    /// `kill -9`, as a crash would; the supervisor starts it again.
+    fn crash(&self) {
+        let pid = self.pid.load(Ordering::SeqCst);
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+
+    fn pid(&self) -> u32 {
+        self.pid.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.crash();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 struct Rig {
     dir: tempfile::TempDir,
     ns: Netns,
-    children: Vec<Child>,
+    services: Vec<Supervised>,
 }
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        let _ = self.as_owner(common::BANGER, &["vm", "delete", VM]);
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for pid in common::vmenv::pids_mentioning(&self.home()) {
+        let _ = self.as_owner(&self.installed("banger"), &["vm", "delete", VM]);
+        self.services.clear();
+        for pid in common::vmenv::pids_mentioning(self.dir.path()) {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .status();
@@ -110,6 +158,24 @@ impl Rig {
         self.dir.path().join("home")
     }
 
+    fn owner_home(&self) -> PathBuf {
+        self.dir.path().join("owner-home")
+    }
+
+    /// What `system install --destdir` wrote: the install's root.
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn installed(&self, program: &str) -> String {
+        let dir = if program == "banger-agent" {
+            "usr/local/lib/banger"
+        } else {
+            "usr/local/bin"
+        };
+        self.root().join(dir).join(program).display().to_string()
+    }
+
     fn helper_socket(&self) -> PathBuf {
         self.dir.path().join("helper/helper.sock")
     }
@@ -117,99 +183,98 @@ impl Rig {
     /// `program args` as the owner, with the environment a unit would give
     /// it, inside the namespace.
     fn owner_command(&self, program: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", self.ns.name(), "setpriv"])
-            .arg(format!("--reuid={OWNER}"))
-            .arg(format!("--regid={OWNER}"))
-            .args(["--clear-groups", "--", "env", "-i"])
-            .arg(format!(
-                "HOME={}",
-                self.dir.path().join("owner-home").display()
-            ))
-            .arg(format!("BANGER_HOME={}", self.home().display()))
-            .arg(format!(
-                "PATH={}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-                self.dir.path().join("bin").display()
-            ))
-            .arg(format!(
-                "BANGER_ROOT_HELPER_SOCKET={}",
-                self.helper_socket().display()
-            ))
-            .arg(format!(
-                "BANGER_AGENT_BIN={}",
-                std::env::var("BANGER_AGENT_BIN").unwrap()
-            ))
-            .arg(program)
-            .args(args);
-        cmd
+        owner_command(self.ns.name(), self.dir.path(), program, args)
     }
 
     /// The helper, as bangerd-root.service runs it; returns once it serves.
-    fn start_helper(&self) -> Child {
-        let home = self.home();
-        let mut helper = Command::new("ip");
-        helper
-            .args([
-                "netns",
-                "exec",
-                self.ns.name(),
-                common::BANGERD,
-                "--root-helper",
-            ])
-            .args(["--owner-uid", &OWNER.to_string()]);
-        for root in ["state", "cache", "run"] {
-            helper.arg("--managed-root").arg(home.join(root));
-        }
-        let child = helper
-            .arg("--socket")
-            .arg(self.helper_socket())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let socket = self.helper_socket();
-        assert!(
-            common::wait_until(Duration::from_secs(20), || {
-                std::os::unix::net::UnixStream::connect(&socket).is_ok()
-            }),
-            "the helper does not serve {}",
-            socket.display()
-        );
-        child
+    fn start_helper(&mut self) {
+        let (ns, home, socket) = (self.ns.name().to_owned(), self.home(), self.helper_socket());
+        let bangerd = self.installed("bangerd");
+        self.services.push(Supervised::start(move || {
+            let mut helper = Command::new("ip");
+            helper
+                .args(["netns", "exec", &ns, &bangerd, "--root-helper"])
+                .args(["--owner-uid", &OWNER.to_string()]);
+            for root in ["state", "cache", "run"] {
+                helper.arg("--managed-root").arg(home.join(root));
+            }
+            helper
+                .arg("--socket")
+                .arg(&socket)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit());
+            helper
+        }));
+        self.wait_serving(&self.helper_socket(), "the helper");
     }
 
     /// The owner daemon, as bangerd.service runs it; returns once it
     /// answers.
-    fn start_daemon(&self) -> Child {
-        let child = self
-            .owner_command(common::BANGERD, &[])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let socket = self.home().join("run/bangerd.sock");
-        assert!(
-            common::wait_until(Duration::from_secs(20), || {
-                std::os::unix::net::UnixStream::connect(&socket).is_ok()
-            }),
-            "the owner daemon does not answer"
-        );
-        child
+    fn start_daemon(&mut self) {
+        let (ns, dir) = (self.ns.name().to_owned(), self.dir.path().to_owned());
+        let bangerd = self.installed("bangerd");
+        self.services.push(Supervised::start(move || {
+            let mut cmd = owner_command(&ns, &dir, &bangerd, &[]);
+            cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
+            cmd
+        }));
+        self.wait_serving(&self.home().join("run/bangerd.sock"), "the owner daemon");
     }
 
-    /// Kills child `index` (`kill -9`, as a crash or a unit stop would end
-    /// it) and puts a fresh one in its place.
-    fn restart(&mut self, index: usize, start: fn(&Rig) -> Child) {
-        let old = &mut self.children[index];
-        let _ = old.kill();
-        let _ = old.wait();
-        let fresh = start(self);
-        self.children[index] = fresh;
+    fn wait_serving(&self, socket: &Path, what: &str) {
+        assert!(
+            common::wait_until(Duration::from_secs(30), || {
+                std::os::unix::net::UnixStream::connect(socket).is_ok()
+            }),
+            "{what} does not serve {}",
+            socket.display()
+        );
     }
 
     fn as_owner(&self, program: &str, args: &[&str]) -> Output {
         run_bounded(self.owner_command(program, args), Duration::from_secs(300))
     }
+
+    /// `sudo banger ARGS` as the installed CLI, for this rig's install.
+    fn as_root(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(self.installed("banger"));
+        cmd.args(args)
+            .env("BANGER_HOME", self.home())
+            .env("BANGER_ROOT_HELPER_SOCKET", self.helper_socket());
+        run_bounded(cmd, Duration::from_secs(300))
+    }
+
+    fn daemon_commit(&self) -> String {
+        let out = self.as_owner(&self.installed("banger"), &["daemon", "ping", "--json"]);
+        assert_success(&out);
+        let pong: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        pong["commit"].as_str().unwrap().to_owned()
+    }
+}
+
+fn owner_command(ns: &str, dir: &Path, program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, "setpriv"])
+        .arg(format!("--reuid={OWNER}"))
+        .arg(format!("--regid={OWNER}"))
+        .args(["--clear-groups", "--", "env", "-i"])
+        .arg(format!("HOME={}", dir.join("owner-home").display()))
+        .arg(format!("BANGER_HOME={}", dir.join("home").display()))
+        .arg(format!(
+            "PATH={}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            dir.join("bin").display()
+        ))
+        .arg(format!(
+            "BANGER_ROOT_HELPER_SOCKET={}",
+            dir.join("helper/helper.sock").display()
+        ))
+        .arg(format!(
+            "BANGER_AGENT_BIN={}",
+            dir.join("root/usr/local/lib/banger/banger-agent").display()
+        ))
+        .arg(program)
+        .args(args);
+    cmd
 }
 
 fn missing() -> Option<String> {
@@ -247,6 +312,31 @@ fn chown_tree(path: &Path) {
     assert!(status.success());
 }
 
+/// The uids of process `pid` (real, effective, saved, fs).
+fn uids(pid: u32) -> Vec<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .map(|l| l.split_whitespace().skip(1).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Processes that name the rig's directory and run as root, other than
+/// the helper: there must be none.
+fn root_processes(rig: &Rig, helper: u32) -> Vec<String> {
+    common::vmenv::pids_mentioning(rig.dir.path())
+        .into_iter()
+        .filter(|pid| *pid != helper && uids(*pid).iter().any(|u| u == "0"))
+        .map(|pid| {
+            let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .unwrap_or_default()
+                .replace('\0', " ");
+            format!("{pid}: {cmdline}")
+        })
+        .collect()
+}
+
 #[test]
 fn an_unprivileged_owner_runs_a_vm_through_the_root_helper() {
     if let Some(why) = missing() {
@@ -254,18 +344,20 @@ fn an_unprivileged_owner_runs_a_vm_through_the_root_helper() {
         return;
     }
     let _lock = common::e2e_lock();
-    let _account = Account::add();
     let _tun = TunOpen::ensure();
     let dir = tempfile::Builder::new()
         .prefix("own")
         .tempdir_in("/tmp")
         .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let owner_home = dir.path().join("owner-home");
+    std::fs::create_dir_all(&owner_home).unwrap();
+    let _account = Account::add(&owner_home);
     let ns = Netns::create("owner").expect("network namespace");
     let mut rig = Rig {
         dir,
         ns,
-        children: Vec::new(),
+        services: Vec::new(),
     };
     let home = rig.home();
     let cache = common::e2e_cache_dir().join("state");
@@ -289,7 +381,6 @@ fn an_unprivileged_owner_runs_a_vm_through_the_root_helper() {
     for sub in ["cache", "run"] {
         std::fs::create_dir_all(home.join(sub)).unwrap();
     }
-    std::fs::create_dir_all(rig.dir.path().join("owner-home")).unwrap();
     let bin = rig.dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::copy(
@@ -298,15 +389,67 @@ fn an_unprivileged_owner_runs_a_vm_through_the_root_helper() {
     )
     .unwrap();
     chown_tree(&home);
-    chown_tree(&rig.dir.path().join("owner-home"));
+    chown_tree(&rig.owner_home());
 
-    let helper = rig.start_helper();
-    rig.children.push(helper);
-    let daemon = rig.start_daemon();
-    rig.children.push(daemon);
+    // The install, as `sudo banger system install` makes it, into a
+    // destdir (this host has no systemd to start units).
+    let releases = rig.dir.path().join("releases");
+    std::fs::create_dir_all(&releases).unwrap();
+    let release_url = release::serve(releases.clone());
+    let out = run_bounded(
+        {
+            let mut cmd = Command::new(common::BANGER);
+            cmd.args(["system", "install", "--owner", OWNER_NAME, "--destdir"])
+                .arg(rig.root())
+                .args(["--release-url", &release_url, "--agent"])
+                .arg(std::env::var("BANGER_AGENT_BIN").unwrap());
+            cmd
+        },
+        Duration::from_secs(60),
+    );
+    assert_success(&out);
+    rig.start_helper();
+    rig.start_daemon();
+
+    // `vm run --rm` as the owner, watching the processes while it runs.
+    let mut run = rig
+        .owner_command(
+            &rig.installed("banger"),
+            &[
+                "vm",
+                "run",
+                "--rm",
+                "--image",
+                MINIMAL_IMAGE,
+                "--memory",
+                "512",
+                "--",
+                "id",
+                "-u",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let helper_pid = rig.services[0].pid();
+    let mut as_root = Vec::new();
+    let started = std::time::Instant::now();
+    while run.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(300), "vm run hangs");
+        as_root.extend(root_processes(&rig, helper_pid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = run.wait_with_output().unwrap();
+    assert_success(&out);
+    assert_eq!(stdout(&out), "0\n", "root in the guest");
+    assert!(
+        as_root.is_empty(),
+        "processes ran as root besides the helper: {as_root:?}"
+    );
 
     let out = rig.as_owner(
-        common::BANGER,
+        &rig.installed("banger"),
         &[
             "vm",
             "create",
@@ -326,15 +469,10 @@ fn an_unprivileged_owner_runs_a_vm_through_the_root_helper() {
     let pids = common::vmenv::pids_mentioning(&vm_dir);
     assert!(!pids.is_empty(), "no process of the VM found");
     for pid in pids {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-        let uids: Vec<&str> = uid_line.split_whitespace().skip(1).collect();
-        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-            .unwrap_or_default()
-            .replace('\0', " ");
         assert!(
-            uids.iter().all(|u| *u == OWNER.to_string()),
-            "pid {pid} ({cmdline}) runs as {uid_line}"
+            uids(pid).iter().all(|u| *u == OWNER.to_string()),
+            "pid {pid} runs as {:?}",
+            uids(pid)
         );
     }
     // The tap the helper made belongs to the owner.
@@ -353,21 +491,105 @@ fn an_unprivileged_owner_runs_a_vm_through_the_root_helper() {
     assert!(!links.contains("user root"), "{links}");
 
     let root_in_guest = |rig: &Rig| {
-        let out = rig.as_owner(common::BANGER, &["vm", "exec", VM, "--", "id", "-u"]);
+        let out = rig.as_owner(
+            &rig.installed("banger"),
+            &["vm", "exec", VM, "--", "id", "-u"],
+        );
         assert_success(&out);
         assert_eq!(stdout(&out), "0\n", "root in the guest");
     };
     root_in_guest(&rig);
 
-    // The helper restarts (its unit restarted or updated): the VM keeps
-    // answering, and what needs the helper (delete, below) gets the new one.
-    rig.restart(0, Rig::start_helper);
+    // The helper dies and its unit starts it again: the VM keeps answering,
+    // and what needs the helper (delete, below) gets the new one.
+    rig.services[0].crash();
+    rig.wait_serving(&rig.helper_socket(), "the helper");
     root_in_guest(&rig);
     // The owner daemon dies and starts again: it adopts the running VM.
-    rig.restart(1, Rig::start_daemon);
+    rig.services[1].crash();
+    std::thread::sleep(Duration::from_millis(500));
+    rig.wait_serving(&home.join("run/bangerd.sock"), "the owner daemon");
     root_in_guest(&rig);
 
-    let out = rig.as_owner(common::BANGER, &["vm", "delete", VM]);
+    update_and_roll_back(&rig, &releases);
+    root_in_guest(&rig);
+
+    let out = rig.as_owner(&rig.installed("banger"), &["vm", "delete", VM]);
     assert_success(&out);
     assert!(common::vmenv::pids_mentioning(&vm_dir).is_empty());
+}
+
+/// `banger update` to a test release while the VM runs, then to a broken
+/// release (its daemon never starts), which is rolled back.
+fn update_and_roll_back(rig: &Rig, releases: &Path) {
+    let installed_commit = release::commit_of(Path::new(&rig.installed("bangerd")));
+    let stamp = |seed: &str| seed.repeat(16)[..installed_commit.len()].to_owned();
+    let (good, broken) = (stamp("0e57"), stamp("b0b0"));
+    for program in ["banger", "bangerd"] {
+        release::restamp(
+            Path::new(&rig.installed(program)),
+            &releases.join(format!("good-{program}")),
+            &installed_commit,
+            &good,
+        );
+    }
+    release::restamp(
+        Path::new(&rig.installed("banger")),
+        &releases.join("broken-banger"),
+        &installed_commit,
+        &broken,
+    );
+    // Says the right version and accepts the store, but never serves.
+    std::fs::write(
+        releases.join("broken-bangerd"),
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n--version) echo 'bangerd v0.1.0 (commit {broken}, built 2026-12-03T00:00:00Z)';;\n\
+             --check-migrations) exit 0;;\n*) exit 1;;\nesac\n"
+        ),
+    )
+    .unwrap();
+    for name in ["good-banger-agent", "broken-banger-agent"] {
+        std::fs::copy(rig.installed("banger-agent"), releases.join(name)).unwrap();
+    }
+    let version = banger_api::build_info::VERSION;
+    let good_entry = release::entry(releases, "good-", version, &good);
+    release::publish(releases, version, vec![good_entry.clone()]);
+    let key = release::public_key_b64();
+    let root = rig.root().display().to_string();
+    let update = |extra: &[&str]| {
+        let mut args = vec!["update", "--install-root", &root, "--release-key", &key];
+        args.extend_from_slice(extra);
+        rig.as_root(&args)
+    };
+
+    let out = update(&["--check"]);
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains(&format!("available: v{version} (commit {good})")),
+        "{}",
+        stdout(&out)
+    );
+    let out = update(&[]);
+    println!("{}{}", stdout(&out), stderr(&out));
+    assert_success(&out);
+    assert_eq!(rig.daemon_commit(), good);
+    assert!(Path::new(&format!("{}.previous", rig.installed("bangerd"))).exists());
+    let info = std::fs::read_to_string(rig.root().join("etc/banger/install.toml")).unwrap();
+    assert!(info.contains(&good), "{info}");
+    let out = rig.as_owner(&rig.installed("banger"), &["vm", "exec", VM, "--", "true"]);
+    assert_success(&out);
+
+    let broken_entry = release::entry(releases, "broken-", version, &broken);
+    release::publish(releases, version, vec![broken_entry]);
+    let out = update(&[]);
+    println!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "the broken release was accepted");
+    assert!(stderr(&out).contains("rolled back"), "{}", stderr(&out));
+    assert_eq!(
+        rig.daemon_commit(),
+        good,
+        "the previous version serves again"
+    );
+    let info = std::fs::read_to_string(rig.root().join("etc/banger/install.toml")).unwrap();
+    assert!(info.contains(&good) && !info.contains(&broken), "{info}");
 }
