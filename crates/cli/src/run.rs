@@ -91,7 +91,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             banger_api::build_info::version_line("banger")
         )),
         Command::Completion { shell } => completion(shell),
-        Command::System(cmd) => crate::system::run(cmd),
+        Command::System(cmd) => crate::system::run(cmd).map_err(CliError::System),
         Command::Doctor(JsonFlag { json }) => {
             let report = doctor::run(&PathEnv::from_process());
             if json {

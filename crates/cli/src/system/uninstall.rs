@@ -36,7 +36,7 @@ pub fn uninstall(purge: bool) -> Result<(), SystemError> {
                 failed += 1;
             }
         };
-    let socket = layout.run_dir().join("bangerd.sock");
+    let socket = layout.daemon_socket();
     if socket.exists() {
         let what = if purge {
             "delete every VM"
