@@ -25,7 +25,7 @@ pub enum CliError {
     #[error(transparent)]
     System(#[from] crate::system::SystemError),
     #[error(transparent)]
-    Update(crate::update::UpdateError),
+    Update(Box<crate::update::UpdateError>),
     #[error(transparent)]
     Ssh(#[from] banger_net::ssh::SshError),
     #[error("{vm} has no address: is it running? (`banger vm start {vm}`)")]

@@ -9,6 +9,7 @@ mod candidates;
 mod client;
 mod doctor;
 mod error;
+mod error_line;
 mod interrupt;
 mod manuals;
 mod render;

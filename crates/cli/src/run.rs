@@ -53,12 +53,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// An error and its causes as printed after `banger: `. The daemon's
-/// messages can carry guest text (a console tail, an agent's error), so the
-/// line is cleaned of escape sequences and controls; newlines stay.
-pub(crate) fn error_line(e: &dyn std::error::Error) -> String {
-    banger_api::text::clean_guest_text(&banger_api::error_chain(e))
-}
+pub(crate) use crate::error_line::error_line;
 
 /// Help and version go to stdout with status 0; real usage errors are
 /// reported like every other error, with status 2.
@@ -91,7 +86,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             banger_api::build_info::version_line("banger")
         )),
         Command::Completion { shell } => completion(shell),
-        Command::System(cmd) => crate::system::run(cmd),
+        Command::System(cmd) => crate::system::run(cmd).map_err(CliError::System),
         Command::Update {
             check,
             to,
@@ -107,7 +102,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             release_key,
             install_root,
         })
-        .map_err(CliError::Update),
+        .map_err(|e| CliError::Update(Box::new(e))),
         Command::Doctor(JsonFlag { json }) => {
             let report = doctor::run(&PathEnv::from_process());
             if json {
@@ -566,18 +561,4 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError>
     let text = serde_json::to_string_pretty(value).expect("output types always serialise");
     let text = banger_api::text::escape_json_controls(&text);
     print(&format!("{text}\n"))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn error_lines_are_inert_and_keep_their_newlines() {
-        let e = std::io::Error::other(
-            "agent error (failed): \u{1b}]52;c;cm0gLXJmIH4K\u{7}boom\u{1b}[2J\nconsole: x\u{9b}31m",
-        );
-        assert_eq!(
-            super::error_line(&e),
-            "agent error (failed): boom\nconsole: x"
-        );
-    }
 }

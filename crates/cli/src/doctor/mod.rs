@@ -2,13 +2,14 @@
 //! check. It never starts the daemon and opens the state store read-only, so
 //! it is safe to run while something is broken.
 
+mod install;
 mod network;
 mod storage;
 mod vmm;
 
 use std::path::{Path, PathBuf};
 
-use banger_config::{Config, HostFacts, PathEnv, Paths, resolve_vm_defaults};
+use banger_config::{Config, HostFacts, Mode, PathEnv, Paths, resolve_vm_defaults};
 use banger_sys::{Cmd, find_program};
 use banger_vmm::select::FirecrackerFound;
 use serde::Serialize;
@@ -129,6 +130,10 @@ pub fn run(env: &PathEnv) -> Report {
         vmm::cow_backend(&choice),
     ));
     checks.extend(storage::artifact_rows(&paths, &config));
+    // Development mode (BANGER_HOME, or no install file) has no install rows.
+    if paths.mode == Mode::System {
+        checks.extend(install::system_rows());
+    }
     checks.push(daemon(&paths));
     Report::new(checks)
 }

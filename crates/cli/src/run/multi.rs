@@ -73,7 +73,10 @@ impl Tally {
         if self.total == 1 {
             self.only = Some(error);
         } else {
-            eprintln!("banger: {reference}: {}", crate::run::error_line(&error));
+            eprintln!(
+                "banger: {reference}: {}",
+                crate::error_line::error_line(&error)
+            );
         }
     }
 

@@ -125,7 +125,7 @@ fn delete_quietly(paths: &Paths, name: &str) {
     if let Err(e) = deleted {
         eprintln!(
             "banger: could not delete {name}: {}; remove it with `banger vm delete {name}`",
-            crate::run::error_line(&e)
+            crate::error_line::error_line(&e)
         );
     }
 }

@@ -60,7 +60,7 @@ pub fn install(args: &InstallArgs) -> Result<(), SystemError> {
     let layout = args
         .destdir
         .as_ref()
-        .map_or_else(Layout::system, |d| Layout::new(d));
+        .map_or_else(Layout::system, Layout::new);
     let start = args.destdir.is_none();
     if start {
         require_root("system install")?;
@@ -223,8 +223,7 @@ pub fn restart_and_wait(steps: &mut Steps) -> Result<(), SystemError> {
     let [helper, daemon] = service::units();
     steps.step(&format!("start {helper}"), |s| {
         service::systemctl(s, &["restart", helper])?;
-        let socket = Path::new(banger_host::helper::HELPER_SOCKET);
-        if service::wait_for_socket(socket, ANSWER_TIMEOUT) {
+        if service::wait_for_socket(&Layout::system().helper_socket(), ANSWER_TIMEOUT) {
             Ok(())
         } else {
             Err(SystemError::NoAnswer {
@@ -236,7 +235,7 @@ pub fn restart_and_wait(steps: &mut Steps) -> Result<(), SystemError> {
     })?;
     steps.step(&format!("start {daemon}"), |s| {
         service::systemctl(s, &["restart", daemon])?;
-        let socket = Layout::system().run_dir().join("bangerd.sock");
-        service::wait_for_daemon(&socket, ANSWER_TIMEOUT, |_| true).map(drop)
+        service::wait_for_daemon(&Layout::system().daemon_socket(), ANSWER_TIMEOUT, |_| true)
+            .map(drop)
     })
 }

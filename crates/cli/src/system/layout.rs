@@ -54,6 +54,7 @@ impl Layout {
     }
 
     /// The three installed programs, as (name, path).
+    // No caller yet: kept for `banger update`, which swaps these three.
     pub fn programs(&self) -> [(&'static str, PathBuf); 3] {
         [
             ("banger", self.banger()),
@@ -90,8 +91,18 @@ impl Layout {
         self.at("/run/banger")
     }
 
+    /// The owner daemon's socket.
+    pub fn daemon_socket(&self) -> PathBuf {
+        self.run_dir().join("bangerd.sock")
+    }
+
     pub fn helper_run_dir(&self) -> PathBuf {
         self.at("/run/banger-root")
+    }
+
+    /// The root helper's socket, in a directory of its own.
+    pub fn helper_socket(&self) -> PathBuf {
+        self.helper_run_dir().join("bangerd-root.sock")
     }
 
     /// Where the install and update steps' full output goes.
@@ -160,6 +171,12 @@ mod tests {
             paths.root_helper_socket.parent().unwrap(),
             sys.helper_run_dir()
         );
+        assert_eq!(paths.root_helper_socket, sys.helper_socket());
+        assert_eq!(
+            sys.helper_socket(),
+            Path::new(banger_host::helper::HELPER_SOCKET)
+        );
+        assert_eq!(paths.socket, sys.daemon_socket());
         assert_eq!(Some(paths.install_file.unwrap()), Some(sys.install_file()));
         assert!(
             paths

@@ -5,13 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use crate::args::SystemCommand;
-use crate::error::CliError;
 
 mod account;
 mod install;
 pub mod layout;
 pub mod service;
-mod status;
+pub mod status;
 pub mod steps;
 mod uninstall;
 pub mod units;
@@ -64,7 +63,7 @@ impl SystemError {
     }
 }
 
-pub fn run(cmd: SystemCommand) -> Result<(), CliError> {
+pub fn run(cmd: SystemCommand) -> Result<(), SystemError> {
     match cmd {
         SystemCommand::Install {
             owner,
@@ -81,7 +80,6 @@ pub fn run(cmd: SystemCommand) -> Result<(), CliError> {
         SystemCommand::Status(flag) => status::status(flag.json),
         SystemCommand::Restart => status::restart(),
     }
-    .map_err(CliError::System)
 }
 
 /// Refuses unless this process is root.

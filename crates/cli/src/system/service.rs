@@ -43,29 +43,57 @@ pub fn units() -> [&'static str; 2] {
     [HELPER_UNIT, DAEMON_UNIT]
 }
 
-pub fn unit_state(unit: &str) -> UnitState {
-    let out = Cmd::new("systemctl")
-        .args([
-            "show",
-            unit,
-            "--property=ActiveState,SubState,UnitFileState,MainPID",
-        ])
-        .run()
-        .map(|o| o.stdout_str())
-        .unwrap_or_default();
-    let value = |key: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .unwrap_or_default()
-            .to_owned()
-    };
-    UnitState {
-        unit: unit.to_owned(),
-        active: value("ActiveState"),
-        sub: value("SubState"),
-        enabled: value("UnitFileState"),
-        main_pid: value("MainPID").parse().unwrap_or(0),
+/// Why a unit's state could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitLookupError {
+    #[error(
+        "systemctl is not installed: this host does not run systemd, which a system install needs"
+    )]
+    NoSystemctl,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The properties [`UnitState::parse`] reads.
+const SHOWN: &str = "--property=ActiveState,SubState,UnitFileState,MainPID";
+
+/// `systemctl show UNIT`: the unit's state as `KEY=value` lines. `doctor`
+/// and `system status` take this as a parameter, so tests feed their own.
+pub fn systemctl_show(unit: &str) -> Result<String, UnitLookupError> {
+    match Cmd::new("systemctl").args(["show", unit, SHOWN]).run() {
+        Ok(out) => Ok(out.stdout_str()),
+        Err(banger_sys::ProcessError::NotFound { .. }) => Err(UnitLookupError::NoSystemctl),
+        Err(e) => Err(UnitLookupError::Failed(banger_api::error_chain(&e))),
     }
+}
+
+impl UnitState {
+    /// Reads `systemctl show`'s `KEY=value` lines; a missing key is empty
+    /// (or pid 0).
+    pub fn parse(unit: &str, show: &str) -> UnitState {
+        let value = |key: &str| {
+            show.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        };
+        UnitState {
+            unit: unit.to_owned(),
+            active: value("ActiveState"),
+            sub: value("SubState"),
+            enabled: value("UnitFileState"),
+            main_pid: value("MainPID").parse().unwrap_or(0),
+        }
+    }
+}
+
+/// `unit`'s state through `show` ([`systemctl_show`], or a test's fake).
+pub fn unit_state(
+    unit: &str,
+    show: impl Fn(&str) -> Result<String, UnitLookupError>,
+) -> Result<UnitState, UnitLookupError> {
+    show(unit).map(|text| UnitState::parse(unit, &text))
 }
 
 /// Waits until something accepts connections on `socket`.
@@ -86,7 +114,7 @@ pub fn wait_for_socket(socket: &Path, timeout: Duration) -> bool {
 pub fn ping(socket: &Path) -> Result<Pong, String> {
     crate::client::Client::new(socket)
         .call::<Pong>(Request::Ping(NoParams {}))
-        .map_err(|e| crate::run::error_line(&e))
+        .map_err(|e| crate::error_line::error_line(&e))
 }
 
 /// Waits until the daemon at `socket` answers and `accept` likes the

@@ -32,11 +32,11 @@ pub fn uninstall(purge: bool) -> Result<(), SystemError> {
          what: &str,
          f: &mut dyn FnMut(&mut Steps) -> Result<(), SystemError>| {
             if let Err(e) = steps.step(what, f) {
-                println!("    {}", crate::run::error_line(&e));
+                println!("    {}", crate::error_line::error_line(&e));
                 failed += 1;
             }
         };
-    let socket = layout.run_dir().join("bangerd.sock");
+    let socket = layout.daemon_socket();
     if socket.exists() {
         let what = if purge {
             "delete every VM"
@@ -113,7 +113,7 @@ fn stop_vms(socket: &std::path::Path, purge: bool) -> Result<(), SystemError> {
     let vms: Vec<Vm> = client.call(Request::VmList(NoParams {})).map_err(|e| {
         SystemError::Refused(format!(
             "the daemon does not answer: {}",
-            crate::run::error_line(&e)
+            crate::error_line::error_line(&e)
         ))
     })?;
     for vm in vms {
@@ -126,7 +126,11 @@ fn stop_vms(socket: &std::path::Path, purge: bool) -> Result<(), SystemError> {
             continue;
         };
         client.call::<serde_json::Value>(request).map_err(|e| {
-            SystemError::Refused(format!("VM {}: {}", vm.name, crate::run::error_line(&e)))
+            SystemError::Refused(format!(
+                "VM {}: {}",
+                vm.name,
+                crate::error_line::error_line(&e)
+            ))
         })?;
     }
     Ok(())

@@ -32,7 +32,7 @@ pub enum UpdateError {
     #[error("banger is not installed system-wide ({} is missing); a development build is updated by rebuilding it", .0.display())]
     NotInstalled(PathBuf),
     #[error(transparent)]
-    Config(#[from] banger_config::ConfigError),
+    Config(#[from] Box<banger_config::ConfigError>),
     #[error("the release key: {0}")]
     Key(String),
     #[error("the release manifest's signature: {0}")]
@@ -43,7 +43,7 @@ pub enum UpdateError {
     Download {
         what: String,
         #[source]
-        source: banger_image::debian::DebianError,
+        source: Box<banger_image::debian::DebianError>,
     },
     #[error("the new {program} failed its sanity run: {why}")]
     Sanity { program: &'static str, why: String },
@@ -54,7 +54,7 @@ pub enum UpdateError {
     #[error("{0}")]
     Restart(String),
     #[error(transparent)]
-    System(#[from] crate::system::SystemError),
+    System(#[from] Box<crate::system::SystemError>),
     #[error("cannot {what} {}", path.display())]
     Io {
         what: &'static str,
@@ -93,7 +93,7 @@ pub fn update(args: &UpdateArgs) -> Result<(), UpdateError> {
     let layout = args
         .install_root
         .as_ref()
-        .map_or_else(Layout::system, |r| Layout::new(r));
+        .map_or_else(Layout::system, Layout::new);
     let install_file = layout.install_file();
     if !install_file.exists() {
         return Err(UpdateError::NotInstalled(install_file));
@@ -101,7 +101,7 @@ pub fn update(args: &UpdateArgs) -> Result<(), UpdateError> {
     if !args.check && !banger_sys::os::is_root() {
         return Err(UpdateError::NotRoot);
     }
-    let info = InstallInfo::load(&install_file)?;
+    let info = InstallInfo::load(&install_file).map_err(Box::new)?;
     let base = info.release_url.clone().ok_or_else(|| {
         UpdateError::Manifest(format!("{} names no release_url", install_file.display()))
     })?;
@@ -174,7 +174,7 @@ pub fn update(args: &UpdateArgs) -> Result<(), UpdateError> {
             Ok(())
         }
         Err(cause) => {
-            println!("    {}", crate::run::error_line(&cause));
+            println!("    {}", crate::error_line::error_line(&cause));
             step(&mut steps, "put the previous programs back", || {
                 swapped.roll_back()
             })?;
@@ -205,14 +205,14 @@ fn step<T>(
             Ok(())
         }
         Err(e) => {
-            let shown = crate::system::SystemError::Refused(crate::run::error_line(&e));
+            let shown = crate::system::SystemError::Refused(crate::error_line::error_line(&e));
             inner = Some(Err(e));
             Err(shown)
         }
     });
     match (result, inner) {
         (_, Some(r)) => r,
-        (Err(e), None) => Err(e.into()),
+        (Err(e), None) => Err(Box::new(e).into()),
         (Ok(()), None) => unreachable!("the step ran its body"),
     }
 }
@@ -225,7 +225,7 @@ fn fetch_manifest(
     let download = |what: &str, url: &str, cap| {
         read_capped(fetch, url, cap).map_err(|source| UpdateError::Download {
             what: what.to_owned(),
-            source,
+            source: Box::new(source),
         })
     };
     let bytes = download("the release manifest", url, manifest::MAX_MANIFEST)?;
@@ -246,7 +246,7 @@ fn refuse_if_busy(socket: &Path) -> Result<(), UpdateError> {
         }))
         .map_err(|e| UpdateError::DaemonDown {
             socket: socket.to_owned(),
-            why: crate::run::error_line(&e),
+            why: crate::error_line::error_line(&e),
         })?;
     let running: Vec<String> = ops
         .iter()

@@ -54,7 +54,7 @@ pub fn download(
         download_verified(fetch, &url, &entry.expected()?, &dest).map_err(|source| {
             UpdateError::Download {
                 what: format!("{program} of v{}", release.version),
-                source,
+                source: Box::new(source),
             }
         })?;
         fs::set_permissions(&dest, fs::Permissions::from_mode(0o755))

@@ -53,7 +53,7 @@ pub fn swap_in(
     };
     if let Err(e) = write_atomic(&swapped.install_file, next.to_toml().as_bytes(), 0o644) {
         let _ = swapped.roll_back();
-        return Err(e.into());
+        return Err(Box::new(e).into());
     }
     Ok(swapped)
 }
@@ -65,7 +65,9 @@ fn swap_one(staged: &Path, target: &Path) -> Result<(), UpdateError> {
     match fs::rename(staged, target) {
         Ok(()) => Ok(()),
         // The staging directory is on another filesystem than the target.
-        Err(e) if e.raw_os_error() == Some(18) => Ok(copy_atomic(staged, target, 0o755)?),
+        Err(e) if e.raw_os_error() == Some(18) => {
+            copy_atomic(staged, target, 0o755).map_err(|e| Box::new(e).into())
+        }
         Err(e) => Err(UpdateError::io("replace", target)(e)),
     }
 }
@@ -87,6 +89,6 @@ impl Swapped {
         ) {
             first_error.get_or_insert(e);
         }
-        first_error.map_or(Ok(()), |e| Err(e.into()))
+        first_error.map_or(Ok(()), |e| Err(Box::new(e).into()))
     }
 }
