@@ -153,6 +153,27 @@ pub fn install_in_systemd_guest(env: &VmEnv) {
     assert!(ping.contains("bangerd"), "{ping}");
     let out = guest(env, "useradd -m other && su other -c 'banger daemon ping'");
     assert!(!out.status.success(), "a stranger reached the daemon");
+    // The owner's doctor checks the install: every row about it passes
+    // (rows about this guest's missing KVM may fail; they are not the install).
+    let out = guest(env, &format!("su {OWNER} -c 'banger doctor --json'"));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", stdout(&out)));
+    let rows = report["checks"].as_array().unwrap();
+    for name in [
+        "install.toml",
+        "bangerd-root.service",
+        "bangerd.service",
+        "daemon socket",
+        "helper socket",
+        "root helper",
+        "owner",
+    ] {
+        let row = rows
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no doctor row {name}: {report}"));
+        assert_eq!(row["status"], "pass", "{row}");
+    }
     // Completions and man pages are where the shells and man look.
     guest_ok(
         env,

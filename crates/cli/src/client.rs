@@ -331,7 +331,7 @@ fn log_tail(log: &Path) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::{BufRead, BufReader, Write};
     use std::os::unix::net::UnixListener;
 
@@ -339,9 +339,11 @@ mod tests {
 
     use super::*;
 
-    /// A daemon that answers one connection with `lines`, after checking
-    /// the request asked for streaming.
-    fn scripted(lines: &'static [&'static str]) -> (tempfile::TempDir, Client) {
+    /// A daemon on a fresh socket that serves one connection with `serve`,
+    /// given the request line.
+    pub(crate) fn one_connection_daemon(
+        serve: impl FnOnce(&str, &std::os::unix::net::UnixStream) + Send + 'static,
+    ) -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("bangerd.sock");
         let listener = UnixListener::bind(&socket).unwrap();
@@ -349,10 +351,19 @@ mod tests {
             let (conn, _) = listener.accept().unwrap();
             let mut request = String::new();
             BufReader::new(&conn).read_line(&mut request).unwrap();
+            serve(&request, &conn);
+        });
+        (dir, socket)
+    }
+
+    /// A daemon that answers one connection with `lines`, after checking
+    /// the request asked for streaming.
+    fn scripted(lines: &'static [&'static str]) -> (tempfile::TempDir, Client) {
+        let (dir, socket) = one_connection_daemon(move |request, conn| {
             assert!(request.contains(r#""stream":true"#), "{request}");
             for line in lines {
                 // The client may stop reading early; that is what some tests check.
-                let _ = (&conn).write_all(format!("{line}\n").as_bytes());
+                let _ = (&*conn).write_all(format!("{line}\n").as_bytes());
             }
         });
         (dir, Client::new(socket))

@@ -5,19 +5,9 @@ use std::time::Instant;
 
 use super::*;
 
-/// A daemon on a fresh socket that serves one connection with `serve`,
-/// given the request line.
+/// A daemon on a fresh socket that serves one connection with `serve`.
 fn daemon(serve: fn(&str, &UnixStream)) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("bangerd.sock");
-    let listener = UnixListener::bind(&socket).unwrap();
-    std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        let mut request = String::new();
-        BufReader::new(&conn).read_line(&mut request).unwrap();
-        serve(&request, &conn);
-    });
-    (dir, socket)
+    crate::client::tests::one_connection_daemon(serve)
 }
 
 /// Answers the list request it gets with names a guest or user could pick.
