@@ -323,11 +323,13 @@ fn uids(pid: u32) -> Vec<String> {
 }
 
 /// Processes that name the rig's directory and run as root, other than
-/// the helper: there must be none.
-fn root_processes(rig: &Rig, helper: u32) -> Vec<String> {
+/// `expected` (the helper, and the test's own `ip netns exec … setpriv`
+/// launcher, root for the moment before it becomes the owner): there must
+/// be none.
+fn root_processes(rig: &Rig, expected: &[u32]) -> Vec<String> {
     common::vmenv::pids_mentioning(rig.dir.path())
         .into_iter()
-        .filter(|pid| *pid != helper && uids(*pid).iter().any(|u| u == "0"))
+        .filter(|pid| !expected.contains(pid) && uids(*pid).iter().any(|u| u == "0"))
         .map(|pid| {
             let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
                 .unwrap_or_default()
@@ -432,12 +434,12 @@ fn an_unprivileged_owner_runs_a_vm_through_the_root_helper() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let helper_pid = rig.services[0].pid();
+    let expected = [rig.services[0].pid(), run.id()];
     let mut as_root = Vec::new();
     let started = std::time::Instant::now();
     while run.try_wait().unwrap().is_none() {
         assert!(started.elapsed() < Duration::from_secs(300), "vm run hangs");
-        as_root.extend(root_processes(&rig, helper_pid));
+        as_root.extend(root_processes(&rig, &expected));
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = run.wait_with_output().unwrap();
@@ -499,6 +501,22 @@ fn an_unprivileged_owner_runs_a_vm_through_the_root_helper() {
         assert_eq!(stdout(&out), "0\n", "root in the guest");
     };
     root_in_guest(&rig);
+    // The work disk (the guest's /root) was made by the owner, yet what the
+    // image put in /root is root's in the guest.
+    let out = rig.as_owner(
+        &rig.installed("banger"),
+        &[
+            "vm",
+            "exec",
+            VM,
+            "--",
+            "sh",
+            "-c",
+            "stat -c '%u %g' /root/.profile /root",
+        ],
+    );
+    assert_success(&out);
+    assert_eq!(stdout(&out), "0 0\n0 0\n", "owners in the guest's /root");
 
     // The helper dies and its unit starts it again: the VM keeps answering,
     // and what needs the helper (delete, below) gets the new one.

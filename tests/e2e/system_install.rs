@@ -25,6 +25,7 @@ const INSTALLED: &[&str] = &[
     "/etc/systemd/system/bangerd-root.service",
     "/var/lib/banger",
     "/var/cache/banger",
+    "/var/cache/banger-root",
     "/run/banger",
     "/run/banger-root",
     "/usr/share/bash-completion/completions/banger",

@@ -24,6 +24,7 @@ mod dispatch;
 mod error;
 mod fault;
 mod guest;
+mod helper_build;
 mod images;
 mod kernels;
 mod lock;

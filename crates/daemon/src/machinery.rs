@@ -26,10 +26,14 @@ pub struct Boundaries {
     pub host: Result<Arc<dyn HostOps>, String>,
     pub vmms: Arc<dyn Vmms>,
     pub guest: Arc<dyn Guest>,
+    /// The root helper, when this daemon is not root: image builds (which
+    /// run mmdebstrap as root) go there too.
+    pub helper: Option<Arc<banger_host::helper::HelperHost>>,
 }
 
 pub struct Machinery {
     host: Result<Arc<dyn HostOps>, String>,
+    helper: Option<Arc<banger_host::helper::HelperHost>>,
     vmms: Arc<dyn Vmms>,
     guest: Arc<dyn Guest>,
     vmm: OnceCell<Arc<Chosen>>,
@@ -48,6 +52,7 @@ impl Machinery {
     pub fn new(boundaries: Boundaries, shutdown: CancellationToken) -> Machinery {
         Machinery {
             host: boundaries.host,
+            helper: boundaries.helper,
             vmms: boundaries.vmms,
             guest: boundaries.guest,
             vmm: OnceCell::new(),
@@ -70,6 +75,11 @@ impl Machinery {
     /// without).
     pub fn host_if_any(&self) -> Option<Arc<dyn HostOps>> {
         self.host.clone().ok()
+    }
+
+    /// The root helper that builds images for this daemon, if it has one.
+    pub fn helper(&self) -> Option<Arc<banger_host::helper::HelperHost>> {
+        self.helper.clone()
     }
 
     pub fn guest(&self) -> Arc<dyn Guest> {

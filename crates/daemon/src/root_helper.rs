@@ -45,6 +45,7 @@ pub fn run(opts: HelperOptions) -> Result<(), StartupError> {
     let policy = Arc::new(HelperPolicy {
         owner_uid: opts.owner_uid,
         roots,
+        builder: Some(Arc::new(crate::helper_build::HelperImageBuilder)),
     });
     let err = serve(&listener, policy, Arc::new(host));
     Err(io_err("accept connections on", &opts.socket)(err))

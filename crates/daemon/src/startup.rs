@@ -42,18 +42,21 @@ fn system_boundaries(paths: &Paths) -> Boundaries {
     // The first NAT guest turns `ip_forward` on; the file remembers what it
     // was, so the last one puts it back, even after a crash in between.
     let forwarding = paths.state_dir.join("ip-forward.json");
+    let mut remote = None;
     let host: Result<Arc<dyn HostOps>, String> = if banger_sys::os::is_root() {
         let local = Arc::new(LocalHost::new().with_forwarding_state(forwarding));
         Ok(Arc::new(LedgeredHost::new(local, ledger_path(paths))))
     } else if let Some(socket) = helper_socket() {
-        tracing::info!(socket = %socket.display(), "host operations through the root helper");
+        tracing::info!(socket = %socket.display(), "host operations and image builds through the root helper");
         let helper = Arc::new(HelperHost::new(socket));
+        remote = Some(helper.clone());
         Ok(Arc::new(LedgeredHost::new(helper, ledger_path(paths))))
     } else {
         Err(no_helper(paths))
     };
     Boundaries {
         host,
+        helper: remote,
         vmms: Arc::new(SystemVmms),
         guest: Arc::new(AgentGuest),
     }

@@ -14,6 +14,9 @@ use crate::blocking::run_staged;
 use crate::error::DaemonError;
 use crate::ops::OpTracker;
 use crate::state::Daemon;
+use std::sync::Arc;
+
+use banger_host::helper::HelperHost;
 use banger_image::agent_bin::find_agent;
 
 pub fn image_store(daemon: &Daemon) -> ImageStore {
@@ -47,6 +50,9 @@ pub async fn build_staged(
         ImageVariant::Full => Variant::Full,
         ImageVariant::Minimal => Variant::Minimal,
     };
+    if let Some(helper) = daemon.vms.helper() {
+        return build_through_helper(daemon, op, &helper, name, variant, force).await;
+    }
     let mut recipe = Recipe::bookworm(name, variant);
     recipe.mirror = daemon.config.debian_mirror().to_owned();
     let agent = find_agent()?;
@@ -69,6 +75,70 @@ pub async fn build_staged(
     })
     .await
     .and_then(|r| r.map_err(DaemonError::from))
+}
+
+/// An unprivileged daemon's build: the root helper runs it (mmdebstrap
+/// needs root) into this daemon's store and gives the result to its owner;
+/// the manifest is then read from the store like any other.
+async fn build_through_helper(
+    daemon: &Daemon,
+    op: &mut OpTracker,
+    helper: &Arc<HelperHost>,
+    name: ImageName,
+    variant: Variant,
+    force: bool,
+) -> Result<BuildOutcome, DaemonError> {
+    use banger_host::helper::{BuildName, BuildVariant, ImageBuildRequest, MirrorUrl};
+    let bad = |e: String| DaemonError::failed(ErrorCode::BadRequest, e);
+    let roots = banger_host::ManagedRoots::new([
+        daemon.paths.state_dir.clone(),
+        daemon.paths.cache_dir.clone(),
+    ])
+    .map_err(|e| bad(e.to_string()))?;
+    let managed = |p: &std::path::Path| {
+        banger_host::ManagedPath::new(p, &roots).map_err(|e| bad(e.to_string()))
+    };
+    let downloads = daemon.paths.cache_dir.join("downloads");
+    std::fs::create_dir_all(&downloads).map_err(|e| {
+        DaemonError::failed(
+            ErrorCode::OperationFailed,
+            format!("cannot create {}: {e}", downloads.display()),
+        )
+    })?;
+    let request = ImageBuildRequest {
+        images_dir: managed(&daemon.paths.images_dir)?,
+        cache_dir: managed(&downloads)?,
+        name: BuildName::try_from(name.to_string()).map_err(bad)?,
+        variant: match variant {
+            Variant::Full => BuildVariant::Full,
+            Variant::Minimal => BuildVariant::Minimal,
+        },
+        mirror: MirrorUrl::try_from(daemon.config.debian_mirror().to_owned()).map_err(bad)?,
+        kernel_ref: BuildName::try_from(daemon.config.default_kernel_name().to_owned())
+            .map_err(bad)?,
+        force,
+    };
+    op.stage(&format!(
+        "building {name} through the root helper (mmdebstrap runs as root)"
+    ))
+    .await?;
+    let started = std::time::Instant::now();
+    let helper = helper.clone();
+    // `run` hands the request's op id on to the helper.
+    let built = crate::blocking::run(move || helper.build_image(request))
+        .await?
+        .map_err(|e| {
+            DaemonError::failed(ErrorCode::OperationFailed, banger_api::error_chain(&e))
+        })?;
+    let store = image_store(daemon);
+    let manifest = crate::blocking::run(move || store.show(name.as_str()))
+        .await?
+        .map_err(DaemonError::from)?;
+    Ok(BuildOutcome {
+        manifest,
+        built,
+        duration: started.elapsed(),
+    })
 }
 
 /// Whether `name` is a kernel banger can fetch.

@@ -166,10 +166,12 @@ pub enum OpKind {
     RemoveSnapshot,
     RouteResolver,
     UnrouteResolver,
+    /// The helper's image build: a helper call, not a [`HostOps`] method.
+    BuildImage,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 16] = [
+    pub const ALL: [OpKind; 17] = [
         OpKind::EnsureBridge,
         OpKind::DeleteBridge,
         OpKind::CreateTap,
@@ -186,6 +188,7 @@ impl OpKind {
         OpKind::RemoveSnapshot,
         OpKind::RouteResolver,
         OpKind::UnrouteResolver,
+        OpKind::BuildImage,
     ];
 
     /// The trait method's name (`create_tap`, ...).
@@ -207,6 +210,7 @@ impl OpKind {
             OpKind::RemoveSnapshot => "remove_snapshot",
             OpKind::RouteResolver => "route_resolver",
             OpKind::UnrouteResolver => "unroute_resolver",
+            OpKind::BuildImage => "build_image",
         }
     }
 }

@@ -12,7 +12,7 @@ pub const AGENT_ENV: &str = "BANGER_AGENT_BIN";
 #[derive(Debug, thiserror::Error)]
 pub enum AgentBinError {
     #[error(
-        "no banger-agent found (looked at ${AGENT_ENV}, {SYSTEM_AGENT} and next to bangerd); \
+        "no banger-agent found (looked at ${AGENT_ENV}, {SYSTEM_AGENT}, next to bangerd and in ../lib/banger from it); \
          build one with crates/agent/build-static.sh and set {AGENT_ENV} to its path"
     )]
     NotFound,
@@ -34,9 +34,14 @@ pub enum AgentBinError {
 /// The agent to embed: `$BANGER_AGENT_BIN`, the system install's copy, or
 /// the one beside this executable; checked to be static.
 pub fn find_agent() -> Result<PathBuf, AgentBinError> {
-    let beside = std::env::current_exe()
+    // Beside bangerd (a build tree), or where an install under another
+    // root puts it relative to bangerd (`bin/` and `lib/banger/`).
+    let exe_dir = std::env::current_exe()
         .ok()
-        .and_then(|e| e.parent().map(|d| d.join("banger-agent")));
+        .and_then(|e| e.parent().map(Path::to_path_buf));
+    let beside = exe_dir
+        .iter()
+        .flat_map(|d| [d.join("banger-agent"), d.join("../lib/banger/banger-agent")]);
     let path = std::env::var_os(AGENT_ENV)
         .map(PathBuf::from)
         .into_iter()

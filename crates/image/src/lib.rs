@@ -22,4 +22,4 @@ pub use cow::{
 };
 pub use error::DiskError;
 pub use ext4::{Entry, Ext4Image, FileInfo, FileKind};
-pub use workdisk::create_work_disk;
+pub use workdisk::{create_work_disk, give_seed_to_root};

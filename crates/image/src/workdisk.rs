@@ -59,11 +59,106 @@ pub fn create_work_disk(path: &Path, size: ByteSize, seed: Option<&Path>) -> Res
     Ok(())
 }
 
+/// Makes everything `create_work_disk` copied from `seed` root's inside the
+/// disk (it is the guest's `/root`). `mkfs.ext4 -d` keeps host owners, and
+/// an owner daemon that is not root copies the seed as itself, so without
+/// this the guest would find its dotfiles owned by the host user's uid.
+/// Modes and contents stay as they are.
+pub fn give_seed_to_root(disk: &Path, seed: &Path) -> Result<(), DiskError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut entries = Vec::new();
+    let mut pending = vec![(seed.to_path_buf(), String::new())];
+    while let Some((dir, guest)) = pending.pop() {
+        let list = std::fs::read_dir(&dir).map_err(|e| DiskError::io("read the seed", &dir, e))?;
+        for item in list {
+            let item = item.map_err(|e| DiskError::io("read the seed", &dir, e))?;
+            let host = item.path();
+            let name = item.file_name().to_string_lossy().into_owned();
+            let path = format!("{guest}/{name}");
+            let meta =
+                std::fs::symlink_metadata(&host).map_err(|e| DiskError::io("inspect", &host, e))?;
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.is_dir() {
+                entries.push(crate::ext4::Entry::Dir {
+                    path: path.clone(),
+                    uid: 0,
+                    gid: 0,
+                    mode,
+                });
+                pending.push((host, path));
+            } else if meta.is_file() {
+                let content = std::fs::read(&host).map_err(|e| DiskError::io("read", &host, e))?;
+                entries.push(crate::ext4::Entry::File {
+                    path,
+                    content,
+                    uid: 0,
+                    gid: 0,
+                    mode,
+                });
+            } else if meta.file_type().is_symlink() {
+                let target =
+                    std::fs::read_link(&host).map_err(|e| DiskError::io("read", &host, e))?;
+                entries.push(crate::ext4::Entry::Symlink {
+                    path,
+                    target: target.to_string_lossy().into_owned(),
+                });
+            }
+        }
+    }
+    // Parents before children: `write_files` applies entries in order.
+    entries.sort_by(|a, b| a.path().cmp(b.path()));
+    crate::ext4::Ext4Image::open(disk)?.write_files(&entries)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
+
+    #[test]
+    fn a_seed_copied_by_another_user_becomes_roots_in_the_disk() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let seed = dir.path().join("seed");
+        std::fs::create_dir_all(seed.join(".config/app")).unwrap();
+        std::fs::write(seed.join(".bashrc"), b"rc").unwrap();
+        std::fs::write(seed.join(".config/app/key"), b"k").unwrap();
+        std::fs::set_permissions(
+            seed.join(".config/app/key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(".bashrc", seed.join(".rc-link")).unwrap();
+        if banger_sys::os::is_root() {
+            // As an owner daemon that is not root would have copied them.
+            Cmd::new("chown")
+                .args(["-R", "-h", "65534:65534"])
+                .arg(&seed)
+                .run()
+                .unwrap();
+        }
+        let disk = dir.path().join("work.ext4");
+        create_work_disk(&disk, "32M".parse().unwrap(), Some(&seed)).unwrap();
+        give_seed_to_root(&disk, &seed).unwrap();
+        let image = crate::ext4::Ext4Image::open(&disk).unwrap();
+        for path in [
+            "/.bashrc",
+            "/.config",
+            "/.config/app",
+            "/.config/app/key",
+            "/.rc-link",
+        ] {
+            let info = image
+                .stat(path)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{path} missing"));
+            assert_eq!((info.uid, info.gid), (0, 0), "{path}");
+        }
+        let key = image.stat("/.config/app/key").unwrap().unwrap();
+        assert_eq!(key.permissions(), 0o600);
+        assert_eq!(image.read_file("/.config/app/key").unwrap(), b"k");
+    }
     use crate::ext4::{Ext4Image, FileKind};
 
     /// Set for the child process of

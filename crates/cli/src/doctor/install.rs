@@ -297,6 +297,7 @@ mod tests {
                 let policy = HelperPolicy {
                     owner_uid: owner,
                     roots: ManagedRoots::new([l.state_dir()]).unwrap(),
+                    builder: None,
                 };
                 std::thread::spawn(move || {
                     let (stream, _) = listener.accept().unwrap();

@@ -87,6 +87,11 @@ impl Layout {
         self.at("/var/cache/banger")
     }
 
+    /// The helper's own scratch for image builds (root's, never the owner's).
+    pub fn helper_cache_dir(&self) -> PathBuf {
+        self.at("/var/cache/banger-root")
+    }
+
     pub fn run_dir(&self) -> PathBuf {
         self.at("/run/banger")
     }

@@ -71,7 +71,12 @@ pub fn uninstall(purge: bool) -> Result<(), SystemError> {
     files.extend(layout.completions().into_iter().map(|(_, p)| p));
     files.extend(man_pages(&layout));
     if purge {
-        files.extend([layout.state_dir(), layout.cache_dir(), layout.etc_dir()]);
+        files.extend([
+            layout.state_dir(),
+            layout.cache_dir(),
+            layout.helper_cache_dir(),
+            layout.etc_dir(),
+        ]);
         if let Some(info) = &info {
             files.extend(Layout::owner_dirs(&info.owner.home));
         }

@@ -80,9 +80,11 @@ WantedBy=multi-user.target
 }
 
 /// The root helper's unit: root, but only the capabilities its validated
-/// operations use (links, taps and nftables; loop and device-mapper
-/// snapshots; giving the owner its socket and taps; reading the owner's
-/// private state directory).
+/// operations use: links, taps and nftables; loop and device-mapper
+/// snapshots; giving the owner its socket, taps and built images; reading
+/// the owner's private state directory; and the image build, where
+/// mmdebstrap chroots and dpkg sets owners, setuid bits and file
+/// capabilities and apt drops to its own user.
 pub fn helper_unit(owner: &InstallOwner) -> String {
     let sys = Layout::system();
     let roots = [sys.state_dir(), sys.cache_dir(), sys.run_dir()]
@@ -106,7 +108,11 @@ RuntimeDirectoryMode=0711
 # Holds what ip_forward was before the first NAT guest.
 RuntimeDirectoryPreserve=yes
 NoNewPrivileges=yes
-CapabilityBoundingSet=CAP_NET_ADMIN CAP_SYS_ADMIN CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_MKNOD
+CapabilityBoundingSet=CAP_NET_ADMIN CAP_SYS_ADMIN CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_MKNOD CAP_SYS_CHROOT CAP_SETUID CAP_SETGID CAP_SETFCAP CAP_FSETID CAP_KILL
+# Root's own scratch for image builds (npm's cache); never the owner's.
+CacheDirectory=banger-root
+CacheDirectoryMode=0700
+Environment=HOME=/var/cache/banger-root npm_config_cache=/var/cache/banger-root/npm
 ProtectSystem=strict
 ReadWritePaths={state} {cache} {run}
 ProtectHome=yes
@@ -116,14 +122,14 @@ ProtectControlGroups=yes
 ProtectClock=yes
 ProtectHostname=yes
 RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6
-RestrictSUIDSGID=yes
 RestrictRealtime=yes
-RestrictNamespaces=yes
 LockPersonality=yes
-MemoryDenyWriteExecute=yes
 SystemCallArchitectures=native
 # Not set, on purpose: ProtectKernelTunables (NAT turns ip_forward on),
-# PrivateDevices (snapshots use loop and device-mapper devices).
+# PrivateDevices (snapshots use loop and device-mapper devices), and for the
+# image build (dpkg in a chroot, running packages' maintainer scripts):
+# RestrictSUIDSGID (dpkg installs setuid programs), RestrictNamespaces and
+# MemoryDenyWriteExecute (what a maintainer script runs is not ours).
 
 [Install]
 WantedBy=multi-user.target

@@ -280,6 +280,9 @@ async fn provision(
         let (seed, warnings) =
             seed::compose(&seed_dir, image_seed.as_deref(), &sync, home.as_deref())?;
         banger_image::create_work_disk(&path, size, Some(seed.path()))?;
+        if !banger_sys::os::is_root() {
+            banger_image::give_seed_to_root(&path, seed.path())?;
+        }
         Ok::<_, DaemonError>(warnings)
     })
     .await?

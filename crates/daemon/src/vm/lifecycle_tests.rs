@@ -300,6 +300,7 @@ fn world() -> World {
         host: Ok(host.clone() as Arc<dyn HostOps>),
         vmms: Arc::new(FakeVmms(machine.clone())),
         guest: machine.clone(),
+        helper: None,
     };
     let lock = StateLock::acquire(&paths).unwrap();
     let opts = DaemonOptions {

@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::image_build::ImageBuildRequest;
 use super::protocol::{HELPER_PROTOCOL, HelperCall, HelperReply, HelperRequest, MAX_LINE};
 use crate::error::HostError;
 use crate::ops::{HostOps, OpKind, PrivOp, SnapshotDevice, SnapshotRequest};
@@ -16,6 +17,8 @@ use crate::validate::{BridgeName, GuestMac, Ipv4Cidr, TapName};
 /// How long one host operation may take in the helper (nft, device-mapper
 /// and resolver calls take seconds at worst).
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// An image build downloads and installs a Debian system.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(3600);
 
 thread_local! {
     static OP_ID: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -44,6 +47,15 @@ impl HelperHost {
     }
 
     fn call(&self, op: OpKind, call: HelperCall) -> Result<HelperReply, HostError> {
+        self.call_within(op, call, CALL_TIMEOUT)
+    }
+
+    fn call_within(
+        &self,
+        op: OpKind,
+        call: HelperCall,
+        timeout: Duration,
+    ) -> Result<HelperReply, HostError> {
         let unreachable = |source| HostError::HelperUnreachable {
             socket: self.socket.clone(),
             source,
@@ -58,7 +70,7 @@ impl HelperHost {
         line.push(b'\n');
         stream.write_all(&line).map_err(unreachable)?;
         stream
-            .set_read_timeout(Some(CALL_TIMEOUT))
+            .set_read_timeout(Some(timeout))
             .map_err(unreachable)?;
         let mut answer = Vec::new();
         BufReader::new((&stream).take(MAX_LINE as u64 + 1))
@@ -92,6 +104,19 @@ impl HelperHost {
                 Err(HostError::FenceUnavailable { what, reason })
             }
             reply => Ok(reply),
+        }
+    }
+
+    /// Builds an image as root into the owner's store (SPEC §9.3 needs
+    /// mmdebstrap as root); `Ok(false)` when it was up to date.
+    pub fn build_image(&self, request: ImageBuildRequest) -> Result<bool, HostError> {
+        match self.call_within(
+            OpKind::BuildImage,
+            HelperCall::BuildImage(request),
+            BUILD_TIMEOUT,
+        )? {
+            HelperReply::Built { built } => Ok(built),
+            other => Err(unexpected(OpKind::BuildImage, &other)),
         }
     }
 

@@ -5,6 +5,7 @@
 //! in-process or through the helper is a choice at the composition root.
 
 pub mod client;
+pub mod image_build;
 pub mod protocol;
 pub mod server;
 
@@ -12,5 +13,6 @@ pub mod server;
 mod tests;
 
 pub use client::{HelperHost, with_op_id};
+pub use image_build::{BuildName, BuildVariant, ImageBuildRequest, ImageBuilder, MirrorUrl};
 pub use protocol::{HELPER_PROTOCOL, HELPER_SOCKET, HelperCall, HelperReply, HelperRequest};
 pub use server::{HelperPolicy, handle, serve};

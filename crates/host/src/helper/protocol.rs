@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::image_build::ImageBuildRequest;
 use crate::ops::{PrivOp, SnapshotDevice};
 use crate::validate::TapName;
 
@@ -35,6 +36,8 @@ pub struct HelperRequest {
 pub enum HelperCall {
     Op(PrivOp),
     ListTaps,
+    /// Build an image into the owner's store (minutes, not milliseconds).
+    BuildImage(ImageBuildRequest),
 }
 
 /// The answer.
@@ -42,6 +45,10 @@ pub enum HelperCall {
 #[serde(rename_all = "snake_case")]
 pub enum HelperReply {
     Done,
+    /// The image build finished; `built` is false when it was up to date.
+    Built {
+        built: bool,
+    },
     Taps(Vec<TapName>),
     Snapshot(SnapshotDevice),
     /// Not attempted: who asked or what was asked is not allowed.

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::image_build::ImageBuilder;
 use super::protocol::{
     HELPER_PROTOCOL, HelperCall, HelperReply, HelperRequest, MAX_LINE, valid_op_id,
 };
@@ -17,16 +18,21 @@ use crate::error::HostError;
 use crate::ops::{HostOps, PrivOp, SnapshotDevice};
 use crate::validate::ManagedRoots;
 
+/// What a connection that closes before sending anything is told.
+const NO_REQUEST: &str = "the connection closed without a request";
+
 /// How long a connection may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Who may ask, and where paths may point.
-#[derive(Debug, Clone)]
+/// Who may ask, where paths may point, and what builds images.
+#[derive(Clone)]
 pub struct HelperPolicy {
     /// The installed owner; uid 0 is always allowed.
     pub owner_uid: u32,
     /// The owner daemon's state, cache and run directories.
     pub roots: ManagedRoots,
+    /// `None`: image builds are refused (a helper without the build code).
+    pub builder: Option<Arc<dyn ImageBuilder>>,
 }
 
 /// Serves `listener` until accepting fails, a thread per connection.
@@ -76,6 +82,11 @@ fn answer(
 ) -> HelperReply {
     let request = match read_request(stream) {
         Ok(request) => request,
+        // A probe (connect, close) asked nothing: not worth a warning.
+        Err(message) if message == NO_REQUEST => {
+            tracing::debug!(peer_uid, "a connection closed without a request");
+            return refused(message);
+        }
         Err(message) => {
             tracing::warn!(peer_uid, %message, "refused a request");
             return refused(message);
@@ -85,10 +96,23 @@ fn answer(
     let what = match &request.call {
         HelperCall::Op(op) => op.kind().as_str(),
         HelperCall::ListTaps => "list_taps",
+        HelperCall::BuildImage(_) => "build_image",
     };
     if let Err(message) = authorize(&request.call, policy) {
         tracing::warn!(op_id, peer_uid, op = what, %message, "refused a request");
         return refused(message);
+    }
+    if let HelperCall::BuildImage(build) = &request.call {
+        tracing::info!(op_id, peer_uid, op = what, image = %build.name, "building an image");
+        let reply = match &policy.builder {
+            Some(builder) => match builder.build(build, policy.owner_uid) {
+                Ok(built) => HelperReply::Built { built },
+                Err(message) => HelperReply::Failed { message },
+            },
+            None => refused("this helper does not build images".into()),
+        };
+        tracing::info!(op_id, peer_uid, op = what, reply = ?reply, "image build answered");
+        return reply;
     }
     let reply = match execute(host, request.call) {
         Ok(reply) => reply,
@@ -123,6 +147,9 @@ fn read_request(stream: &UnixStream) -> Result<HelperRequest, String> {
     if line.len() > MAX_LINE {
         return Err(format!("the request is longer than {MAX_LINE} bytes"));
     }
+    if line.is_empty() {
+        return Err(NO_REQUEST.into());
+    }
     let request: HelperRequest =
         serde_json::from_slice(&line).map_err(|e| format!("not a valid request: {e}"))?;
     if request.version != HELPER_PROTOCOL {
@@ -142,8 +169,15 @@ fn read_request(stream: &UnixStream) -> Result<HelperRequest, String> {
 /// What only the helper can check: taps are only for the owner, paths only
 /// under the owner's roots with no symlink, snapshot devices only banger's.
 fn authorize(call: &HelperCall, policy: &HelperPolicy) -> Result<(), String> {
-    let HelperCall::Op(op) = call else {
-        return Ok(());
+    let op = match call {
+        HelperCall::Op(op) => op,
+        HelperCall::ListTaps => return Ok(()),
+        HelperCall::BuildImage(build) => {
+            for path in [&build.images_dir, &build.cache_dir] {
+                path.revalidate(&policy.roots).map_err(|e| e.to_string())?;
+            }
+            return Ok(());
+        }
     };
     match op {
         PrivOp::CreateTap { owner_uid, .. } if *owner_uid != policy.owner_uid => Err(format!(
@@ -187,6 +221,7 @@ fn execute(host: &dyn HostOps, call: HelperCall) -> Result<HelperReply, HostErro
     let op = match call {
         HelperCall::ListTaps => return host.list_taps().map(HelperReply::Taps),
         HelperCall::Op(op) => op,
+        HelperCall::BuildImage(_) => unreachable!("answered before execute"),
     };
     match op {
         PrivOp::EnsureBridge { bridge, address } => host.ensure_bridge(&bridge, address),

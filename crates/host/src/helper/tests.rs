@@ -27,6 +27,7 @@ fn rig() -> Rig {
     let policy = Arc::new(HelperPolicy {
         owner_uid: banger_sys::os::effective_uid(),
         roots: ManagedRoots::new([dir.path().join("state")]).unwrap(),
+        builder: None,
     });
     let host = Arc::new(RecordingHost::new());
     let served: Arc<dyn HostOps> = host.clone();
@@ -196,4 +197,66 @@ fn an_unreachable_helper_says_where_it_looked() {
         err.to_string().contains("/nonexistent/helper.sock"),
         "{err}"
     );
+}
+
+/// Records the builds it is asked for.
+struct CountingBuilder(std::sync::Mutex<Vec<String>>);
+
+impl ImageBuilder for CountingBuilder {
+    fn build(&self, request: &ImageBuildRequest, owner_uid: u32) -> Result<bool, String> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} for {owner_uid}", request.name));
+        Ok(true)
+    }
+}
+
+#[test]
+fn image_builds_go_to_the_builder_only_for_managed_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(state.join("images")).unwrap();
+    let roots = ManagedRoots::new([state.clone()]).unwrap();
+    let builder = Arc::new(CountingBuilder(Default::default()));
+    let socket = dir.path().join("helper.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let policy = Arc::new(HelperPolicy {
+        owner_uid: banger_sys::os::effective_uid(),
+        roots: roots.clone(),
+        builder: Some(builder.clone()),
+    });
+    let served: Arc<dyn HostOps> = Arc::new(RecordingHost::new());
+    std::thread::spawn(move || serve(&listener, policy, served));
+    let request = |images: &Path| ImageBuildRequest {
+        images_dir: serde_json::from_value(serde_json::json!(images)).unwrap(),
+        cache_dir: serde_json::from_value(serde_json::json!(images)).unwrap(),
+        name: BuildName::try_from("debian-bookworm-minimal".to_owned()).unwrap(),
+        variant: BuildVariant::Minimal,
+        mirror: MirrorUrl::try_from("http://deb.example.invalid/debian".to_owned()).unwrap(),
+        kernel_ref: BuildName::try_from("debian-cloud-amd64".to_owned()).unwrap(),
+        force: false,
+    };
+    let client = HelperHost::new(&socket);
+    assert!(client.build_image(request(&state.join("images"))).unwrap());
+    // A store outside the helper's roots is refused before any build.
+    let err = client.build_image(request(Path::new("/etc"))).unwrap_err();
+    assert!(
+        matches!(err, HostError::Helper { refused: true, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        *builder.0.lock().unwrap(),
+        [format!(
+            "debian-bookworm-minimal for {}",
+            banger_sys::os::effective_uid()
+        )]
+    );
+    // A helper without a builder refuses builds.
+    let rig = rig();
+    std::fs::create_dir(rig.dir.path().join("state/images")).unwrap();
+    let err = HelperHost::new(&rig.socket)
+        .build_image(request(&rig.dir.path().join("state/images")))
+        .unwrap_err();
+    assert!(err.to_string().contains("does not build images"), "{err}");
 }
