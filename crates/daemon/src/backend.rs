@@ -60,6 +60,7 @@ pub fn discover(config: &Config, paths: &Paths, owner_uid: u32) -> Result<Chosen
         } => {
             let mut fc = Firecracker::new(binary).with_log_capper(log_capper());
             if config.jailer_enabled() {
+                require_root_for_jailer(banger_sys::os::is_root(), owner_uid)?;
                 fc.jailer = Some(jailer(config, paths, owner_uid)?);
             }
             let jailed = fc.jailer.is_some();
@@ -98,6 +99,22 @@ fn log_capper() -> Option<LogCapper> {
             None
         }
     }
+}
+
+/// The jailer must start as root (it builds a chroot and device nodes, then
+/// drops to the owner's uid); a daemon that is not root cannot start it,
+/// and the root helper does not launch VMMs yet. Said before any VM is
+/// touched, with what to do.
+fn require_root_for_jailer(daemon_is_root: bool, owner_uid: u32) -> Result<(), DaemonError> {
+    if daemon_is_root {
+        return Ok(());
+    }
+    Err(DaemonError::failed(
+        ErrorCode::OperationFailed,
+        format!(
+            "jailer_enabled = true in config.toml, but the jailer must start as root and this              daemon runs as uid {owner_uid}; set jailer_enabled = false (Firecracker then runs as              uid {owner_uid}, without the jailer's chroot), or run bangerd as root"
+        ),
+    ))
 }
 
 /// The jailer runs Firecracker as the owner (the user the VM files are
@@ -177,6 +194,13 @@ pub fn cow_backend(kind: BackendKind) -> banger_image::cow::Backend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_daemon_that_is_not_root_refuses_the_jailer_with_what_to_do() {
+        assert!(require_root_for_jailer(true, 0).is_ok());
+        let err = require_root_for_jailer(false, 1000).unwrap_err().to_string();
+        assert!(err.contains("jailer_enabled = false") && err.contains("uid 1000"), "{err}");
+    }
 
     #[test]
     fn every_configured_value_maps_to_its_preference() {
