@@ -587,6 +587,14 @@ fn update_and_roll_back(rig: &Rig, releases: &Path) {
         "{}",
         stdout(&out)
     );
+    let out = update(&["--dry-run"]);
+    assert_success(&out);
+    assert!(stdout(&out).contains("Dry run"), "{}", stdout(&out));
+    assert_eq!(
+        rig.daemon_commit(),
+        installed_commit,
+        "a dry run changes nothing"
+    );
     let out = update(&[]);
     println!("{}{}", stdout(&out), stderr(&out));
     assert_success(&out);

@@ -198,8 +198,13 @@ mod tests {
     #[test]
     fn a_daemon_that_is_not_root_refuses_the_jailer_with_what_to_do() {
         assert!(require_root_for_jailer(true, 0).is_ok());
-        let err = require_root_for_jailer(false, 1000).unwrap_err().to_string();
-        assert!(err.contains("jailer_enabled = false") && err.contains("uid 1000"), "{err}");
+        let err = require_root_for_jailer(false, 1000)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("jailer_enabled = false") && err.contains("uid 1000"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -297,3 +297,42 @@ fn run_doctor(layout: &Layout) -> Result<(), UpdateError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// A daemon that lists one operation in `state`.
+    fn daemon_with(state: &'static str) -> (tempfile::TempDir, PathBuf) {
+        crate::client::tests::one_connection_daemon(move |_request, conn| {
+            let op = serde_json::json!({
+                "id": "op-1", "kind": "vm.create", "target": "dev", "state": state,
+                "stage": "waiting for ssh", "error": null,
+                "started_at": "2026-12-03T00:00:00Z", "finished_at": null,
+            });
+            let answer = serde_json::json!({"op_id": "op-x", "result": [op]});
+            let _ = (&*conn).write_all(format!("{answer}\n").as_bytes());
+        })
+    }
+
+    #[test]
+    fn an_operation_in_flight_refuses_the_update() {
+        let (_dir, socket) = daemon_with("running");
+        let err = refuse_if_busy(&socket).unwrap_err().to_string();
+        assert!(
+            err.contains("vm.create dev") && err.contains("--force"),
+            "{err}"
+        );
+        let (_dir, socket) = daemon_with("succeeded");
+        refuse_if_busy(&socket).unwrap();
+    }
+
+    #[test]
+    fn a_daemon_that_does_not_answer_refuses_the_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = refuse_if_busy(&dir.path().join("none.sock")).unwrap_err();
+        assert!(matches!(err, UpdateError::DaemonDown { .. }), "{err}");
+    }
+}

@@ -20,6 +20,12 @@ pub struct Staged {
 }
 
 impl Staged {
+    /// An existing directory as the staging directory (tests).
+    #[cfg(test)]
+    pub fn at(dir: PathBuf) -> Staged {
+        Staged { dir }
+    }
+
     pub fn path(&self, program: &str) -> PathBuf {
         self.dir.join(program)
     }

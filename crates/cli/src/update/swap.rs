@@ -92,3 +92,116 @@ impl Swapped {
         first_error.map_or(Ok(()), |e| Err(Box::new(e).into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use banger_config::InstallOwner;
+
+    use super::*;
+    use crate::update::manifest::{FileEntry, Files};
+
+    fn info(commit: &str) -> InstallInfo {
+        InstallInfo {
+            owner: InstallOwner {
+                user: "alice".into(),
+                uid: 1000,
+                gid: 1000,
+                home: "/home/alice".into(),
+            },
+            release: InstalledRelease {
+                version: "0.1.0".into(),
+                commit: commit.into(),
+                built: "b".into(),
+                installed: "i".into(),
+            },
+            release_url: None,
+        }
+    }
+
+    fn release(commit: &str) -> Release {
+        let entry = || FileEntry {
+            url: "x".into(),
+            size: 1,
+            sha256: String::new(),
+        };
+        Release {
+            version: "0.2.0".into(),
+            commit: commit.into(),
+            built: "b".into(),
+            files: Files {
+                banger: entry(),
+                bangerd: entry(),
+                banger_agent: entry(),
+            },
+        }
+    }
+
+    /// An install under a tempdir with "old" programs, and "new" staged ones.
+    fn setup() -> (tempfile::TempDir, Layout, Staged) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("root"));
+        for (name, path) in layout.programs() {
+            write_atomic(&path, format!("old {name}").as_bytes(), 0o755).unwrap();
+        }
+        write_atomic(
+            &layout.install_file(),
+            info("old").to_toml().as_bytes(),
+            0o644,
+        )
+        .unwrap();
+        let staging = dir.path().join("staged");
+        fs::create_dir(&staging).unwrap();
+        for (name, _) in layout.programs() {
+            fs::write(staging.join(name), format!("new {name}")).unwrap();
+        }
+        let staged = Staged::at(staging);
+        (dir, layout, staged)
+    }
+
+    fn content(p: &Path) -> String {
+        fs::read_to_string(p).unwrap()
+    }
+
+    #[test]
+    fn a_swap_keeps_the_previous_programs_and_rolls_back() {
+        let (_dir, layout, staged) = setup();
+        let swapped = swap_in(&layout, &staged, &info("old"), &release("new")).unwrap();
+        for (name, path) in layout.programs() {
+            assert_eq!(content(&path), format!("new {name}"));
+            assert_eq!(content(&previous_of(&path)), format!("old {name}"));
+        }
+        let now = InstallInfo::load(&layout.install_file()).unwrap();
+        assert_eq!(
+            (now.release.commit.as_str(), now.release.version.as_str()),
+            ("new", "0.2.0")
+        );
+        swapped.roll_back().unwrap();
+        for (name, path) in layout.programs() {
+            assert_eq!(content(&path), format!("old {name}"));
+        }
+        assert_eq!(
+            InstallInfo::load(&layout.install_file())
+                .unwrap()
+                .release
+                .commit,
+            "old"
+        );
+    }
+
+    #[test]
+    fn a_swap_that_fails_part_way_puts_back_what_it_swapped() {
+        let (_dir, layout, staged) = setup();
+        // The agent is missing: its previous copy cannot be kept.
+        fs::remove_file(layout.agent()).unwrap();
+        assert!(swap_in(&layout, &staged, &info("old"), &release("new")).is_err());
+        assert_eq!(content(&layout.banger()), "old banger");
+        assert_eq!(content(&layout.bangerd()), "old bangerd");
+        assert_eq!(
+            InstallInfo::load(&layout.install_file())
+                .unwrap()
+                .release
+                .commit,
+            "old"
+        );
+    }
+}
