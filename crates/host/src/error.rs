@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use banger_sys::ProcessError;
 
-use crate::ops::OpKind;
+use crate::op_kind::OpKind;
 use crate::validate::{BridgeName, ValidationError};
 
 #[derive(Debug, thiserror::Error)]

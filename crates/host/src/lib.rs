@@ -10,6 +10,7 @@ mod error;
 mod fake;
 pub mod helper;
 mod local;
+mod op_kind;
 mod ops;
 mod validate;
 

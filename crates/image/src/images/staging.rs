@@ -14,7 +14,10 @@ use rustix::io::Errno;
 use super::error::ImageError;
 use super::mounts;
 use super::name::ImageName;
-use super::store::STAGING_PREFIX;
+
+/// Entries of `images_dir` starting with `.` are banger's own; this one
+/// marks images being assembled.
+pub const STAGING_PREFIX: &str = ".staging-";
 
 /// A staging directory being filled. Dropped without [`Staging::commit`],
 /// it is removed with everything in it.

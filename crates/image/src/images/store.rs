@@ -15,9 +15,7 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const ROOTFS_FILE: &str = "rootfs.ext4";
 /// The image's `/root` content, copied onto each new work disk.
 pub const ROOT_SEED_DIR: &str = "root-seed";
-/// Entries of `images_dir` starting with `.` are banger's own; this one
-/// marks images being assembled (see the staging module).
-pub const STAGING_PREFIX: &str = ".staging-";
+pub use super::staging::STAGING_PREFIX;
 
 /// ext2/3/4 superblock magic, at byte 56 of the superblock (byte 1024).
 const EXT4_MAGIC_OFFSET: u64 = 1024 + 56;

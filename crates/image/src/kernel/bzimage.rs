@@ -9,6 +9,7 @@
 //! for gzip that is the format's own ISIZE trailer.
 
 use super::decompress::{self, Compression};
+pub use super::payload::VmlinuxError;
 
 /// The ELF magic every vmlinux starts with.
 pub const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
@@ -22,44 +23,6 @@ const PAYLOAD_OFFSET: usize = 0x248;
 const PAYLOAD_LENGTH: usize = 0x24c;
 /// Where the header fields banger reads end.
 const HEADER_END: usize = 0x250;
-
-#[derive(Debug, thiserror::Error)]
-pub enum VmlinuxError {
-    #[error("it is not a bzImage: {0}")]
-    NotBzImage(&'static str),
-    #[error(
-        "boot protocol {major}.{minor:02} is too old to describe its payload (2.08 or newer needed)"
-    )]
-    OldProtocol { major: u8, minor: u8 },
-    #[error(
-        "the payload ({length} bytes at offset {offset}) lies outside the {file_len}-byte file; \
-         the file is truncated"
-    )]
-    PayloadOutOfBounds {
-        offset: u64,
-        length: u64,
-        file_len: u64,
-    },
-    #[error(
-        "the payload's compression is not supported (first bytes {magic}); \
-         banger unpacks gzip, xz, zstd and lz4 kernels"
-    )]
-    UnknownCompression { magic: String },
-    #[error("the {format} payload is corrupt or truncated: {detail}")]
-    Corrupt { format: Compression, detail: String },
-    #[error("the {format} payload unpacked to {actual} bytes but the bzImage says {expected}")]
-    LengthMismatch {
-        format: Compression,
-        expected: u32,
-        actual: u64,
-    },
-    #[error("the {format} payload unpacks to more than {limit} bytes; refusing to continue")]
-    TooLarge { format: Compression, limit: u64 },
-    #[error("the unpacked {format} payload is not an ELF file")]
-    NotElf { format: Compression },
-    #[error("it is neither an ELF vmlinux nor a bzImage")]
-    NotAKernel,
-}
 
 /// The setup header fields banger uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,12 +5,12 @@
 //! implement, so when lzma-rs gives up the `xz` tool takes over through
 //! `banger_sys::Cmd`.
 
-use std::fmt;
 use std::io::{self, BufReader};
 
 use banger_sys::Cmd;
 
-use super::bzimage::VmlinuxError;
+pub use super::payload::Compression;
+use super::payload::VmlinuxError;
 use crate::debian::limit::{LimitedWriter, is_limit};
 
 /// Largest vmlinux accepted (Debian's is about 65 MiB).
@@ -20,25 +20,6 @@ pub const MAX_VMLINUX: u64 = 1 << 30;
 const LZ4_LEGACY_MAGIC: u32 = 0x184c_2102;
 /// Every block of a legacy frame decompresses to at most this.
 const LZ4_LEGACY_BLOCK: usize = 8 << 20;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    Gzip,
-    Xz,
-    Zstd,
-    Lz4,
-}
-
-impl fmt::Display for Compression {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Compression::Gzip => "gzip",
-            Compression::Xz => "xz",
-            Compression::Zstd => "zstd",
-            Compression::Lz4 => "lz4",
-        })
-    }
-}
 
 impl Compression {
     pub fn detect(payload: &[u8]) -> Result<Self, VmlinuxError> {

@@ -29,6 +29,7 @@ pub mod modinfo;
 pub mod modules;
 pub mod modules_disk;
 pub mod order;
+mod payload;
 mod pull;
 mod store;
 

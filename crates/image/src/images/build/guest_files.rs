@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::recipe::Variant;
+use super::variant::Variant;
 
 /// The agent's place in the guest (SPEC §10).
 pub const AGENT_PATH: &str = "/usr/local/bin/banger-agent";

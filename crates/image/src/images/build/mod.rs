@@ -22,6 +22,7 @@ pub mod mise;
 mod mkfs;
 pub mod recipe;
 mod tree;
+mod variant;
 
 #[cfg(test)]
 mod real_tests;

@@ -5,11 +5,12 @@ use std::fmt;
 use std::path::Path;
 
 use banger_api::model::ByteSize;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::guest_files;
 use super::mise::{MISE, MisePin};
+pub use super::variant::Variant;
 use crate::images::error::ImageError;
 use crate::images::name::ImageName;
 
@@ -73,28 +74,11 @@ pub const APT_OPTIONS: &[&str] = &["Acquire::Languages \"none\""];
 /// images built by an older banger are rebuilt.
 pub const BUILD_FORMAT: u32 = 2;
 
-/// Which kind of guest the image is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Variant {
-    /// systemd is PID 1; the agent and the network run as units.
-    Full,
-    /// The agent is PID 1 (`banger.init=` on the kernel command line).
-    Minimal,
-}
-
 impl Variant {
     pub fn default_packages(self) -> &'static [&'static str] {
         match self {
             Variant::Full => FULL_PACKAGES,
             Variant::Minimal => MINIMAL_PACKAGES,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Variant::Full => "full",
-            Variant::Minimal => "minimal",
         }
     }
 
