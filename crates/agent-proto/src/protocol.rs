@@ -254,6 +254,11 @@ mod tests {
                 output: OutputEncoding::Base64,
                 stream: true,
                 stdin_stream: false,
+                stdin_raw_bytes: None,
+            }),
+            Call::Exec(ExecRequest {
+                stdin_raw_bytes: Some(1 << 20),
+                ..ExecRequest::new(["tar", "-x"])
             }),
             Call::Exec(ExecRequest {
                 stdin_stream: true,

@@ -183,6 +183,34 @@ impl<S: TimeoutStream> LineReader<S> {
     }
 }
 
+impl<S: TimeoutStream> LineReader<S> {
+    /// Raw bytes, at most `buf.len()`: what is pending first, then the
+    /// stream's, waiting until `deadline`. `Ok(0)` is the end of the stream.
+    pub fn read_raw(&mut self, buf: &mut [u8], deadline: Instant) -> Result<usize, LineError> {
+        if !self.pending.is_empty() {
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            return Ok(n);
+        }
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(LineError::TimedOut);
+            }
+            self.stream
+                .set_read_timeout(Some(remaining))
+                .map_err(LineError::Io)?;
+            match self.stream.read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_timeout(&e) => return Err(LineError::TimedOut),
+                Err(e) => return Err(LineError::Io(e)),
+            }
+        }
+    }
+}
+
 /// Writes `payload` followed by `\n` before `timeout` elapses per write.
 pub fn write_line<S: TimeoutStream>(
     stream: &mut S,

@@ -564,3 +564,57 @@ fn a_silent_vmm_times_out_the_handshake() {
     );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[test]
+fn exec_takes_raw_input_of_the_announced_length() {
+    let h = Harness::start();
+    let data: Vec<u8> = (0..5 << 20).map(|i: usize| (i % 253) as u8).collect();
+    let mut echoed = Vec::new();
+    let result = h
+        .client()
+        .exec_with_raw_input(
+            ExecRequest::new(["cat"]),
+            &mut std::io::Cursor::new(data.clone()),
+            data.len() as u64,
+            Some(&mut |stream, piece: &[u8]| {
+                assert_eq!(stream, OutputStream::Stdout);
+                echoed.extend_from_slice(piece);
+            }),
+        )
+        .unwrap();
+    assert_eq!(result.status, Some(0), "{result:?}");
+    assert!(echoed == data, "the bytes came back changed");
+    // Only the announced length reaches the command.
+    let result = h
+        .client()
+        .exec_with_raw_input(
+            ExecRequest::new(["wc", "-c"]),
+            &mut std::io::Cursor::new(data.clone()),
+            1000,
+            None,
+        )
+        .unwrap();
+    assert_eq!(result.stdout.trim(), "1000");
+}
+
+#[test]
+fn raw_input_cut_short_kills_the_command_before_it_acts() {
+    let h = Harness::start();
+    let dir = tempfile::tempdir().unwrap();
+    let acted = dir.path().join("acted");
+    let script = format!("cat > /dev/null; touch {}", acted.display());
+    let started = Instant::now();
+    let err = h
+        .client()
+        .exec_with_raw_input(
+            ExecRequest::new(["sh", "-c", &script]),
+            &mut std::io::Cursor::new(vec![b'x'; 1000]),
+            1_000_000,
+            None,
+        )
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Input { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    thread::sleep(Duration::from_millis(200));
+    assert!(!acted.exists(), "the command acted on partial input");
+}

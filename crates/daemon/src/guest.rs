@@ -64,6 +64,21 @@ pub trait Guest: Send + Sync {
         sink: Option<OutputSink<'_>>,
         cancel: &CancellationToken,
     ) -> Result<ExecResult, ClientError>;
+    /// `exec` with the first `len` bytes of `input` sent raw to the
+    /// command's stdin. Fakes that only care about the bytes get them the
+    /// framed way.
+    fn exec_with_raw_input(
+        &self,
+        agent: &Path,
+        request: ExecRequest,
+        input: &mut (dyn Read + Send),
+        len: u64,
+        sink: Option<OutputSink<'_>>,
+        cancel: &CancellationToken,
+    ) -> Result<ExecResult, ClientError> {
+        let _ = len;
+        self.exec_with_input(agent, request, input, sink, cancel)
+    }
     /// Connects to `addr` and reads the SSH identification line.
     fn ssh_banner(&self, addr: SocketAddr) -> Result<String, String>;
 }
@@ -158,6 +173,20 @@ impl Guest for AgentGuest {
     ) -> Result<ExecResult, ClientError> {
         abortable(agent, cancel, |client| {
             client.exec_with_input(request, input, sink)
+        })
+    }
+
+    fn exec_with_raw_input(
+        &self,
+        agent: &Path,
+        request: ExecRequest,
+        input: &mut (dyn Read + Send),
+        len: u64,
+        sink: Option<OutputSink<'_>>,
+        cancel: &CancellationToken,
+    ) -> Result<ExecResult, ClientError> {
+        abortable(agent, cancel, |client| {
+            client.exec_with_raw_input(request, input, len, sink)
         })
     }
 

@@ -16,7 +16,7 @@ if [ -e "$dest" ] && [ -n "$(ls -A "$dest" 2>/dev/null)" ]; then
   exit 17
 fi
 mkdir -p "$dest"
-tar --extract --file=- --directory="$dest" --no-same-owner
+tar --extract --file=- --directory="$dest" --no-same-owner --blocking-factor=2048 --read-full-records
 "#;
 
 /// The exit status of [`EXTRACT`] when the destination is taken.

@@ -103,6 +103,13 @@ impl ClientError {
                 || message.contains("unknown field `stream`"))
     }
 
+    /// The agent predates raw input (`stdin_raw_bytes`): it refused the
+    /// request before running anything, so the input can go as frames.
+    pub fn is_raw_input_unsupported(&self) -> bool {
+        matches!(self, ClientError::Agent { code: ErrorCode::BadRequest, message }
+            if message.contains("unknown field `stdin_raw_bytes`"))
+    }
+
     /// The agent's error code, when the agent itself refused the call.
     pub fn agent_code(&self) -> Option<ErrorCode> {
         match self {
@@ -115,6 +122,21 @@ impl ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_agent_without_raw_input_is_recognised() {
+        let old = ClientError::Agent {
+            code: ErrorCode::BadRequest,
+            message: "bad params for exec: unknown field `stdin_raw_bytes`, expected one of ..."
+                .into(),
+        };
+        assert!(old.is_raw_input_unsupported());
+        let other = ClientError::Agent {
+            code: ErrorCode::BadRequest,
+            message: "argv is empty".into(),
+        };
+        assert!(!other.is_raw_input_unsupported());
+    }
 
     #[test]
     fn only_not_yet_up_errors_are_retryable() {

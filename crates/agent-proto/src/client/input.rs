@@ -42,12 +42,44 @@ impl AgentClient {
     /// running anything; [`ClientError::is_stdin_stream_unsupported`] says
     /// so.
     pub fn exec_with_input(
-        mut self,
+        self,
         mut request: ExecRequest,
         input: &mut (dyn Read + Send),
         on_output: Option<OutputSink<'_>>,
     ) -> Result<ExecResult, ClientError> {
         request.stdin_stream = true;
+        self.exec_sending(request, on_output, |stream, timeout| {
+            send_input(stream, input, timeout)
+        })
+    }
+
+    /// `exec` with `stdin_raw_bytes`: the command's standard input is the
+    /// first `len` bytes of `input`, sent raw right after the request (no
+    /// frames, no base64), so the guest only copies them. For large input
+    /// such as a workspace's archive. Otherwise as
+    /// [`AgentClient::exec_with_input`]; `input` ending before `len` bytes
+    /// fails the call and the agent kills the command.
+    pub fn exec_with_raw_input(
+        self,
+        mut request: ExecRequest,
+        input: &mut (dyn Read + Send),
+        len: u64,
+        on_output: Option<OutputSink<'_>>,
+    ) -> Result<ExecResult, ClientError> {
+        request.stdin_raw_bytes = Some(len);
+        self.exec_sending(request, on_output, move |stream, timeout| {
+            send_raw(stream, input, len, timeout)
+        })
+    }
+
+    /// Sends `request`, then the input with `send` from another thread
+    /// while this one reads the answer.
+    fn exec_sending(
+        mut self,
+        mut request: ExecRequest,
+        on_output: Option<OutputSink<'_>>,
+        send: impl FnOnce(&UnixStream, Duration) -> Result<(), Unsent> + Send,
+    ) -> Result<ExecResult, ClientError> {
         // Frames without a callback would have nowhere to go.
         request.stream = on_output.is_some();
         let answer_within = self.exec_answer_within(&request);
@@ -61,9 +93,7 @@ impl AgentClient {
                 .name("agent-input".into())
                 // A command reading slowly is no failure: each write may
                 // wait as long as the whole answer may.
-                .spawn_scoped(scope, move || {
-                    send_input(&this.stream, input, answer_within)
-                });
+                .spawn_scoped(scope, move || send(&this.stream, answer_within));
             let writer = match writer {
                 Ok(writer) => writer,
                 Err(e) => {
@@ -128,6 +158,45 @@ fn send_input(
     }
     wire::write_line(&mut conn, &InputFrame::end().encode(), timeout)
         .map_err(|e| abandon(Unsent::Write(e)))
+}
+
+/// Sends exactly `len` bytes of `input`, raw.
+fn send_raw(
+    stream: &UnixStream,
+    input: &mut (dyn Read + Send),
+    len: u64,
+    timeout: Duration,
+) -> Result<(), Unsent> {
+    use std::io::Write;
+    let mut conn = stream;
+    // Short input must not look complete: the agent sees the write half
+    // close before `len` bytes and kills the command.
+    let abandon = |why: Unsent| {
+        let _ = stream.shutdown(Shutdown::Write);
+        why
+    };
+    conn.set_write_timeout(Some(timeout))
+        .map_err(|e| abandon(Unsent::Write(e)))?;
+    let mut left = len;
+    let mut buf = vec![0u8; 256 * 1024];
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = match input.read(&mut buf[..want]) {
+            Ok(0) => {
+                return Err(abandon(Unsent::Input(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the input ended {left} bytes short of the {len} announced"),
+                ))));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(abandon(Unsent::Input(e))),
+        };
+        conn.write_all(&buf[..n])
+            .map_err(|e| abandon(Unsent::Write(e)))?;
+        left -= n as u64;
+    }
+    conn.flush().map_err(|e| abandon(Unsent::Write(e)))
 }
 
 #[cfg(test)]

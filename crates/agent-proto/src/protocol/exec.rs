@@ -71,6 +71,12 @@ pub struct ExecRequest {
     /// `stdin`. Never sent when false, for the same reason as `stream`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stdin_stream: bool,
+    /// Standard input follows the request as exactly this many raw bytes
+    /// (no framing, no base64): for large input such as a workspace's tar
+    /// stream, which the guest then never decodes. Excludes `stdin` and
+    /// `stdin_stream`. Never sent when absent, like `stream`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin_raw_bytes: Option<u64>,
 }
 
 impl ExecRequest {
@@ -90,6 +96,7 @@ impl ExecRequest {
             output: OutputEncoding::Utf8,
             stream: false,
             stdin_stream: false,
+            stdin_raw_bytes: None,
         }
     }
 

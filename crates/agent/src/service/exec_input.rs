@@ -100,7 +100,7 @@ pub(super) fn start(
 ) -> Result<Option<StdinFeed>, ExecError> {
     if let Some(data) = &spec.stdin {
         feed_stdin(child, data.clone());
-    } else if spec.stdin_stream && input.is_none() {
+    } else if spec.input_follows() && input.is_none() {
         return Err(ExecError::NoInput);
     }
     let Some(input) = input else {
@@ -128,6 +128,7 @@ impl StdinFeed {
         let state = Arc::clone(&shared);
         let program = &spec.argv[0];
         let name = program.clone();
+        let raw = spec.stdin_raw;
         thread::Builder::new()
             .name("exec-input".into())
             .spawn(move || {
@@ -135,10 +136,10 @@ impl StdinFeed {
                 let streamed = pipe.is_some();
                 let mut stdin = pipe;
                 let mut lines = input.lines;
-                let fed = if streamed {
-                    feed(&mut lines, &mut stdin, deadline, &stop_rx)
-                } else {
-                    Fed::Complete
+                let fed = match (streamed, raw) {
+                    (false, _) => Fed::Complete,
+                    (true, Some(len)) => feed_raw(&mut lines, &mut stdin, len, deadline, &stop_rx),
+                    (true, None) => feed(&mut lines, &mut stdin, deadline, &stop_rx),
                 };
                 match fed {
                     Fed::Failed(reason) => {
@@ -163,7 +164,7 @@ impl StdinFeed {
         // Handed over only once the thread runs: had it failed to start,
         // the caller kills the group before the pipe closes.
         let pipe = spec
-            .stdin_stream
+            .input_follows()
             .then(|| child.stdin.take().expect("stdin is piped"));
         let _ = pipe_tx.send(pipe);
         Ok(StdinFeed {
@@ -245,6 +246,48 @@ fn feed(
             }
         }
     }
+}
+
+/// Copies exactly `len` raw bytes from the connection to `stdin`, then
+/// closes it; anything short of `len` is incomplete input. Same rules as
+/// [`feed`]: a command that stops reading gets the rest dropped.
+fn feed_raw(
+    lines: &mut LineReader<Box<dyn TimeoutStream + Send>>,
+    stdin: &mut Option<ChildStdin>,
+    len: u64,
+    deadline: Instant,
+    stop: &Receiver<()>,
+) -> Fed {
+    let mut left = len;
+    let mut buf = vec![0u8; 256 * 1024];
+    while left > 0 {
+        if let Err(TryRecvError::Disconnected) = stop.try_recv() {
+            return Fed::Stopped;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Fed::Failed("no end of input within the command's timeout".into());
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = match lines.read_raw(&mut buf[..want], (now + STOP_POLL).min(deadline)) {
+            Ok(0) => {
+                return Fed::Failed(format!(
+                    "the connection ended {left} bytes before the end of input"
+                ));
+            }
+            Ok(n) => n,
+            Err(LineError::TimedOut) => continue,
+            Err(e) => return Fed::Failed(format!("reading input failed: {e}")),
+        };
+        left -= n as u64;
+        if let Some(pipe) = stdin {
+            if pipe.write_all(&buf[..n]).is_err() {
+                *stdin = None;
+            }
+        }
+    }
+    *stdin = None;
+    Fed::Complete
 }
 
 /// The command ended before its input did, and the pipe was still open:

@@ -23,6 +23,15 @@ pub struct ExecSpec {
     pub stream: bool,
     /// Stdin comes as input frames on the connection (`exec_input`).
     pub stdin_stream: bool,
+    /// Stdin comes as exactly this many raw bytes on the connection.
+    pub stdin_raw: Option<u64>,
+}
+
+impl ExecSpec {
+    /// Whether stdin comes on the connection after the request.
+    pub fn input_follows(&self) -> bool {
+        self.stdin_stream || self.stdin_raw.is_some()
+    }
 }
 
 /// Why an `exec` request is malformed (`bad_request`).
@@ -41,7 +50,7 @@ pub enum InvalidExec {
     #[error("stdin is not valid base64: {0}")]
     Stdin(Base64Error),
     #[error(
-        "stdin and stdin_stream are exclusive: the input comes either in the request or after it"
+        "stdin, stdin_stream and stdin_raw_bytes are exclusive: the input comes either in the request or after it, one way"
     )]
     StdinTwice,
     #[error("timeout_s {0} is not in (0, {MAX_EXEC_TIMEOUT_S}]")]
@@ -77,7 +86,12 @@ pub fn validate(request: ExecRequest) -> Result<ExecSpec, InvalidExec> {
         Some(cwd) if !cwd.starts_with('/') => return Err(InvalidExec::RelativeCwd(cwd.clone())),
         Some(cwd) => Some(PathBuf::from(cwd)),
     };
-    if request.stdin.is_some() && request.stdin_stream {
+    let ways = [
+        request.stdin.is_some(),
+        request.stdin_stream,
+        request.stdin_raw_bytes.is_some(),
+    ];
+    if ways.iter().filter(|w| **w).count() > 1 {
         return Err(InvalidExec::StdinTwice);
     }
     let stdin = request
@@ -106,6 +120,7 @@ pub fn validate(request: ExecRequest) -> Result<ExecSpec, InvalidExec> {
         encoding: request.output,
         stream: request.stream,
         stdin_stream: request.stdin_stream,
+        stdin_raw: request.stdin_raw_bytes,
     })
 }
 
@@ -139,6 +154,13 @@ mod tests {
         let mut both = ExecRequest::new(["a"]).stdin_bytes(b"x");
         both.stdin_stream = true;
         assert_eq!(check(both), InvalidExec::StdinTwice);
+        let mut framed_and_raw = ExecRequest::new(["a"]);
+        framed_and_raw.stdin_stream = true;
+        framed_and_raw.stdin_raw_bytes = Some(10);
+        assert_eq!(check(framed_and_raw), InvalidExec::StdinTwice);
+        let mut inline_and_raw = ExecRequest::new(["a"]).stdin_bytes(b"x");
+        inline_and_raw.stdin_raw_bytes = Some(10);
+        assert_eq!(check(inline_and_raw), InvalidExec::StdinTwice);
         let mut zero = ExecRequest::new(["a"]);
         zero.timeout_s = Some(0.0);
         assert_eq!(check(zero), InvalidExec::Timeout(0.0));

@@ -46,7 +46,7 @@ pub(super) fn spawn(spec: &ExecSpec) -> Result<(Child, Instant), ExecError> {
     command
         .args(&spec.argv[1..])
         .current_dir(&cwd)
-        .stdin(if spec.stdin.is_some() || spec.stdin_stream {
+        .stdin(if spec.stdin.is_some() || spec.input_follows() {
             Stdio::piped()
         } else {
             Stdio::null()

@@ -150,7 +150,7 @@ fn answer<C: DuplexStream>(
     let input = match &request.call {
         Call::Exec(exec) => match conn.try_clone() {
             Ok(reader) => Some(InputSource::new(reader, buffered)),
-            Err(e) if exec.stdin_stream => {
+            Err(e) if exec.stdin_stream || exec.stdin_raw_bytes.is_some() => {
                 let message = format!("cannot read the input frames: {e}");
                 crate::warn!("{method}: {message}");
                 let response = Response::failure(ErrorBody::new(ErrorCode::Failed, message));

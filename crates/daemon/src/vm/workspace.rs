@@ -5,7 +5,6 @@
 //! The host-side git work is `banger-workspace`'s; this module adds the VM:
 //! its state, its lock, the agent connection and the record.
 
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -155,7 +154,23 @@ async fn prepare_locked(
     let ship = {
         let (root, uds, guest_path) = (plan.root.clone(), uds.clone(), guest_path.clone());
         let (guest, cancel) = (daemon.vms.guest(), ctx.cancel.clone());
-        run(move || ship(guest.as_ref(), &packed, &root, &uds, &guest_path, &cancel))
+        let spool = daemon
+            .paths
+            .vm_dir(&vm.id)
+            .join(format!("workspace-{}.tar", ctx.op_id));
+        run(move || {
+            let shipped = ship(
+                guest.as_ref(),
+                &packed,
+                &root,
+                &spool,
+                &uds,
+                &guest_path,
+                &cancel,
+            );
+            let _ = std::fs::remove_file(&spool);
+            shipped
+        })
     };
     let bytes = tokio::select! {
         shipped = ship => shipped??,
@@ -198,32 +213,48 @@ async fn prepare_locked(
     })
 }
 
-/// Streams the packed archive into the guest's `tar`; returns its size.
+/// Writes the packed archive to `spool`, then sends it to the guest's `tar`
+/// as raw bytes after the request (`stdin_raw_bytes`: the guest only copies
+/// them, where base64 frames cost it a decode per byte on an emulated CPU);
+/// an agent older than that gets the frames. Returns the archive's size.
 fn ship(
     guest: &dyn Guest,
     packed: &banger_workspace::Packed,
     root: &Path,
+    spool: &Path,
     uds: &Path,
     guest_path: &str,
     cancel: &CancellationToken,
 ) -> Result<u64, DaemonError> {
-    let mut tar = packed.archive()?;
-    let mut counted = Counted {
-        inner: &mut tar,
-        bytes: 0,
+    let archive_error = |source| banger_workspace::WorkspaceError::Archive {
+        root: root.to_owned(),
+        source,
     };
+    let mut tar = packed.archive()?;
+    let spooled = std::fs::File::create(spool)
+        .and_then(|mut file| std::io::copy(&mut tar, &mut file).and_then(|_| file.sync_data()));
+    // The host's archive failing explains a failure better than a short
+    // file would.
+    tar.finish().map_err(archive_error)?;
+    spooled.map_err(|e| DaemonError::Internal(format!("cannot write {}: {e}", spool.display())))?;
+    let open = || {
+        std::fs::File::open(spool)
+            .map_err(|e| DaemonError::Internal(format!("cannot read {}: {e}", spool.display())))
+    };
+    let mut file = open()?;
+    let bytes = file
+        .metadata()
+        .map_err(|e| DaemonError::Internal(format!("cannot read {}: {e}", spool.display())))?
+        .len();
     let mut request = ExecRequest::new(guest::argv(guest::EXTRACT, &[guest_path]));
     request.timeout_s = Some(SHIP_TIMEOUT_S);
     request.max_output_bytes = Some(SCRIPT_OUTPUT_BYTES);
-    let answer = guest.exec_with_input(uds, request, &mut counted, None, cancel);
-    let bytes = counted.bytes;
-    // The host's archive failing explains a guest failure better than the
-    // guest's "unexpected end of archive" would.
-    tar.finish()
-        .map_err(|source| banger_workspace::WorkspaceError::Archive {
-            root: root.to_owned(),
-            source,
-        })?;
+    let mut answer =
+        guest.exec_with_raw_input(uds, request.clone(), &mut file, bytes, None, cancel);
+    if answer.as_ref().is_err_and(|e| e.is_raw_input_unsupported()) {
+        let mut file = open()?;
+        answer = guest.exec_with_input(uds, request, &mut file, None, cancel);
+    }
     let result = answer.map_err(|e| {
         if e.is_stdin_stream_unsupported() {
             DaemonError::failed(
@@ -421,20 +452,6 @@ fn guest_failure(what: &str, result: &ExecResult) -> DaemonError {
         ErrorCode::OperationFailed,
         format!("{what} failed ({how}){detail}"),
     )
-}
-
-/// Counts what passes through, for the report.
-struct Counted<'a, R> {
-    inner: &'a mut R,
-    bytes: u64,
-}
-
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]
