@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use banger_sys::ProcessError;
 
 use super::build::mise::MiseError;
-use super::name::NameProblem;
+use super::name_rule::NameProblem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

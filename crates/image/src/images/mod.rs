@@ -18,6 +18,7 @@ mod lock;
 mod manifest;
 mod mounts;
 mod name;
+mod name_rule;
 mod promote;
 mod staging;
 mod store;
