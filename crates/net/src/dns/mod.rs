@@ -15,7 +15,9 @@
 //! - `server`, `tcp`: [`DnsServer`] and its UDP and TCP transports.
 
 mod error;
+mod limits;
 mod records;
+mod resolution;
 mod response;
 mod server;
 mod tcp;

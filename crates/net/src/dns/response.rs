@@ -7,11 +7,11 @@
 //! bytes, so a response never needs truncation, on UDP or anywhere else.
 
 use super::ZONE;
-use super::wire::{CLASS_IN, HEADER_LEN, Header, Question, Rcode, pointer, rtype};
-use super::zone::{
+use super::resolution::{
     HOSTMASTER_LABEL, NEGATIVE_TTL, NS_LABEL, RECORD_TTL, Record, Resolution, SOA_EXPIRE,
     SOA_REFRESH, SOA_RETRY, SOA_SERIAL,
 };
+use super::wire::{CLASS_IN, HEADER_LEN, Header, Question, Rcode, pointer, rtype};
 
 /// A header-only response, for queries whose question was not understood.
 pub(crate) fn bare(query: &Header, rcode: Rcode) -> Vec<u8> {

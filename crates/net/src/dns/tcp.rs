@@ -11,8 +11,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::limits::{ERROR_BACKOFF, Limits, MAX_QUERY_LEN};
 use super::records::DnsRecords;
-use super::server::{ERROR_BACKOFF, Limits, MAX_QUERY_LEN};
 use super::zone::answer;
 
 /// Accepts connections forever, serving at most `limits.max_tcp_connections`

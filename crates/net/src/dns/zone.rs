@@ -1,93 +1,17 @@
 //! Answering: [`answer`] turns one query into one response (or nothing), and
 //! [`resolve`] decides what the `vm` zone says about a question.
 
-use std::net::Ipv4Addr;
-
 use super::ZONE;
 use super::records::DnsRecords;
+use super::resolution::{Record, Resolution};
 use super::response;
 use super::wire::{
     CLASS_ANY, CLASS_IN, HEADER_LEN, Header, OPCODE_QUERY, Question, Rcode, rtype, type_name,
 };
 
-/// TTL of every record served. Short, because VMs come and go: a stopped VM's
-/// name should stop resolving within seconds, and resolvers such as
-/// systemd-resolved cache positive answers for the TTL.
-pub(crate) const RECORD_TTL: u32 = 5;
-/// The SOA minimum field, which resolvers use as the negative-caching TTL
-/// (RFC 2308): a VM that starts right after a miss is reachable within seconds.
-pub(crate) const NEGATIVE_TTL: u32 = 5;
-/// The zone has no secondaries and no transfers, so the serial only has to be
-/// stable; the timers below are never used by anyone but are kept plausible.
-pub(crate) const SOA_SERIAL: u32 = 1;
-pub(crate) const SOA_REFRESH: u32 = 3600;
-pub(crate) const SOA_RETRY: u32 = 600;
-pub(crate) const SOA_EXPIRE: u32 = 86_400;
-/// Labels prepended to the apex for the SOA's mname and rname and the NS target.
-pub(crate) const NS_LABEL: &[u8] = b"ns";
-pub(crate) const HOSTMASTER_LABEL: &[u8] = b"hostmaster";
-
 /// Zone transfers are not offered.
 const QTYPE_IXFR: u16 = 251;
 const QTYPE_AXFR: u16 = 252;
-
-/// A record in a response. Owners are implied: an A record is owned by the
-/// question name, the SOA and NS records by the zone apex.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Record {
-    A(Ipv4Addr),
-    Soa,
-    Ns,
-}
-
-/// What the zone says about one question.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Resolution {
-    pub(crate) rcode: Rcode,
-    pub(crate) authoritative: bool,
-    pub(crate) answers: Vec<Record>,
-    pub(crate) authority: Vec<Record>,
-}
-
-impl Resolution {
-    fn refused() -> Self {
-        Self {
-            rcode: Rcode::Refused,
-            authoritative: false,
-            answers: Vec::new(),
-            authority: Vec::new(),
-        }
-    }
-
-    fn answer(answers: Vec<Record>) -> Self {
-        Self {
-            rcode: Rcode::NoError,
-            authoritative: true,
-            answers,
-            authority: Vec::new(),
-        }
-    }
-
-    /// The name exists but has no record of the asked type; the SOA in the
-    /// authority section lets resolvers cache that (RFC 2308 §2.2).
-    fn nodata() -> Self {
-        Self {
-            rcode: Rcode::NoError,
-            authoritative: true,
-            answers: Vec::new(),
-            authority: vec![Record::Soa],
-        }
-    }
-
-    fn nxdomain() -> Self {
-        Self {
-            rcode: Rcode::NxDomain,
-            authoritative: true,
-            answers: Vec::new(),
-            authority: vec![Record::Soa],
-        }
-    }
-}
 
 /// Answers one DNS query for the `vm` zone. Used by both transports, and pure,
 /// so it is what the property tests and fuzz-style tests exercise.

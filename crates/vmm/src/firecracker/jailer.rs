@@ -10,22 +10,9 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::error::FirecrackerError;
+pub use super::jail_config::{JAILED_API_SOCKET, JailerConfig, validate_id};
 use super::layout::Layout;
 use crate::{VmConfig, VmHandle, VmmError};
-
-/// The API socket as Firecracker sees it inside the jail.
-pub const JAILED_API_SOCKET: &str = "/run/firecracker.socket";
-
-/// How to run Firecracker under the jailer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JailerConfig {
-    /// The `jailer` program.
-    pub binary: PathBuf,
-    pub uid: u32,
-    pub gid: u32,
-    /// `--chroot-base-dir`; jails are `<base>/<exec file name>/<id>/root`.
-    pub chroot_base: PathBuf,
-}
 
 /// The file the jailer will exec: `binary` with its symlinks resolved, as
 /// the jailer resolves `--exec-file` before it names the jail after the
@@ -117,18 +104,6 @@ fn keep_log(from: &Path, to: &Path) {
         .and_then(|mut target| std::io::copy(&mut source, &mut target));
     if let Err(e) = copied {
         tracing::warn!(from = %from.display(), to = %to.display(), error = %e, "cannot keep the jailed VMM's log");
-    }
-}
-
-/// The jailer accepts ids of 1–64 alphanumerics and hyphens; checking here
-/// gives the error before anything is created.
-pub fn validate_id(id: &str) -> Result<(), FirecrackerError> {
-    let ok =
-        (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(FirecrackerError::JailerId { id: id.to_owned() })
     }
 }
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::FirecrackerError;
-use super::jailer::{JAILED_API_SOCKET, JailerConfig, validate_id};
+use super::jail_config::{JAILED_API_SOCKET, JailerConfig, validate_id};
 use crate::{DiskSpec, VmConfig};
 
 pub const API_SOCKET: &str = "api.sock";

@@ -10,6 +10,7 @@ mod api;
 mod client;
 mod error;
 mod http;
+mod jail_config;
 mod jailer;
 mod launch;
 mod layout;

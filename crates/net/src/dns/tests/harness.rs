@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::message::{Message, parse};
-use crate::dns::server::Limits;
+use crate::dns::limits::Limits;
 use crate::dns::{DnsRecords, DnsServer};
 
 pub(super) const DEV_IP: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 2);

@@ -10,7 +10,7 @@ use super::harness::{
     DEV_IP, IO_TIMEOUT, Rng, TestServer, is_closed, tcp_receive, tcp_send, udp_exchange,
 };
 use super::message::{Rdata, parse, query};
-use crate::dns::server::Limits;
+use crate::dns::limits::Limits;
 use crate::dns::wire::rtype;
 
 fn assert_answers_dev(server: &TestServer) {
