@@ -165,34 +165,15 @@ impl<S: TimeoutStream> LineReader<S> {
             if scanned > limit {
                 return Err(LineError::TooLong { limit });
             }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(LineError::TimedOut);
-            }
-            self.stream
-                .set_read_timeout(Some(remaining))
-                .map_err(LineError::Io)?;
-            match self.stream.read(&mut buf) {
-                Ok(0) => return Err(LineError::Closed { received: scanned }),
-                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) => return Err(LineError::TimedOut),
-                Err(e) => return Err(LineError::Io(e)),
+            match self.read_stream(&mut buf, deadline)? {
+                0 => return Err(LineError::Closed { received: scanned }),
+                n => self.pending.extend_from_slice(&buf[..n]),
             }
         }
     }
-}
 
-impl<S: TimeoutStream> LineReader<S> {
-    /// Raw bytes, at most `buf.len()`: what is pending first, then the
-    /// stream's, waiting until `deadline`. `Ok(0)` is the end of the stream.
-    pub fn read_raw(&mut self, buf: &mut [u8], deadline: Instant) -> Result<usize, LineError> {
-        if !self.pending.is_empty() {
-            let n = buf.len().min(self.pending.len());
-            buf[..n].copy_from_slice(&self.pending[..n]);
-            self.pending.drain(..n);
-            return Ok(n);
-        }
+    /// One read from the stream (not the pending bytes) before `deadline`.
+    fn read_stream(&mut self, buf: &mut [u8], deadline: Instant) -> Result<usize, LineError> {
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -208,6 +189,18 @@ impl<S: TimeoutStream> LineReader<S> {
                 Err(e) => return Err(LineError::Io(e)),
             }
         }
+    }
+
+    /// Raw bytes, at most `buf.len()`: what is pending first, then the
+    /// stream's, waiting until `deadline`. `Ok(0)` is the end of the stream.
+    pub fn read_raw(&mut self, buf: &mut [u8], deadline: Instant) -> Result<usize, LineError> {
+        if !self.pending.is_empty() {
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            return Ok(n);
+        }
+        self.read_stream(buf, deadline)
     }
 }
 

@@ -14,8 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use banger_agent::protocol::{
-    AGENT_PORT, ErrorCode, ExecRequest, HostKey, IdentityRequest, InputFrame, MAX_REQUEST_BYTES,
-    OutputStream, Proto,
+    AGENT_PORT, ErrorCode, ExecRequest, ExecResult, HostKey, IdentityRequest, InputFrame,
+    MAX_REQUEST_BYTES, OutputStream, Proto,
 };
 use banger_agent::service::{PowerControl, PowerError, ServiceConfig, serve};
 use banger_agent::{AgentClient, ClientError};
@@ -296,19 +296,23 @@ impl Read for FailingInput {
 
 #[test]
 fn exec_input_cut_short_kills_the_command_before_it_acts() {
+    assert_cut_short_input_is_never_acted_on(|client, request| {
+        client.exec_with_input(request, &mut FailingInput(200_000), None)
+    });
+}
+
+/// `send` runs a command that would act once its input ends, with input
+/// that breaks off: the call fails as incomplete input, at once, and the
+/// command never acts.
+fn assert_cut_short_input_is_never_acted_on(
+    send: impl FnOnce(AgentClient, ExecRequest) -> Result<ExecResult, ClientError>,
+) {
     let h = Harness::start();
     let dir = tempfile::tempdir().unwrap();
     let acted = dir.path().join("acted");
     let script = format!("cat > /dev/null; touch {}", acted.display());
     let started = Instant::now();
-    let err = h
-        .client()
-        .exec_with_input(
-            ExecRequest::new(["sh", "-c", &script]),
-            &mut FailingInput(200_000),
-            None,
-        )
-        .unwrap_err();
+    let err = send(h.client(), ExecRequest::new(["sh", "-c", &script])).unwrap_err();
     assert!(matches!(err, ClientError::Input { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
     thread::sleep(Duration::from_millis(200));
@@ -599,22 +603,12 @@ fn exec_takes_raw_input_of_the_announced_length() {
 
 #[test]
 fn raw_input_cut_short_kills_the_command_before_it_acts() {
-    let h = Harness::start();
-    let dir = tempfile::tempdir().unwrap();
-    let acted = dir.path().join("acted");
-    let script = format!("cat > /dev/null; touch {}", acted.display());
-    let started = Instant::now();
-    let err = h
-        .client()
-        .exec_with_raw_input(
-            ExecRequest::new(["sh", "-c", &script]),
+    assert_cut_short_input_is_never_acted_on(|client, request| {
+        client.exec_with_raw_input(
+            request,
             &mut std::io::Cursor::new(vec![b'x'; 1000]),
             1_000_000,
             None,
         )
-        .unwrap_err();
-    assert!(matches!(err, ClientError::Input { .. }), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(5));
-    thread::sleep(Duration::from_millis(200));
-    assert!(!acted.exists(), "the command acted on partial input");
+    });
 }

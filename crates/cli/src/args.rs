@@ -72,29 +72,50 @@ pub enum Command {
         after_help = "Example: sudo banger update --check, then sudo banger update\n\
                             Running VMs keep running; the previous programs stay as *.previous."
     )]
-    Update {
-        /// Only say whether a newer release is available.
-        #[arg(long)]
-        check: bool,
-        /// Install this version instead of the latest.
-        #[arg(long, value_name = "VERSION")]
-        to: Option<String>,
-        /// Download, verify and try the new programs, then stop without installing them.
-        #[arg(long)]
-        dry_run: bool,
-        /// Update even while operations are in flight (they are cancelled).
-        #[arg(long)]
-        force: bool,
-        /// Tests only: verify the manifest with this ed25519 key (base64) instead of the pinned one.
-        #[arg(long, hide = true, value_name = "BASE64")]
-        release_key: Option<String>,
-        /// Tests only: the install lives under DIR instead of /.
-        #[arg(long, hide = true, value_name = "DIR")]
-        install_root: Option<std::path::PathBuf>,
-    },
+    Update(UpdateArgs),
     /// Install banger system-wide (two services), or check, restart or remove that install.
     #[command(subcommand)]
     System(SystemCommand),
+}
+
+/// `banger update`'s options.
+#[derive(Debug, Clone, Args)]
+pub struct UpdateArgs {
+    /// Only say whether a newer release is available.
+    #[arg(long)]
+    pub check: bool,
+    /// Install this version instead of the latest.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+    /// Download, verify and try the new programs, then stop without installing them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Update even while operations are in flight (they are cancelled).
+    #[arg(long)]
+    pub force: bool,
+    /// Tests only: verify the manifest with this ed25519 key (base64) instead of the pinned one.
+    #[arg(long, hide = true, value_name = "BASE64")]
+    pub release_key: Option<String>,
+    /// Tests only: the install lives under DIR instead of /.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub install_root: Option<std::path::PathBuf>,
+}
+
+/// `banger system install`'s options.
+#[derive(Debug, Clone, Args)]
+pub struct InstallArgs {
+    /// The account the daemon runs as, the only one besides root that may use it.
+    #[arg(long, value_name = "USER")]
+    pub owner: String,
+    /// The static guest agent to install (default: $BANGER_AGENT_BIN, else the one beside bangerd).
+    #[arg(long, value_name = "PATH")]
+    pub agent: Option<std::path::PathBuf>,
+    /// Where `banger update` finds the signed release manifest.
+    #[arg(long, value_name = "URL")]
+    pub release_url: Option<String>,
+    /// Write the files under DIR instead of / and start nothing (for packaging).
+    #[arg(long, value_name = "DIR")]
+    pub destdir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,20 +124,7 @@ pub enum SystemCommand {
     #[command(after_help = "Example: sudo banger system install --owner \"$USER\"\n\
                             Then, as that user and without sudo: banger doctor; banger vm run -- uname -a\n\
                             Running it again updates the install in place; running VMs keep running.")]
-    Install {
-        /// The account the daemon runs as, the only one besides root that may use it.
-        #[arg(long, value_name = "USER")]
-        owner: String,
-        /// The static guest agent to install (default: $BANGER_AGENT_BIN, else the one beside bangerd).
-        #[arg(long, value_name = "PATH")]
-        agent: Option<std::path::PathBuf>,
-        /// Where `banger update` finds the signed release manifest.
-        #[arg(long, value_name = "URL")]
-        release_url: Option<String>,
-        /// Write the files under DIR instead of / and start nothing (for packaging).
-        #[arg(long, value_name = "DIR")]
-        destdir: Option<std::path::PathBuf>,
-    },
+    Install(InstallArgs),
     /// Stop the VMs and both services and remove the install.
     #[command(
         after_help = "Without --purge, VMs, images, kernels and config stay in /var/lib/banger \

@@ -87,22 +87,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         )),
         Command::Completion { shell } => completion(shell),
         Command::System(cmd) => crate::system::run(cmd).map_err(CliError::System),
-        Command::Update {
-            check,
-            to,
-            dry_run,
-            force,
-            release_key,
-            install_root,
-        } => crate::update::update(&crate::update::UpdateArgs {
-            check,
-            to,
-            dry_run,
-            force,
-            release_key,
-            install_root,
-        })
-        .map_err(|e| CliError::Update(Box::new(e))),
+        Command::Update(args) => {
+            crate::update::update(&args).map_err(|e| CliError::Update(Box::new(e)))
+        }
         Command::Doctor(JsonFlag { json }) => {
             let report = doctor::run(&PathEnv::from_process());
             if json {

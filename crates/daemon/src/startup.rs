@@ -62,18 +62,14 @@ fn system_boundaries(paths: &Paths) -> Boundaries {
     }
 }
 
-/// The environment variable naming the root helper's socket (development
-/// and tests); without it, the installed helper's socket when it exists.
-pub const HELPER_SOCKET_ENV: &str = "BANGER_ROOT_HELPER_SOCKET";
+pub use banger_host::helper::HELPER_SOCKET_ENV;
 
+/// The helper `HELPER_SOCKET_ENV` names; without it, the installed helper's
+/// socket when it exists.
 fn helper_socket() -> Option<PathBuf> {
-    match std::env::var_os(HELPER_SOCKET_ENV).filter(|s| !s.is_empty()) {
-        Some(socket) => Some(PathBuf::from(socket)),
-        None => {
-            let installed = PathBuf::from(banger_host::helper::HELPER_SOCKET);
-            installed.exists().then_some(installed)
-        }
-    }
+    let socket = banger_host::helper::helper_socket_path();
+    let named = std::env::var_os(HELPER_SOCKET_ENV).is_some_and(|s| !s.is_empty());
+    (named || socket.exists()).then_some(socket)
 }
 
 /// What a daemon that is neither root nor has a helper says, with the

@@ -138,13 +138,7 @@ fn send_input(
     timeout: Duration,
 ) -> Result<(), Unsent> {
     let mut conn = stream;
-    // Without the end frame the agent takes the input as incomplete and
-    // kills the command; shutting the write half down tells it at once
-    // rather than at the command's timeout.
-    let abandon = |why: Unsent| {
-        let _ = stream.shutdown(Shutdown::Write);
-        why
-    };
+    let abandon = |why| abandon(stream, why);
     let mut buf = vec![0u8; MAX_FRAME_DATA];
     loop {
         let n = match input.read(&mut buf) {
@@ -160,6 +154,14 @@ fn send_input(
         .map_err(|e| abandon(Unsent::Write(e)))
 }
 
+/// Input that stops short (no end frame, fewer raw bytes than announced)
+/// makes the agent kill the command as incomplete; shutting the write half
+/// down tells it at once rather than at the command's timeout.
+fn abandon(stream: &UnixStream, why: Unsent) -> Unsent {
+    let _ = stream.shutdown(Shutdown::Write);
+    why
+}
+
 /// Sends exactly `len` bytes of `input`, raw.
 fn send_raw(
     stream: &UnixStream,
@@ -169,12 +171,7 @@ fn send_raw(
 ) -> Result<(), Unsent> {
     use std::io::Write;
     let mut conn = stream;
-    // Short input must not look complete: the agent sees the write half
-    // close before `len` bytes and kills the command.
-    let abandon = |why: Unsent| {
-        let _ = stream.shutdown(Shutdown::Write);
-        why
-    };
+    let abandon = |why| abandon(stream, why);
     conn.set_write_timeout(Some(timeout))
         .map_err(|e| abandon(Unsent::Write(e)))?;
     let mut left = len;

@@ -12,16 +12,10 @@ use super::service::{self, ANSWER_TIMEOUT};
 use super::steps::{Steps, chown_mode, copy_atomic, owned_dir, write_atomic};
 use super::units::{daemon_unit, helper_unit, unit_safe_path};
 use super::{SystemError, account, require_root};
+use crate::args::InstallArgs;
 
 /// Where releases are published unless `--release-url` says otherwise.
 pub const DEFAULT_RELEASE_URL: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/releases");
-
-pub struct InstallArgs {
-    pub owner: String,
-    pub agent: Option<PathBuf>,
-    pub release_url: Option<String>,
-    pub destdir: Option<PathBuf>,
-}
 
 /// The programs being installed: this `banger`, the `bangerd` beside it,
 /// and the static agent.
@@ -235,7 +229,6 @@ pub fn restart_and_wait(steps: &mut Steps) -> Result<(), SystemError> {
     })?;
     steps.step(&format!("start {daemon}"), |s| {
         service::systemctl(s, &["restart", daemon])?;
-        service::wait_for_daemon(&Layout::system().daemon_socket(), ANSWER_TIMEOUT, |_| true)
-            .map(drop)
+        service::wait_for_daemon(&Layout::system().daemon_socket(), ANSWER_TIMEOUT)
     })
 }

@@ -65,17 +65,7 @@ impl SystemError {
 
 pub fn run(cmd: SystemCommand) -> Result<(), SystemError> {
     match cmd {
-        SystemCommand::Install {
-            owner,
-            agent,
-            release_url,
-            destdir,
-        } => install::install(&install::InstallArgs {
-            owner,
-            agent,
-            release_url,
-            destdir,
-        }),
+        SystemCommand::Install(args) => install::install(&args),
         SystemCommand::Uninstall { purge } => uninstall::uninstall(purge),
         SystemCommand::Status(flag) => status::status(flag.json),
         SystemCommand::Restart => status::restart(),

@@ -96,18 +96,26 @@ pub fn unit_state(
     show(unit).map(|text| UnitState::parse(unit, &text))
 }
 
-/// Waits until something accepts connections on `socket`.
-pub fn wait_for_socket(socket: &Path, timeout: Duration) -> bool {
+/// Calls `ready` every `every` until it is true (true) or `timeout` has
+/// passed (false): every wait for a service to come up.
+pub fn poll_until(timeout: Duration, every: Duration, mut ready: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     loop {
-        if UnixStream::connect(socket).is_ok() {
+        if ready() {
             return true;
         }
         if start.elapsed() > timeout {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(every);
     }
+}
+
+/// Waits until something accepts connections on `socket`.
+pub fn wait_for_socket(socket: &Path, timeout: Duration) -> bool {
+    poll_until(timeout, Duration::from_millis(100), || {
+        UnixStream::connect(socket).is_ok()
+    })
 }
 
 /// The daemon's answer to a ping, or why there is none.
@@ -117,27 +125,15 @@ pub fn ping(socket: &Path) -> Result<Pong, String> {
         .map_err(|e| crate::error_line::error_line(&e))
 }
 
-/// Waits until the daemon at `socket` answers and `accept` likes the
-/// answer (a new pid, an expected version).
-pub fn wait_for_daemon(
-    socket: &Path,
-    timeout: Duration,
-    accept: impl Fn(&Pong) -> bool,
-) -> Result<Pong, SystemError> {
-    let start = Instant::now();
-    loop {
-        if let Ok(pong) = ping(socket)
-            && accept(&pong)
-        {
-            return Ok(pong);
-        }
-        if start.elapsed() > timeout {
-            return Err(SystemError::NoAnswer {
-                what: "the daemon",
-                unit: DAEMON_UNIT,
-                secs: timeout.as_secs(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(200));
+/// Waits until the daemon at `socket` answers a ping.
+pub fn wait_for_daemon(socket: &Path, timeout: Duration) -> Result<(), SystemError> {
+    if poll_until(timeout, Duration::from_millis(200), || ping(socket).is_ok()) {
+        Ok(())
+    } else {
+        Err(SystemError::NoAnswer {
+            what: "the daemon",
+            unit: DAEMON_UNIT,
+            secs: timeout.as_secs(),
+        })
     }
 }

@@ -54,11 +54,11 @@ impl Steps {
     }
 
     /// Prints `  what ... ` then `ok` or `failed`, around `f`.
-    pub fn step<T>(
+    pub fn step<T, E: std::error::Error>(
         &mut self,
         what: &str,
-        f: impl FnOnce(&mut Steps) -> Result<T, SystemError>,
-    ) -> Result<T, SystemError> {
+        f: impl FnOnce(&mut Steps) -> Result<T, E>,
+    ) -> Result<T, E> {
         print!("  {what} ... ");
         let _ = std::io::stdout().flush();
         self.note(&format!("-- {what}"));

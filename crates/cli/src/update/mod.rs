@@ -13,6 +13,7 @@ use banger_api::protocol::{Operation, OperationState, OperationsListParams, Requ
 use banger_config::InstallInfo;
 use banger_image::debian::{Fetch, HttpFetch, read_capped};
 
+use crate::args::UpdateArgs;
 use crate::system::layout::Layout;
 use crate::system::steps::Steps;
 
@@ -78,17 +79,6 @@ impl UpdateError {
     }
 }
 
-pub struct UpdateArgs {
-    pub check: bool,
-    pub to: Option<String>,
-    pub dry_run: bool,
-    pub force: bool,
-    /// Tests only: another verifying key than the pinned one.
-    pub release_key: Option<String>,
-    /// Tests only: the install lives under this root instead of `/`.
-    pub install_root: Option<PathBuf>,
-}
-
 pub fn update(args: &UpdateArgs) -> Result<(), UpdateError> {
     let layout = args
         .install_root
@@ -144,10 +134,10 @@ pub fn update(args: &UpdateArgs) -> Result<(), UpdateError> {
         target.commit,
         steps.log_path().display()
     );
-    let staged = step(&mut steps, "download and verify the new programs", || {
+    let staged = steps.step("download and verify the new programs", |_| {
         stage::download(&layout, &fetch, &manifest_url, target)
     })?;
-    step(&mut steps, "sanity run of the new programs", || {
+    steps.step("sanity run of the new programs", |_| {
         stage::sanity(&staged, target)
     })?;
     if args.dry_run {
@@ -157,17 +147,15 @@ pub fn update(args: &UpdateArgs) -> Result<(), UpdateError> {
         );
         return Ok(());
     }
-    let swapped = step(
-        &mut steps,
+    let swapped = steps.step(
         "swap them in (the previous ones stay as *.previous)",
-        || swap::swap_in(&layout, &staged, &info, target),
+        |_| swap::swap_in(&layout, &staged, &info, target),
     )?;
-    let outcome = step(
-        &mut steps,
-        "restart both services on the new programs",
-        || services.restart(&layout, &target.commit),
-    )
-    .and_then(|()| step(&mut steps, "doctor", || run_doctor(&layout)));
+    let outcome = steps
+        .step("restart both services on the new programs", |_| {
+            services.restart(&layout, &target.commit)
+        })
+        .and_then(|()| steps.step("doctor", |_| run_doctor(&layout)));
     match outcome {
         Ok(()) => {
             println!("Updated to v{}; running VMs kept running.", target.version);
@@ -175,45 +163,16 @@ pub fn update(args: &UpdateArgs) -> Result<(), UpdateError> {
         }
         Err(cause) => {
             println!("    {}", crate::error_line::error_line(&cause));
-            step(&mut steps, "put the previous programs back", || {
-                swapped.roll_back()
+            steps.step("put the previous programs back", |_| swapped.roll_back())?;
+            steps.step("restart both services on the previous programs", |_| {
+                services.restart(&layout, &current.commit)
             })?;
-            step(
-                &mut steps,
-                "restart both services on the previous programs",
-                || services.restart(&layout, &current.commit),
-            )?;
             Err(UpdateError::RolledBack {
                 version: target.version.clone(),
                 previous: current.version.clone(),
                 cause: Box::new(cause),
             })
         }
-    }
-}
-
-/// [`Steps::step`] for this module's error type.
-fn step<T>(
-    steps: &mut Steps,
-    what: &str,
-    f: impl FnOnce() -> Result<T, UpdateError>,
-) -> Result<T, UpdateError> {
-    let mut inner = None;
-    let result = steps.step(what, |_| match f() {
-        Ok(v) => {
-            inner = Some(Ok(v));
-            Ok(())
-        }
-        Err(e) => {
-            let shown = crate::system::SystemError::Refused(crate::error_line::error_line(&e));
-            inner = Some(Err(e));
-            Err(shown)
-        }
-    });
-    match (result, inner) {
-        (_, Some(r)) => r,
-        (Err(e), None) => Err(Box::new(e).into()),
-        (Ok(()), None) => unreachable!("the step ran its body"),
     }
 }
 

@@ -8,7 +8,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use banger_config::{PathEnv, Paths};
 use banger_host::HostOps;
@@ -16,6 +16,7 @@ use banger_host::helper::HelperHost;
 
 use super::UpdateError;
 use crate::system::layout::Layout;
+use crate::system::service::poll_until;
 
 /// How long a restarted service gets to serve again.
 const RESTART_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,15 +33,9 @@ impl Services {
     pub fn locate() -> Result<Services, UpdateError> {
         let paths = Paths::resolve(&PathEnv::from_process())
             .map_err(|e| UpdateError::Restart(e.to_string()))?;
-        let helper_socket = std::env::var_os("BANGER_ROOT_HELPER_SOCKET")
-            .filter(|s| !s.is_empty())
-            .map_or_else(
-                || PathBuf::from(banger_host::helper::HELPER_SOCKET),
-                PathBuf::from,
-            );
         Ok(Services {
             daemon_socket: paths.socket,
-            helper_socket,
+            helper_socket: banger_host::helper::helper_socket_path(),
         })
     }
 
@@ -52,22 +47,21 @@ impl Services {
             end(pid, "--root-helper");
         }
         wait(RESTART_TIMEOUT, "the root helper", || {
-            let pid = self.helper_pid()?;
-            (Some(pid) != old && runs(pid, &bangerd)).then_some(())?;
-            // And it serves a request, not only accepts.
-            HelperHost::new(&self.helper_socket)
-                .list_taps()
-                .ok()
-                .map(drop)
+            self.helper_pid().is_some_and(|pid| {
+                Some(pid) != old
+                    && runs(pid, &bangerd)
+                    // And it serves a request, not only accepts.
+                    && HelperHost::new(&self.helper_socket).list_taps().is_ok()
+            })
         })?;
         let old = ping(&self.daemon_socket).map(|p| p.pid);
         if let Some(pid) = old {
             end(pid, "bangerd");
         }
         wait(RESTART_TIMEOUT, "the daemon", || {
-            let pong = ping(&self.daemon_socket)?;
-            (Some(pong.pid) != old && pong.commit == commit && runs(pong.pid, &bangerd))
-                .then_some(())
+            ping(&self.daemon_socket).is_some_and(|pong| {
+                Some(pong.pid) != old && pong.commit == commit && runs(pong.pid, &bangerd)
+            })
         })
     }
 
@@ -95,17 +89,9 @@ fn runs(pid: u32, path: &Path) -> bool {
     matches!((exe, file), (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino())
 }
 
-fn wait(
-    limit: Duration,
-    what: &str,
-    mut ready: impl FnMut() -> Option<()>,
-) -> Result<(), UpdateError> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if ready().is_some() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(200));
+fn wait(limit: Duration, what: &str, ready: impl FnMut() -> bool) -> Result<(), UpdateError> {
+    if poll_until(limit, Duration::from_millis(200), ready) {
+        return Ok(());
     }
     Err(UpdateError::Restart(format!(
         "{what} did not serve on the installed programs within {} s after its restart",

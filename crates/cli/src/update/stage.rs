@@ -80,7 +80,7 @@ pub fn sanity(staged: &Staged, release: &Release) -> Result<(), UpdateError> {
         let said = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() || !said.starts_with(&want) {
             return Err(UpdateError::Sanity {
-                program: static_name(program),
+                program,
                 why: format!(
                     "`--version` printed {:?}, not {want:?}...",
                     banger_api::text::clean_guest_text(said.trim())
@@ -122,13 +122,13 @@ struct Ran {
     stderr: Vec<u8>,
 }
 
-fn run(path: &Path, args: &[&str], program: &str) -> Result<Ran, UpdateError> {
+fn run(path: &Path, args: &[&str], program: &'static str) -> Result<Ran, UpdateError> {
     let (status, out) =
         Cmd::new(path)
             .args(args)
             .run_any_status()
             .map_err(|e| UpdateError::Sanity {
-                program: static_name(program),
+                program,
                 why: format!("cannot run it: {e}"),
             })?;
     Ok(Ran {
@@ -136,11 +136,4 @@ fn run(path: &Path, args: &[&str], program: &str) -> Result<Ran, UpdateError> {
         stdout: out.stdout,
         stderr: out.stderr,
     })
-}
-
-fn static_name(program: &str) -> &'static str {
-    PROGRAMS
-        .into_iter()
-        .find(|p| *p == program)
-        .unwrap_or("program")
 }

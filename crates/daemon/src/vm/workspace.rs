@@ -231,21 +231,21 @@ fn ship(
         source,
     };
     let mut tar = packed.archive()?;
-    let spooled = std::fs::File::create(spool)
-        .and_then(|mut file| std::io::copy(&mut tar, &mut file).and_then(|_| file.sync_data()));
+    let spooled = std::fs::File::create(spool).and_then(|mut file| {
+        let bytes = std::io::copy(&mut tar, &mut file)?;
+        file.sync_data().map(|()| bytes)
+    });
     // The host's archive failing explains a failure better than a short
     // file would.
     tar.finish().map_err(archive_error)?;
-    spooled.map_err(|e| DaemonError::Internal(format!("cannot write {}: {e}", spool.display())))?;
-    let open = || {
-        std::fs::File::open(spool)
-            .map_err(|e| DaemonError::Internal(format!("cannot read {}: {e}", spool.display())))
+    let spool_error = |action: &'static str| {
+        move |e: std::io::Error| {
+            DaemonError::Internal(format!("cannot {action} {}: {e}", spool.display()))
+        }
     };
+    let bytes = spooled.map_err(spool_error("write"))?;
+    let open = || std::fs::File::open(spool).map_err(spool_error("read"));
     let mut file = open()?;
-    let bytes = file
-        .metadata()
-        .map_err(|e| DaemonError::Internal(format!("cannot read {}: {e}", spool.display())))?
-        .len();
     let mut request = ExecRequest::new(guest::argv(guest::EXTRACT, &[guest_path]));
     request.timeout_s = Some(SHIP_TIMEOUT_S);
     request.max_output_bytes = Some(SCRIPT_OUTPUT_BYTES);

@@ -14,5 +14,8 @@ mod tests;
 
 pub use client::{HelperHost, with_op_id};
 pub use image_build::{BuildName, BuildVariant, ImageBuildRequest, ImageBuilder, MirrorUrl};
-pub use protocol::{HELPER_PROTOCOL, HELPER_SOCKET, HelperCall, HelperReply, HelperRequest};
+pub use protocol::{
+    HELPER_PROTOCOL, HELPER_SOCKET, HELPER_SOCKET_ENV, HelperCall, HelperReply, HelperRequest,
+    helper_socket_path,
+};
 pub use server::{HelperPolicy, handle, serve};

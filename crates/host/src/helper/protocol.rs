@@ -12,6 +12,17 @@ use crate::validate::TapName;
 
 /// Where an installed helper listens (SPEC §2).
 pub const HELPER_SOCKET: &str = "/run/banger-root/bangerd-root.sock";
+/// The environment variable naming another helper socket (development and
+/// tests); the daemon and `banger update` both read it.
+pub const HELPER_SOCKET_ENV: &str = "BANGER_ROOT_HELPER_SOCKET";
+
+/// The helper socket `HELPER_SOCKET_ENV` names, else the installed one.
+pub fn helper_socket_path() -> std::path::PathBuf {
+    std::env::var_os(HELPER_SOCKET_ENV)
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| HELPER_SOCKET.into(), Into::into)
+}
+
 /// Bumped on any incompatible change of the two messages.
 pub const HELPER_PROTOCOL: u32 = 1;
 /// The longest line either side reads; a request or reply is a few hundred
