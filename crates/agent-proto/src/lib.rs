@@ -11,6 +11,7 @@
 
 pub mod base64;
 pub mod client;
+pub mod mux;
 pub mod protocol;
 pub mod wire;
 
