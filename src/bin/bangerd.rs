@@ -39,13 +39,18 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    // Hidden mode, not part of the documented command line: the log capper
-    // the VMM drivers start for each VM log (`banger_vmm::logcap`).
+    // Hidden modes, not part of the documented command line: the log
+    // capper the VMM drivers start for each VM log (`banger_vmm::logcap`),
+    // and the agent's serial-channel sidecar beside QEMU
+    // (`banger_vmm::agent_mux`).
     let raw: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if let Some((flag, rest)) = raw.split_first()
-        && flag == banger_daemon::CAP_LOG_FLAG
-    {
-        return ExitCode::from(u8::try_from(banger_daemon::cap_log_main(rest)).unwrap_or(1));
+    if let Some((flag, rest)) = raw.split_first() {
+        if flag == banger_daemon::CAP_LOG_FLAG {
+            return ExitCode::from(u8::try_from(banger_daemon::cap_log_main(rest)).unwrap_or(1));
+        }
+        if flag == banger_daemon::AGENT_MUX_FLAG {
+            return ExitCode::from(u8::try_from(banger_daemon::agent_mux_main(rest)).unwrap_or(1));
+        }
     }
     let args = Args::parse();
     if args.root_helper {

@@ -16,6 +16,7 @@
 //! | `banger.workdisk`   | `/dev/vdb`    | work disk mounted at `/root` (`none`: none)    |
 //! | `banger.modules`    | none          | read-only disk of the kernel's modules, mounted at `/lib/modules/<release>` |
 //! | `banger.halt`       | `poweroff`    | `poweroff`, or `reboot` for VMMs that stop on reboot (Firecracker) |
+//! | `banger.channel`    | vsock         | `serial`: the service's channel is the virtio-serial port (QEMU; read by `service`) |
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};

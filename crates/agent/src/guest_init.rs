@@ -162,7 +162,8 @@ mod tests {
             crate::mode::select(&argv[0], &argv[1..], 77),
             Ok(crate::mode::Mode::Service(crate::mode::ServiceArgs {
                 power: crate::mode::PowerChoice::Init,
-                unix: None
+                unix: None,
+                serial_socket: None,
             }))
         );
     }

@@ -36,6 +36,9 @@ pub struct ServiceArgs {
     pub power: PowerChoice,
     /// Listen on this Unix socket instead of vsock (debugging, tests).
     pub unix: Option<PathBuf>,
+    /// Serve the serial channel's multiplexer over a connection to this
+    /// Unix socket, where an agent-mux sidecar listens (tests).
+    pub serial_socket: Option<PathBuf>,
 }
 
 /// The role to play.
@@ -70,8 +73,10 @@ pub enum UsageError {
 
 pub const USAGE: &str = "\
 usage: banger-agent MODE
-  service [--power auto|systemd|init|none] [--unix PATH]
-            serve the host on vsock port 1024 (or on a Unix socket)
+  service [--power auto|systemd|init|none] [--unix PATH] [--serial-socket PATH]
+            serve the host on vsock port 1024, or on the virtio-serial
+            port with banger.channel=serial (or on a Unix socket, or
+            through a sidecar's port socket)
   network   configure the NIC from banger.* kernel parameters and exit
   launch PROG [ARGS...]
             exec PROG with no signal blocked (used by guest-init)
@@ -144,6 +149,9 @@ fn service_args(args: &[String]) -> Result<ServiceArgs, UsageError> {
                 };
             }
             "--unix" => parsed.unix = Some(PathBuf::from(value("--unix")?)),
+            "--serial-socket" => {
+                parsed.serial_socket = Some(PathBuf::from(value("--serial-socket")?));
+            }
             _ => return Err(UsageError::UnknownOption(arg.clone())),
         }
     }
@@ -197,14 +205,24 @@ mod tests {
             ),
             Ok(Mode::Service(ServiceArgs {
                 power: PowerChoice::Init,
-                unix: Some(PathBuf::from("/tmp/a.sock"))
+                unix: Some(PathBuf::from("/tmp/a.sock")),
+                serial_socket: None,
             }))
         );
         assert_eq!(
             select("x", &args(&["service", "--power=systemd"]), 9),
             Ok(Mode::Service(ServiceArgs {
                 power: PowerChoice::Systemd,
-                unix: None
+                unix: None,
+                serial_socket: None,
+            }))
+        );
+        assert_eq!(
+            select("x", &args(&["service", "--serial-socket", "/tmp/p"]), 9),
+            Ok(Mode::Service(ServiceArgs {
+                power: PowerChoice::Auto,
+                unix: None,
+                serial_socket: Some(PathBuf::from("/tmp/p")),
             }))
         );
         assert_eq!(

@@ -19,6 +19,7 @@ pub mod identity;
 pub mod listener;
 pub mod power;
 mod process;
+pub mod serial;
 mod server;
 
 pub use config::ServiceConfig;
@@ -43,6 +44,19 @@ pub enum ServiceError {
     BindVsock { port: u32, source: io::Error },
     #[error("cannot listen on {}: {source}", path.display())]
     BindUnix { path: PathBuf, source: io::Error },
+    #[error("banger.channel=serial, but no virtio-serial port named {name} appeared in {dir}")]
+    NoSerialPort { name: &'static str, dir: &'static str },
+    #[error("cannot serve the serial channel on {}: {source}", path.display())]
+    Serial { path: PathBuf, source: io::Error },
+}
+
+/// How long the serial port gets to appear after boot.
+const SERIAL_PORT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether the kernel command line puts the agent on the serial channel.
+fn serial_channel() -> bool {
+    std::fs::read_to_string(crate::cmdline::PROC_CMDLINE)
+        .is_ok_and(|text| crate::cmdline::Cmdline::parse(&text).get("banger.channel") == Some("serial"))
 }
 
 /// Runs the service as `banger-agent service` asked; returns only when the
@@ -68,6 +82,28 @@ pub fn run(args: &ServiceArgs) -> Result<std::convert::Infallible, ServiceError>
         config.boot_barrier = boot_barrier::BootBarrier::detect(std::path::Path::new("/"));
     }
     let config = Arc::new(config);
+    if let Some(path) = &args.serial_socket {
+        let listener = serial::listen_socket(path).map_err(|source| ServiceError::Serial {
+            path: path.clone(),
+            source,
+        })?;
+        serve(listener, config)
+    }
+    if args.unix.is_none() && serial_channel() {
+        ensure_workdisk();
+        let dir = std::path::Path::new(serial::PORTS_DIR);
+        let device = serial::find_port(dir, serial::PORT_NAME, SERIAL_PORT_WAIT).ok_or(
+            ServiceError::NoSerialPort {
+                name: serial::PORT_NAME,
+                dir: serial::PORTS_DIR,
+            },
+        )?;
+        let listener = serial::listen_port(&device).map_err(|source| ServiceError::Serial {
+            path: device.clone(),
+            source,
+        })?;
+        serve(listener, config)
+    }
     match &args.unix {
         Some(path) => {
             // A leftover socket file from an earlier run would make bind fail.

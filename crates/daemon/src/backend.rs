@@ -76,7 +76,8 @@ pub fn discover(config: &Config, paths: &Paths, owner_uid: u32) -> Result<Chosen
         }
         _ => {
             let bin = config.qemu_bin().map(|p| p.to_string_lossy().into_owned());
-            let qemu = Qemu::discover(bin.as_deref())?.with_log_capper(log_capper());
+            let qemu =
+                Qemu::discover(bin.as_deref(), own_executable())?.with_log_capper(log_capper());
             tracing::info!(qemu = %qemu.binary.display(), accel = qemu.accel.as_str(), "VMM: QEMU");
             Ok(Chosen {
                 label: format!("QEMU ({})", qemu.accel.as_str()),
@@ -85,6 +86,14 @@ pub fn discover(config: &Config, paths: &Paths, owner_uid: u32) -> Result<Chosen
             })
         }
     }
+}
+
+/// The agent-mux sidecar under QEMU is this daemon's own executable in its
+/// hidden `--agent-mux` mode (`banger_vmm::agent_mux`), which outlives a
+/// daemon restart like the VMM. `bangerd` by name when the executable
+/// cannot be found: the launch then says what is missing.
+fn own_executable() -> std::path::PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| std::path::PathBuf::from("bangerd"))
 }
 
 /// The log capper is this daemon's own executable in its hidden

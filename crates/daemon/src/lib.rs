@@ -43,6 +43,7 @@ mod vm;
 pub use banger_host::helper::HELPER_SOCKET;
 /// `bangerd --cap-log FILE BYTES`: the log capper the VMM drivers start for
 /// each VM log (`banger_vmm::logcap`), a hidden mode of the daemon's binary.
+pub use banger_vmm::agent_mux::{AGENT_MUX_FLAG, main as agent_mux_main};
 pub use banger_vmm::logcap::{CAP_LOG_FLAG, main as cap_log_main};
 pub use error::{DaemonError, StartupError};
 /// The daemon's named crash points (armed in `test-methods` builds by

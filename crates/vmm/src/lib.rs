@@ -5,6 +5,7 @@
 //! both consult.
 #![forbid(unsafe_code)]
 
+pub mod agent_mux;
 mod backend;
 pub mod firecracker;
 mod kvm;

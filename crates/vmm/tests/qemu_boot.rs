@@ -1,7 +1,7 @@
 //! A real boot through the QEMU driver (root only): banger's Debian kernel
 //! and minimal image under TCG, a qcow2 root overlay, a raw work disk, a tap
-//! in a private network namespace, and the agent over vhost-device-vsock's
-//! hybrid socket. Then a clean stop, and nothing left behind.
+//! in a private network namespace, and the agent over the serial channel's
+//! hybrid socket (the agent-mux sidecar). Then a clean stop, and nothing left behind.
 //!
 //! Uses the kernel and image the workspace's e2e test caches
 //! (`tests/boot_tcg.rs`); skipped when they are absent. Holds the cache's
@@ -52,7 +52,7 @@ fn program(name: &str) -> Option<PathBuf> {
 
 struct Prerequisites {
     qemu: PathBuf,
-    vhost: PathBuf,
+    mux: PathBuf,
     kernel_dir: PathBuf,
     rootfs: PathBuf,
     init: String,
@@ -64,7 +64,7 @@ fn prerequisites() -> Result<Prerequisites, String> {
     }
     let find = |name: &str| program(name).ok_or(format!("{name} is not installed"));
     let qemu = find("qemu-system-x86_64")?;
-    let vhost = find("vhost-device-vsock")?;
+    let mux = PathBuf::from(env!("CARGO_BIN_EXE_agent-mux"));
     find("qemu-img")?;
     let kernel_dir = cache().join("kernels/debian-cloud-amd64");
     let image_dir = cache().join("images/debian-bookworm-minimal");
@@ -89,7 +89,7 @@ fn prerequisites() -> Result<Prerequisites, String> {
         .to_owned();
     Ok(Prerequisites {
         qemu,
-        vhost,
+        mux,
         kernel_dir,
         rootfs,
         init,
@@ -197,7 +197,7 @@ fn qemu_boots_the_minimal_image_to_agent_health_and_stops_cleanly() {
     };
     let accel = Accel::detect(&pre.qemu).unwrap();
     println!("accelerator: {accel:?}");
-    let qemu = Qemu::new(pre.qemu.clone(), pre.vhost.clone(), accel);
+    let qemu = Qemu::new(pre.qemu.clone(), pre.mux.clone(), accel);
 
     // First boot: devices, a write, and the primary stop (the agent).
     let handle = boot(&qemu, &config);
@@ -301,7 +301,7 @@ fn assert_no_leftovers(qemu: &Qemu, handle: &VmHandle, unique: &str) {
     for &pid in &handle.helper_pids {
         assert!(
             !banger_sys::os::process_alive(pid),
-            "vhost-device-vsock {pid} left"
+            "agent-mux sidecar {pid} left"
         );
     }
     let left = processes_mentioning(unique);

@@ -1,22 +1,17 @@
 //! Failed QEMU launches leave nothing behind: real `qemu-system-x86_64` and
-//! `vhost-device-vsock` where the test needs them, small scripts where a
-//! sidecar must misbehave. No root needed; skipped when the programs are
-//! missing.
+//! the real agent-mux sidecar (the `agent-mux` test binary) where the test
+//! needs them, small scripts where a sidecar must misbehave. No root
+//! needed; skipped when QEMU is missing.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use banger_vmm::qemu::{Accel, Qemu};
 use banger_vmm::{DiskFormat, DiskSpec, VmConfig, VmmBackend, VmmError};
 
 fn program(name: &str) -> Option<PathBuf> {
-    let found = banger_sys::find_program(name).or_else(|| {
-        // `cargo install` puts vhost-device-vsock here, often not in PATH.
-        let home = std::env::var_os("HOME")?;
-        let p = Path::new(&home).join(".cargo/bin").join(name);
-        p.is_file().then_some(p)
-    });
+    let found = banger_sys::find_program(name);
     if found.is_none() {
         eprintln!("skipped: {name} is not installed");
     }
@@ -94,7 +89,7 @@ impl Run {
     }
 
     fn sockets_left(&self) -> Vec<String> {
-        ["qmp.sock", "vsock.sock", "vhost-vsock.sock"]
+        ["qmp.sock", "vsock.sock", "agent-port.sock"]
             .into_iter()
             .filter(|s| self.path(s).exists())
             .map(str::to_owned)
@@ -104,13 +99,12 @@ impl Run {
 
 #[test]
 fn qemu_launch_that_cannot_load_the_kernel_is_reported_and_cleaned_up() {
-    let (Some(qemu_bin), Some(vhost)) =
-        (program("qemu-system-x86_64"), program("vhost-device-vsock"))
-    else {
+    let Some(qemu_bin) = program("qemu-system-x86_64") else {
         return;
     };
+    let mux = PathBuf::from(MUX);
     let run = Run::new();
-    let qemu = Qemu::new(qemu_bin, vhost, Accel::Tcg);
+    let qemu = Qemu::new(qemu_bin, mux, Accel::Tcg);
     let started = Instant::now();
     let err = qemu.launch(&run.config()).unwrap_err();
     let VmmError::ExitedEarly { log, tail } = &err else {
@@ -136,7 +130,7 @@ fn qemu_launch_stops_when_the_sidecar_dies() {
     let qemu_marker = run.path("qemu-was-started");
     let fake_qemu = run.script("fake-qemu", &format!("touch '{}'", qemu_marker.display()));
     let sidecar = run.script(
-        "fake-vhost",
+        "fake-mux",
         "echo 'cannot create the vsock device' >&2; exit 1",
     );
     let err = Qemu::new(fake_qemu, sidecar, Accel::Tcg)
@@ -145,7 +139,7 @@ fn qemu_launch_stops_when_the_sidecar_dies() {
     let VmmError::ExitedEarly { log, tail } = &err else {
         panic!("expected ExitedEarly, got {err:?}");
     };
-    assert_eq!(log, &run.path("vhost-device-vsock.log"));
+    assert_eq!(log, &run.path("agent-mux.log"));
     assert!(tail.contains("cannot create the vsock device"), "{err}");
     assert!(
         !qemu_marker.exists(),
@@ -163,7 +157,7 @@ fn qemu_launch_times_out_on_a_sidecar_that_never_listens() {
     let run = Run::new();
     // Ignores SIGTERM, so the driver has to insist.
     let sidecar = run.script(
-        "fake-vhost",
+        "fake-mux",
         &format!(
             "trap '' TERM; while [ -d '{}' ]; do sleep 0.05; done",
             run.dir.path().display()
@@ -184,11 +178,9 @@ fn qemu_launch_times_out_on_a_sidecar_that_never_listens() {
 
 #[test]
 fn qemu_launch_without_the_qemu_binary_stops_the_sidecar() {
-    let Some(vhost) = program("vhost-device-vsock") else {
-        return;
-    };
+    let mux = PathBuf::from(MUX);
     let run = Run::new();
-    let err = Qemu::new(run.path("no-such-qemu"), vhost, Accel::Tcg)
+    let err = Qemu::new(run.path("no-such-qemu"), mux, Accel::Tcg)
         .launch(&run.config())
         .unwrap_err();
     assert!(
@@ -207,19 +199,19 @@ fn qemu_launch_without_the_qemu_binary_stops_the_sidecar() {
 }
 
 const CAPPER: &str = env!("CARGO_BIN_EXE_log-capper");
+const MUX: &str = env!("CARGO_BIN_EXE_agent-mux");
 
 #[test]
 fn qemu_with_log_cappers_writes_its_logs_through_them_and_leaves_nothing() {
-    let (Some(qemu_bin), Some(vhost)) =
-        (program("qemu-system-x86_64"), program("vhost-device-vsock"))
-    else {
+    let Some(qemu_bin) = program("qemu-system-x86_64") else {
         return;
     };
+    let mux = PathBuf::from(MUX);
     let capper = Some(banger_vmm::logcap::LogCapper::new(CAPPER, 1 << 20));
     // Real QEMU with a kernel it cannot load: its complaint reaches qemu.log
     // through the capper, and the launch error quotes it.
     let run = Run::new();
-    let qemu = Qemu::new(qemu_bin, vhost.clone(), Accel::Tcg).with_log_capper(capper.clone());
+    let qemu = Qemu::new(qemu_bin, mux.clone(), Accel::Tcg).with_log_capper(capper.clone());
     let err = qemu.launch(&run.config()).unwrap_err();
     let VmmError::ExitedEarly { log, tail } = &err else {
         panic!("expected ExitedEarly, got {err:?}");
@@ -239,7 +231,7 @@ fn qemu_with_log_cappers_writes_its_logs_through_them_and_leaves_nothing() {
         "fake-qemu",
         "echo 'guest console line'; echo 'qemu: a warning' >&2; exit 1",
     );
-    let err = Qemu::new(fake, vhost, Accel::Tcg)
+    let err = Qemu::new(fake, mux, Accel::Tcg)
         .with_log_capper(capper)
         .launch(&run.config())
         .unwrap_err();

@@ -207,21 +207,17 @@ fn vmm_checks(
     };
     let jailer = jailer_check
         .unwrap_or_else(|| check("jailer", Status::Pass, "disabled (jailer_enabled = false)"));
-    let vsock = match find_program("vhost-device-vsock") {
-        Some(bin) => check(
-            "vsock",
-            Status::Pass,
-            format!("vhost-device-vsock at {}", bin.display()),
-        ),
-        None if firecracker.is_some() => {
-            check("vsock", Status::Pass, "Firecracker's built-in vsock")
-        }
-        None => check(
-            "vsock",
-            Status::Warn,
-            "the QEMU backend reaches the guest agent through vhost-device-vsock: `cargo install vhost-device-vsock`",
-        ),
-    };
+    // Nothing to install for either: Firecracker has its vsock, and under
+    // QEMU bangerd itself serves the agent's virtio-serial port.
+    let vsock = check(
+        "vsock",
+        Status::Pass,
+        if firecracker.is_some() {
+            "Firecracker's built-in vsock"
+        } else {
+            "QEMU: a virtio-serial port served by bangerd --agent-mux"
+        },
+    );
     vec![vmm_check, fc_check, qemu_check, jailer, vsock]
 }
 

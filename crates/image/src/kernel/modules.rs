@@ -37,7 +37,7 @@ const fn wanted(name: &'static str, config: &'static str, optional: bool) -> Wan
     }
 }
 
-/// What a banger VM needs to see its disks, network and agent socket, on
+/// What a banger VM needs to see its disks, network and agent channel, on
 /// either VMM (virtio-mmio for Firecracker and QEMU microvm, PCI for QEMU).
 pub const VM_MODULES: &[Wanted] = &[
     wanted("virtio", "VIRTIO", false),
@@ -57,6 +57,8 @@ pub const VM_MODULES: &[Wanted] = &[
         false,
     ),
     wanted("vmw_vsock_virtio_transport", "VIRTIO_VSOCKETS", false),
+    // The agent's channel under QEMU (a virtio-serial port).
+    wanted("virtio_console", "VIRTIO_CONSOLE", false),
 ];
 
 /// Needed too when ext4 is a module: the root filesystem. ext4 asks for
@@ -339,6 +341,7 @@ mod tests {
                 "virtio,vmw_vsock_virtio_transport_common,virtio_ring,vsock",
             ),
             ("kernel/drivers/char/hw_random/virtio-rng.ko", "virtio"),
+            ("kernel/drivers/char/virtio_console.ko", "virtio,virtio_ring"),
         ]);
         fs::write(
             dir.path().join("modules.builtin"),
@@ -356,7 +359,7 @@ mod tests {
     fn the_vm_modules_resolve_in_dependency_order_and_decompressed() {
         let dir = debian_like();
         let tree = ModuleTree::scan(dir.path()).unwrap();
-        assert_eq!(tree.len(), 14);
+        assert_eq!(tree.len(), 15);
         let files = tree.resolve(VM_MODULES, None).unwrap();
         assert_eq!(
             names(&files),
@@ -374,6 +377,7 @@ mod tests {
                 "vsock",
                 "vmw_vsock_virtio_transport_common",
                 "vmw_vsock_virtio_transport",
+                "virtio_console",
             ]
         );
         let legacy = &files[4];

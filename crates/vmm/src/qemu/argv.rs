@@ -1,10 +1,10 @@
 //! QEMU's command line for one VM, built without side effects.
 //!
 //! Mirrors the plain boot in `tests/boot_tcg.rs`: a microvm with ACPI (the
-//! Debian kernel finds its virtio-mmio devices only through ACPI), memfd
-//! shared memory (vhost-user needs to map guest memory into
-//! vhost-device-vsock), no default devices, and an exit instead of a
-//! reboot.
+//! Debian kernel finds its virtio-mmio devices only through ACPI), no
+//! default devices, an exit instead of a reboot, and the agent's channel on
+//! a virtio-serial port (`banger_agent_proto::mux`) rather than a
+//! vhost-user vsock device, which QEMU cannot snapshot.
 //!
 //! Values inside QEMU's `key=value,...` options escape a comma by doubling
 //! it. `-kernel`, `-initrd`, `-append` and `-pidfile` take their argument
@@ -18,8 +18,12 @@ use super::paths::RunPaths;
 use super::validate;
 use crate::{DiskFormat, DiskSpec, VmConfig, VmmError};
 
-/// The console and timing arguments the driver adds before banger's own.
-const BASE_KERNEL_ARGS: &str = "console=ttyS0 reboot=t panic=-1";
+/// The console and timing arguments the driver adds before banger's own,
+/// and where the agent finds its channel.
+const BASE_KERNEL_ARGS: &str = "console=ttyS0 reboot=t panic=-1 banger.channel=serial";
+/// The virtio-serial port's name, which the agent looks for in
+/// `/sys/class/virtio-ports/*/name`.
+pub const AGENT_PORT_NAME: &str = "org.banger.agent";
 
 /// A path as a QEMU option value: UTF-8 and absolute, commas doubled.
 pub fn option_value(path: &Path) -> Result<String, VmmError> {
@@ -101,12 +105,6 @@ pub fn build_with(
         "none",
         "-no-reboot",
     ]);
-    push(&[
-        "-object",
-        &format!("memory-backend-memfd,id=mem,size={mem}M,share=on"),
-        "-machine",
-        "memory-backend=mem",
-    ]);
     push(&["-kernel", &verbatim(&config.kernel)?]);
     if let Some(initrd) = &config.initrd {
         push(&["-initrd", &verbatim(initrd)?]);
@@ -146,14 +144,17 @@ pub fn build_with(
             .unwrap_or_default();
         push(&["-device", &format!("virtio-net-device,netdev=net0{mac}")]);
     }
+    // QEMU connects to the sidecar, and again if that connection drops.
     push(&[
+        "-device",
+        "virtio-serial-device,max_ports=2",
         "-chardev",
         &format!(
-            "socket,id=vsock,path={}",
-            option_value(&paths.vhost_socket)?
+            "socket,id=agent,path={},reconnect=1",
+            option_value(&paths.port_socket)?
         ),
         "-device",
-        "vhost-user-vsock-device,chardev=vsock",
+        &format!("virtserialport,chardev=agent,name={AGENT_PORT_NAME}"),
     ]);
     // `-qmp unix:PATH,...` spelled as a chardev, whose `path=` escapes commas.
     push(&[

@@ -62,16 +62,12 @@ fn tcg_line_is_the_reference_boot() {
         "-display",
         "none",
         "-no-reboot",
-        "-object",
-        "memory-backend-memfd,id=mem,size=1024M,share=on",
-        "-machine",
-        "memory-backend=mem",
         "-kernel",
         "/var/lib/banger/kernels/k/bzImage",
         "-initrd",
         "/var/lib/banger/kernels/k/initrd.img",
         "-append",
-        "console=ttyS0 reboot=t panic=-1 tsc_early_khz=2300000 \
+        "console=ttyS0 reboot=t panic=-1 banger.channel=serial tsc_early_khz=2300000 \
          banger.root=/dev/vda banger.init=/usr/local/bin/banger-agent",
         "-chardev",
         "file,id=console,path=/run/b/vm1/console.log",
@@ -83,10 +79,12 @@ fn tcg_line_is_the_reference_boot() {
         "id=vda,file=/run/b/vm1/root.qcow2,format=qcow2,if=none",
         "-device",
         "virtio-blk-device,drive=vda",
-        "-chardev",
-        "socket,id=vsock,path=/run/b/vm1/vhost-vsock.sock",
         "-device",
-        "vhost-user-vsock-device,chardev=vsock",
+        "virtio-serial-device,max_ports=2",
+        "-chardev",
+        "socket,id=agent,path=/run/b/vm1/agent-port.sock,reconnect=1",
+        "-device",
+        "virtserialport,chardev=agent,name=org.banger.agent",
         "-chardev",
         "socket,id=qmp,path=/run/b/vm1/qmp.sock,server=on,wait=off",
         "-mon",
@@ -110,7 +108,7 @@ fn tcg_without_a_known_tsc_still_boots_the_same_line() {
     let args = argv(&config(), Accel::Tcg, None);
     assert_eq!(
         one(&args, "-append"),
-        "console=ttyS0 reboot=t panic=-1 banger.root=/dev/vda banger.init=/usr/local/bin/banger-agent"
+        "console=ttyS0 reboot=t panic=-1 banger.channel=serial banger.root=/dev/vda banger.init=/usr/local/bin/banger-agent"
     );
 }
 
@@ -122,7 +120,7 @@ fn empty_kernel_args_leave_no_trailing_space() {
     };
     assert_eq!(
         kernel_cmdline(&c, Accel::Kvm, None),
-        "console=ttyS0 reboot=t panic=-1"
+        "console=ttyS0 reboot=t panic=-1 banger.channel=serial"
     );
 }
 
@@ -243,7 +241,7 @@ fn commas_are_doubled_in_option_values_only() {
         chardevs,
         [
             "file,id=console,path=/tmp/a,,b/console.log",
-            "socket,id=vsock,path=/tmp/a,,b/vhost-vsock.sock",
+            "socket,id=agent,path=/tmp/a,,b/agent-port.sock,reconnect=1",
             "socket,id=qmp,path=/tmp/a,,b/qmp.sock,server=on,wait=off",
         ]
     );

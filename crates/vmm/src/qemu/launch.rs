@@ -73,7 +73,7 @@ pub(super) fn launch(qemu: &Qemu, config: &VmConfig) -> Result<VmHandle, VmmErro
             }
         }
     };
-    match sidecar::start(&qemu.vhost_vsock, config.vsock_cid, &paths) {
+    match sidecar::start(&qemu.mux_program, &paths) {
         Ok(pid) => handle.helper_pids.push(pid),
         Err(e) => {
             drop(pipes);
@@ -179,7 +179,7 @@ pub(super) fn remove_leftovers(handle: &VmHandle) {
     let paths = RunPaths::new(run_dir);
     remove_socket(&handle.control_socket);
     remove_socket(&handle.vsock_uds);
-    remove_socket(&paths.vhost_socket);
+    remove_socket(&paths.port_socket);
     if std::fs::symlink_metadata(&paths.pidfile).is_ok_and(|m| m.is_file()) {
         let _ = std::fs::remove_file(&paths.pidfile);
     }

@@ -1,8 +1,9 @@
 //! The QEMU microvm driver (SPEC §13, §14.1): for hosts without Firecracker,
 //! and for tests on hosts whose KVM cannot boot guests (TCG).
 //!
-//! One VM is two processes: `vhost-device-vsock` (started first; QEMU
-//! connects to it while realizing the vsock device) and QEMU itself, both
+//! One VM is two processes: the agent-mux sidecar (started first; QEMU's
+//! virtio-serial chardev connects to it, see `crate::agent_mux`) and QEMU
+//! itself, both
 //! detached into their own process groups so a daemon restart does not stop
 //! them; with a [`LogCapper`], two more: the cappers of the serial console
 //! (QEMU's stdout) and of QEMU's own log (its stderr), started before both. Their sockets, logs and pidfile live in the VM's run directory
@@ -47,8 +48,9 @@ const SIDECAR_GRACE: Duration = Duration::from_secs(2);
 pub struct Qemu {
     /// `qemu-system-x86_64`.
     pub binary: PathBuf,
-    /// `vhost-device-vsock`.
-    pub vhost_vsock: PathBuf,
+    /// The program that runs the agent-mux sidecar with `--agent-mux`
+    /// (`bangerd` itself in the product).
+    pub mux_program: PathBuf,
     pub accel: Accel,
     /// `Some`: the console and QEMU's own log go through log cappers
     /// (`crate::logcap`), bounded on disk; `None`: QEMU writes them itself.
@@ -56,10 +58,10 @@ pub struct Qemu {
 }
 
 impl Qemu {
-    pub fn new(binary: PathBuf, vhost_vsock: PathBuf, accel: Accel) -> Qemu {
+    pub fn new(binary: PathBuf, mux_program: PathBuf, accel: Accel) -> Qemu {
         Qemu {
             binary,
-            vhost_vsock,
+            mux_program,
             accel,
             log_capper: None,
         }
@@ -77,14 +79,14 @@ impl Qemu {
     pub fn for_handles() -> Qemu {
         Qemu::new(
             PathBuf::from("qemu-system-x86_64"),
-            PathBuf::from("vhost-device-vsock"),
+            PathBuf::from("bangerd"),
             Accel::Tcg,
         )
     }
 
-    /// Both programs from `PATH` (or `qemu_bin`, a name or path, when
-    /// given), and the accelerator from [`Accel::detect`].
-    pub fn discover(qemu_bin: Option<&str>) -> Result<Qemu, VmmError> {
+    /// QEMU from `PATH` (or `qemu_bin`, a name or path, when given), the
+    /// accelerator from [`Accel::detect`]; `mux_program` runs the sidecar.
+    pub fn discover(qemu_bin: Option<&str>, mux_program: PathBuf) -> Result<Qemu, VmmError> {
         let find = |name: &str, hint: &str| {
             banger_sys::find_program(name).ok_or_else(|| VmmError::BinaryMissing {
                 binary: name.to_owned(),
@@ -95,12 +97,8 @@ impl Qemu {
             qemu_bin.unwrap_or("qemu-system-x86_64"),
             "install qemu-system-x86 or set qemu_bin in config.toml",
         )?;
-        let vhost_vsock = find(
-            "vhost-device-vsock",
-            "install it with `cargo install vhost-device-vsock` and put it in PATH",
-        )?;
         let accel = Accel::detect(&binary)?;
-        Ok(Qemu::new(binary, vhost_vsock, accel))
+        Ok(Qemu::new(binary, mux_program, accel))
     }
 }
 
@@ -176,7 +174,7 @@ impl VmmBackend for Qemu {
             if !proc::terminate(pid, &sidecar_id, SIDECAR_GRACE) {
                 return Err(VmmError::Timeout(
                     SIDECAR_GRACE * 2,
-                    format!("vhost-device-vsock (pid {pid}) to exit"),
+                    format!("the agent-mux sidecar (pid {pid}) to exit"),
                 ));
             }
         }

@@ -8,15 +8,17 @@ use std::path::{Path, PathBuf};
 pub struct RunPaths {
     /// QMP control socket (QEMU listens).
     pub qmp: PathBuf,
-    /// Hybrid-vsock socket the host connects to (vhost-device-vsock listens).
+    /// Hybrid-vsock socket the host connects to (the agent-mux sidecar
+    /// listens).
     pub vsock_uds: PathBuf,
-    /// vhost-user control socket between QEMU and vhost-device-vsock.
-    pub vhost_socket: PathBuf,
+    /// Where QEMU's virtio-serial chardev for the agent connects (the
+    /// sidecar listens).
+    pub port_socket: PathBuf,
     /// The guest's serial console.
     pub console_log: PathBuf,
     /// QEMU's stdout and stderr.
     pub qemu_log: PathBuf,
-    /// vhost-device-vsock's stdout and stderr.
+    /// The agent-mux sidecar's stdout and stderr.
     pub sidecar_log: PathBuf,
     pub pidfile: PathBuf,
 }
@@ -26,16 +28,16 @@ impl RunPaths {
         RunPaths {
             qmp: run_dir.join("qmp.sock"),
             vsock_uds: run_dir.join("vsock.sock"),
-            vhost_socket: run_dir.join("vhost-vsock.sock"),
+            port_socket: run_dir.join("agent-port.sock"),
             console_log: run_dir.join("console.log"),
             qemu_log: run_dir.join("qemu.log"),
-            sidecar_log: run_dir.join("vhost-device-vsock.log"),
+            sidecar_log: run_dir.join("agent-mux.log"),
             pidfile: run_dir.join("qemu.pid"),
         }
     }
 
     /// The sockets this VM's processes create, for cleanup.
     pub fn sockets(&self) -> [&Path; 3] {
-        [&self.qmp, &self.vsock_uds, &self.vhost_socket]
+        [&self.qmp, &self.vsock_uds, &self.port_socket]
     }
 }

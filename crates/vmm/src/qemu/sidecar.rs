@@ -1,10 +1,7 @@
-//! vhost-device-vsock: the process that serves the guest's vsock device to
-//! QEMU over vhost-user and gives the host Firecracker's hybrid-vsock
-//! socket (`CONNECT <port>\n`), so everything above the driver is
-//! backend-blind (SPEC §10).
-//!
-//! It is started with separate flags rather than `--vm key=value,...`, whose
-//! comma-separated syntax has no escape for a path containing a comma.
+//! The agent-mux sidecar (`crate::agent_mux`): the process that serves the
+//! guest agent's virtio-serial port to the host as Firecracker's
+//! hybrid-vsock socket (`CONNECT <port>\n`), so everything above the
+//! driver is backend-blind (SPEC §10).
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
@@ -25,22 +22,23 @@ pub fn identity(vsock_uds: &Path) -> String {
     vsock_uds.display().to_string()
 }
 
-/// Starts the sidecar for guest `cid` and waits until it listens; returns its
-/// pid. On failure nothing is left running.
-pub fn start(binary: &Path, cid: u32, paths: &RunPaths) -> Result<u32, VmmError> {
+/// Starts the sidecar (`binary --agent-mux ...`) and waits until it
+/// listens on both sockets; returns its pid. On failure nothing is left
+/// running.
+pub fn start(binary: &Path, paths: &RunPaths) -> Result<u32, VmmError> {
     let log_start = logs::log_len(&paths.sidecar_log);
+    let args = crate::agent_mux::MuxArgs {
+        port_socket: paths.port_socket.clone(),
+        uds: paths.vsock_uds.clone(),
+    };
     let pid = Cmd::new(binary)
-        .args(["--guest-cid", &cid.to_string()])
-        .arg("--uds-path")
-        .arg(&paths.vsock_uds)
-        .arg("--socket")
-        .arg(&paths.vhost_socket)
+        .args(args.to_args())
         .spawn_detached(&paths.sidecar_log)?;
     let id = identity(&paths.vsock_uds);
     let deadline = Instant::now() + SOCKET_TIMEOUT;
     proc::wait_exec(pid, &id, SOCKET_TIMEOUT);
     loop {
-        if is_socket(&paths.vhost_socket) {
+        if is_socket(&paths.vsock_uds) {
             return Ok(pid);
         }
         if !proc::is_ours(pid, &id) {
@@ -56,7 +54,7 @@ pub fn start(binary: &Path, cid: u32, paths: &RunPaths) -> Result<u32, VmmError>
                 format!(
                     "{} to listen on {}{}",
                     binary.display(),
-                    paths.vhost_socket.display(),
+                    paths.vsock_uds.display(),
                     logs::log_tail_since(&paths.sidecar_log, log_start)
                 ),
             ));

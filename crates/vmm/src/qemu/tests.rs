@@ -124,7 +124,7 @@ fn kill_falls_back_to_sigkill_then_stops_the_sidecar_and_removes_sockets() {
     // Leftovers: stale sockets, a pidfile, and a regular file that is not
     // ours to remove although it sits where a socket would.
     let _qmp = UnixListener::bind(&vm.paths.qmp).unwrap();
-    let _vhost = UnixListener::bind(&vm.paths.vhost_socket).unwrap();
+    let _port = UnixListener::bind(&vm.paths.port_socket).unwrap();
     std::fs::write(&vm.paths.vsock_uds, b"not a socket").unwrap();
     std::fs::write(&vm.paths.pidfile, b"123\n").unwrap();
     let handle = vm.handle(qemu_pid, vec![sidecar_pid]);
@@ -146,7 +146,7 @@ fn kill_falls_back_to_sigkill_then_stops_the_sidecar_and_removes_sockets() {
         !banger_sys::os::process_alive(sidecar_pid),
         "sidecar stand-in left"
     );
-    assert!(!vm.paths.qmp.exists() && !vm.paths.vhost_socket.exists());
+    assert!(!vm.paths.qmp.exists() && !vm.paths.port_socket.exists());
     assert!(!vm.paths.pidfile.exists());
     assert!(
         vm.paths.vsock_uds.exists(),
