@@ -522,8 +522,8 @@ impl BareSetup {
     /// A hand-written command line with banger's machine, CPU, memory,
     /// console, kernel and `banger.*` arguments. What differs from banger's
     /// and why this is the fair baseline:
-    /// - no vsock device and no vhost-device-vsock sidecar: the agent's vsock
-    ///   channel is how banger runs commands, not something a VM needs to
+    /// - no agent channel (serial port and agent-mux sidecar): that channel
+    ///   is how banger runs commands, not something a VM needs to
     ///   reach ssh-ready (the guest boots without it; its service mode just
     ///   fails to listen);
     /// - no work disk (`banger.workdisk=none`): the bare boot has no /root

@@ -2,9 +2,10 @@
 //! Debian's archive, booted with a plain `qemu-system-x86_64 -M microvm
 //! -accel tcg` command line: the initramfs loads the virtio and vsock
 //! modules, mounts the root disk, and the agent answers a health request
-//! over vsock through `vhost-device-vsock` (SPEC §9.3, §10, §13).
+//! over its virtio-serial channel through bangerd's agent-mux sidecar
+//! (SPEC §9.3, §10, §13).
 //!
-//! Needs root, QEMU, vhost-device-vsock, the Debian mirror and a static
+//! Needs root, QEMU, the Debian mirror and a static
 //! agent (`BANGER_AGENT_BIN`, set by scripts/test). The kernel and image are
 //! kept in `BANGER_E2E_CACHE` (default /var/cache/banger-e2e) so a warm run
 //! reuses them: the image is keyed by its recipe hash.
@@ -27,7 +28,6 @@ fn missing_prerequisite() -> Option<String> {
     }
     for tool in [
         "qemu-system-x86_64",
-        "vhost-device-vsock",
         "mmdebstrap",
         "debugfs",
     ] {
@@ -181,29 +181,30 @@ fn default_kernel_and_minimal_image_boot_to_agent_health() {
             .unwrap(),
     );
 
+    // The agent's channel: a virtio-serial port, served to the host by
+    // bangerd's agent-mux sidecar as a hybrid-vsock socket.
     let vsock_uds = run.path().join("vsock.sock");
-    let vhost_sock = run.path().join("vhost.sock");
-    let _vhost = Reaped(
-        Command::new("vhost-device-vsock")
-            .arg("--vm")
-            .arg(format!(
-                "guest-cid=3,uds-path={},socket={}",
-                vsock_uds.display(),
-                vhost_sock.display()
-            ))
+    let port_sock = run.path().join("port.sock");
+    let _mux = Reaped(
+        Command::new(common::BANGERD)
+            .args(["--agent-mux", "--port-socket"])
+            .arg(&port_sock)
+            .arg("--uds")
+            .arg(&vsock_uds)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     assert!(
-        common::wait_until(Duration::from_secs(10), || vhost_sock.exists()),
-        "vhost-device-vsock did not start"
+        common::wait_until(Duration::from_secs(10), || vsock_uds.exists()),
+        "the agent-mux sidecar did not start"
     );
 
     let console = run.path().join("console.log");
     let cmdline = format!(
-        "console=ttyS0 reboot=t panic=-1 tsc_early_khz={} banger.root=/dev/vda banger.init={init}",
+        "console=ttyS0 reboot=t panic=-1 banger.channel=serial tsc_early_khz={} \
+         banger.root=/dev/vda banger.init={init}",
         tsc_khz()
     );
     let started = Instant::now();
@@ -228,12 +229,6 @@ fn default_kernel_and_minimal_image_boot_to_agent_health() {
                 "none",
                 "-no-reboot",
             ])
-            .args([
-                "-object",
-                "memory-backend-memfd,id=mem,size=512M,share=on",
-                "-machine",
-                "memory-backend=mem",
-            ])
             .arg("-kernel")
             .arg(kernel_dir.join("bzImage"))
             .arg("-initrd")
@@ -247,16 +242,20 @@ fn default_kernel_and_minimal_image_boot_to_agent_health() {
                 overlay.display()
             ))
             .args(["-device", "virtio-blk-device,drive=root"])
+            .args(["-device", "virtio-serial-device"])
             .arg("-chardev")
-            .arg(format!("socket,id=vsock,path={}", vhost_sock.display()))
-            .args(["-device", "vhost-user-vsock-device,chardev=vsock"])
+            .arg(format!("socket,id=agent,path={},reconnect=1", port_sock.display()))
+            .args([
+                "-device",
+                "virtserialport,chardev=agent,name=org.banger.agent",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
 
-    // Health over vsock, through the same hybrid-vsock handshake Firecracker uses.
+    // Health through the same hybrid-vsock handshake Firecracker uses.
     let health = loop {
         if started.elapsed() > BOOT_TIMEOUT {
             panic!(

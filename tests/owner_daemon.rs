@@ -4,7 +4,7 @@
 //! them. The owner boots a real VM (QEMU under TCG, banger's kernel and
 //! minimal image copied from the e2e cache into its own home): the helper
 //! makes the bridge, the fence and the tap; everything else — the daemon,
-//! QEMU, vhost-device-vsock, the log cappers — runs as the owner.
+//! QEMU, the agent-mux sidecar, the log cappers — runs as the owner.
 //!
 //! Needs root, setpriv, and what the end-to-end suite needs.
 
@@ -383,13 +383,7 @@ fn an_unprivileged_owner_runs_a_vm_through_the_root_helper() {
     for sub in ["cache", "run"] {
         std::fs::create_dir_all(home.join(sub)).unwrap();
     }
-    let bin = rig.dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy(
-        banger_sys::find_program("vhost-device-vsock").unwrap(),
-        bin.join("vhost-device-vsock"),
-    )
-    .unwrap();
+    std::fs::create_dir_all(rig.dir.path().join("bin")).unwrap();
     chown_tree(&home);
     chown_tree(&rig.owner_home());
 

@@ -5,7 +5,7 @@
 //! shared cache. Each scenario prints its name and result; a failing one
 //! does not stop the others.
 //!
-//! Needs root, QEMU, vhost-device-vsock, dig and a static agent
+//! Needs root, QEMU, dig and a static agent
 //! (`BANGER_AGENT_BIN`, set by scripts/test).
 
 mod common;

@@ -31,7 +31,7 @@ pub fn missing_prerequisite(images: &[&str]) -> Option<String> {
     }
     let mut tools = vec!["dig", "ip"];
     if vmm() != "firecracker" {
-        tools.extend(["qemu-system-x86_64", "vhost-device-vsock"]);
+        tools.push("qemu-system-x86_64");
     }
     for tool in tools {
         if banger_sys::find_program(tool).is_none() {

@@ -4,9 +4,10 @@
 //! Firecracker exposes the guest's vsock as a Unix socket on the host: the
 //! host connects, writes `CONNECT <port>\n`, reads `OK <n>\n` (`n` is the
 //! host-side port the VMM assigned, not necessarily `<port>`), and the same
-//! connection then carries the guest port's byte stream. rust-vmm's
-//! `vhost-device-vsock`, which banger uses under QEMU, speaks the same
-//! handshake, so one client serves both VMMs.
+//! connection then carries the guest port's byte stream. Under QEMU the
+//! agent-mux sidecar (`banger_vmm::agent_mux`, over the serial channel of
+//! [`crate::mux`]) speaks the same handshake, so one client serves both
+//! VMMs.
 
 mod abort;
 mod bounds;

@@ -1,6 +1,6 @@
 //! End to end on the host: the real service loop on a Unix socket, reached
 //! by the real client through a stand-in for the VMM's hybrid vsock socket
-//! (what Firecracker and vhost-device-vsock do: read `CONNECT <port>\n`,
+//! (what Firecracker and the agent-mux sidecar do: read `CONNECT <port>\n`,
 //! answer `OK <n>\n`, then splice the bytes to the guest's listener).
 #![forbid(unsafe_code)]
 
@@ -42,9 +42,9 @@ enum ShimReply {
     Refuse(&'static str),
     /// Close without a word (nothing listens on the guest port).
     Close,
-    /// Close without even reading the request (what vhost-device-vsock
-    /// does before the guest's vsock device is up): the client sees a
-    /// reset or EPIPE rather than EOF.
+    /// Close without even reading the request (what a VMM's vsock socket
+    /// can do before the guest's device is up): the client sees a reset or
+    /// EPIPE rather than EOF.
     Drop,
 }
 

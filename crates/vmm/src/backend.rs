@@ -66,7 +66,7 @@ pub struct VmHandle {
     pub backend: BackendKind,
     /// The VMM process.
     pub pid: u32,
-    /// Helper processes the VM needs: QEMU's vhost-device-vsock, and the log
+    /// Helper processes the VM needs: QEMU's agent-mux sidecar, and the log
     /// cappers of either backend (`crate::logcap`).
     #[serde(default)]
     pub helper_pids: Vec<u32>,

@@ -14,7 +14,7 @@
 //! Why a process and a pipe:
 //! - the capper must outlive the daemon (it can be `kill -9`ed; VMs keep
 //!   running and are adopted), so it cannot be a daemon thread; like
-//!   vhost-device-vsock it is detached into its own process group, its pid
+//!   the agent-mux sidecar it is detached into its own process group, its pid
 //!   recorded in [`crate::VmHandle::helper_pids`], and its argv names the
 //!   log file inside the VM directory, so stop, kill, reconcile and teardown
 //!   (which kills any process naming the VM directory) find it;

@@ -9,7 +9,7 @@ use banger_config::InstallOwner;
 
 use super::layout::{DAEMON_UNIT, HELPER_UNIT, Layout};
 
-/// The owner daemon's unit. The VMMs it starts (QEMU, vhost-device-vsock,
+/// The owner daemon's unit. The VMMs it starts (QEMU, the agent-mux sidecar,
 /// the log cappers) are its children in this unit's cgroup, so
 /// `KillMode=process`: a stop, restart or update ends the daemon only, the
 /// VMs keep running, and the next daemon adopts them (reconcile).

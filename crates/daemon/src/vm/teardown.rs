@@ -37,7 +37,7 @@ impl Errors {
 
 /// Asks the guest to power off (agent `poweroff`, else the VMM's shutdown
 /// request), waits up to [`POWEROFF_WAIT`], then kills the VMM: always, as
-/// that also stops QEMU's vhost-device-vsock sidecar and removes a jail.
+/// that also stops QEMU's agent-mux sidecar and removes a jail.
 /// Then [`halt`]. The driver is the one the VM's handle records.
 pub(super) async fn stop_guest(daemon: &Daemon, vm: &VmRecord) -> Result<(), DaemonError> {
     let vm_dir = daemon.paths.vm_dir(&vm.id);

@@ -63,7 +63,7 @@ impl Vm {
 fn qemu() -> Qemu {
     Qemu::new(
         "/nonexistent/qemu".into(),
-        "/nonexistent/vhost".into(),
+        "/nonexistent/bangerd".into(),
         Accel::Tcg,
     )
 }
