@@ -142,6 +142,12 @@ fn default_kernel_and_minimal_image_boot_to_agent_health() {
     )
     .unwrap();
     let kernel_dir = PathBuf::from(kernel["path"].as_str().unwrap());
+    // What the daemon does before every boot: the initrd around this
+    // build's agent, with the modules this build loads.
+    let agent_bin = PathBuf::from(std::env::var_os("BANGER_AGENT_BIN").unwrap());
+    banger_image::kernel::KernelStore::new(&kernel_dir.parent().unwrap().to_path_buf())
+        .refresh_initrd("debian-cloud-amd64", &agent_bin)
+        .unwrap();
     let rootfs = PathBuf::from(image["rootfs"].as_str().unwrap());
     let init = image["init"]
         .as_str()

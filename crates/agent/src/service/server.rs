@@ -122,6 +122,15 @@ pub(crate) fn handle_connection<C: DuplexStream>(conn: C, config: &ServiceConfig
         // the host regardless, and ends any input it is still sending.
         let _ = conn.shutdown(Shutdown::Both);
     }
+    if after.is_some() {
+        // The answer must leave the guest before the action ends it: over
+        // the serial channel a pump thread carries it out, which a
+        // power-off would cut short. So the host sees EOF after the answer,
+        // and the guest waits (a bounded time) for the host to hang up,
+        // which it does once it has read it.
+        let _ = conn.shutdown(Shutdown::Write);
+        wait_for_hangup(&mut conn, HANGUP_WAIT);
+    }
     // The host has its answer; close before acting so it sees EOF even if
     // the guest goes away mid-action.
     drop(conn);
@@ -129,6 +138,25 @@ pub(crate) fn handle_connection<C: DuplexStream>(conn: C, config: &ServiceConfig
         crate::info!("powering off as requested");
         if let Err(e) = config.power.power_off() {
             crate::error!("power-off failed: {e}");
+        }
+    }
+}
+
+/// How long an action that ends the guest waits for the host to hang up
+/// after its answer.
+const HANGUP_WAIT: Duration = Duration::from_secs(2);
+
+/// Reads (and drops) until the peer closes, an error, or `wait` passes.
+fn wait_for_hangup<C: DuplexStream>(conn: &mut C, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    let mut buf = [0u8; 256];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match std::io::Read::read(conn, &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
         }
     }
 }

@@ -17,8 +17,19 @@ use super::kernel_dir::{self, CONFIG, INITRD, MODULES};
 use super::manifest::KernelManifest;
 use super::modules::{EXT4_MODULES, ModuleTree, VM_MODULES};
 
-/// The sha256 (hex) of the agent inside `initrd.img`.
+/// The sha256 (hex) of the agent inside `initrd.img`, then the modules it
+/// was built to load: a change of either rebuilds it.
 pub const AGENT_STAMP: &str = "initrd.agent-sha256";
+
+/// What the stamp says for an initrd around the agent with this sha256.
+fn stamp_for(agent_sha: &str) -> String {
+    let modules: Vec<&str> = VM_MODULES
+        .iter()
+        .chain(EXT4_MODULES)
+        .map(|m| m.name)
+        .collect();
+    format!("{agent_sha} modules={}", modules.join(","))
+}
 
 /// Builds `dir/initrd.img` around `agent` for kernel `release`, with the
 /// virtio and vsock modules (and ext4's, when it is a module) from
@@ -60,7 +71,7 @@ pub(crate) fn build(
     staged
         .persist(&dest)
         .map_err(|e| KernelError::io("move into place", &dest, e.error))?;
-    write_stamp(dir, &agent_sha)?;
+    write_stamp(dir, &stamp_for(&agent_sha))?;
     let size = fs::metadata(&dest)
         .map_err(|e| KernelError::io("inspect", &dest, e))?
         .len();
@@ -84,7 +95,7 @@ pub(crate) fn refresh(
     if !ours {
         return Ok(false);
     }
-    let current = file_sha256(agent)?;
+    let current = stamp_for(&file_sha256(agent)?);
     if stamped.as_deref() == Some(current.as_str()) {
         return Ok(false);
     }
@@ -93,7 +104,7 @@ pub(crate) fn refresh(
         return Ok(false);
     }
     let (modules, _) = build(dir, agent, &manifest.version, &mut |_| {})?;
-    tracing::info!(kernel = %manifest.name, agent_sha256 = %current, ?modules, "initrd rebuilt around the installed agent");
+    tracing::info!(kernel = %manifest.name, stamp = %current, ?modules, "initrd rebuilt around the installed agent");
     Ok(true)
 }
 
@@ -175,9 +186,14 @@ mod tests {
         assert_ne!(first, second);
         assert_eq!(
             read_stamp(&kernel.join(AGENT_STAMP)).unwrap().unwrap(),
-            hex::encode(Sha256::digest(b"agent v2"))
+            stamp_for(&hex::encode(Sha256::digest(b"agent v2")))
         );
         assert!(!refresh(&kernel, &m, &agent).unwrap());
+        // A stamp for another module list (a banger that loads other
+        // modules) is rebuilt too.
+        let sha = hex::encode(Sha256::digest(b"agent v2"));
+        write_stamp(&kernel, &format!("{sha} modules=virtio")).unwrap();
+        assert!(refresh(&kernel, &m, &agent).unwrap());
         // Nothing of the rebuild is left beside it.
         let mut stray = crate::test_support::dir_names(&kernel);
         stray.retain(|n| n.starts_with(".boot-files.tmp-"));
