@@ -9,6 +9,8 @@
 //! (`BANGER_AGENT_BIN`, set by scripts/test).
 
 mod common;
+#[path = "e2e/snapshot.rs"]
+mod snapshot;
 #[path = "e2e/system_install.rs"]
 mod system_install;
 #[path = "e2e/workspace.rs"]
@@ -53,6 +55,10 @@ fn end_to_end_suite() {
     suite.scenario(
         "vm create --no-start records the VM; its first start gives it its identity",
         || no_start(&env),
+    );
+    suite.scenario(
+        "vm snapshot, then vm restore twice: each copy has the parent's files and its own identity",
+        || snapshot::restore_twice(&env),
     );
     suite.scenario(
         "vm run PATH -- CMD ships the repository with uncommitted work and runs CMD in it",

@@ -15,6 +15,7 @@
 //! ← {"op_id":"cli-3","output":{"stream":"stdout","data":"aGkK"}}   (streaming vm.exec)
 //! ```
 
+mod snapshot;
 mod types;
 mod vm_ops;
 mod workspace;
@@ -24,6 +25,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use snapshot::{SnapshotInfo, VmRestoreParams, VmSnapshotParams};
 pub use types::{
     ImageBuilt, ImageInfo, KernelInfo, Operation, OperationState, Pong, Vm, VmExecResult,
     VmRootDisk, VmRuntime, VmSpec, Workspace,
@@ -212,6 +214,16 @@ pub enum Request {
     VmStats(VmRef),
     #[serde(rename = "vm.ports")]
     VmPorts(VmRef),
+    #[serde(rename = "vm.snapshot")]
+    VmSnapshot(VmSnapshotParams),
+    #[serde(rename = "vm.restore")]
+    VmRestore(VmRestoreParams),
+    #[serde(rename = "snapshot.list")]
+    SnapshotList(NoParams),
+    #[serde(rename = "snapshot.show")]
+    SnapshotShow(NameParams),
+    #[serde(rename = "snapshot.delete")]
+    SnapshotDelete(NameParams),
     #[serde(rename = "vm.workspace.plan")]
     WorkspacePlan(WorkspaceSource),
     #[serde(rename = "vm.workspace.prepare")]
@@ -265,6 +277,11 @@ impl Request {
         "vm.logs",
         "vm.stats",
         "vm.ports",
+        "vm.snapshot",
+        "vm.restore",
+        "snapshot.list",
+        "snapshot.show",
+        "snapshot.delete",
         "vm.workspace.plan",
         "vm.workspace.prepare",
         "vm.workspace.export",
@@ -301,6 +318,11 @@ impl Request {
             Request::VmLogs(_) => "vm.logs",
             Request::VmStats(_) => "vm.stats",
             Request::VmPorts(_) => "vm.ports",
+            Request::VmSnapshot(_) => "vm.snapshot",
+            Request::VmRestore(_) => "vm.restore",
+            Request::SnapshotList(_) => "snapshot.list",
+            Request::SnapshotShow(_) => "snapshot.show",
+            Request::SnapshotDelete(_) => "snapshot.delete",
             Request::WorkspacePlan(_) => "vm.workspace.plan",
             Request::WorkspacePrepare(_) => "vm.workspace.prepare",
             Request::WorkspaceExport(_) => "vm.workspace.export",
@@ -534,6 +556,17 @@ mod tests {
             }),
             Request::VmStats(VmRef { vm: "dev".into() }),
             Request::VmPorts(VmRef { vm: "dev".into() }),
+            Request::VmSnapshot(VmSnapshotParams {
+                vm: "dev".into(),
+                name: Some("base".into()),
+            }),
+            Request::VmRestore(VmRestoreParams {
+                snapshot: "base".into(),
+                name: None,
+            }),
+            Request::SnapshotList(NoParams {}),
+            Request::SnapshotShow(NameParams { name: "base".into() }),
+            Request::SnapshotDelete(NameParams { name: "base".into() }),
             Request::WorkspacePlan(WorkspaceSource {
                 path: "/src/app".into(),
                 include_untracked: true,

@@ -64,6 +64,9 @@ pub enum Command {
     /// Manage kernels: pull the default one from Debian, import your own.
     #[command(subcommand)]
     Kernel(KernelCommand),
+    /// List, show and delete VM snapshots (`banger vm snapshot` takes one).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Manage root filesystem images: build the default one from Debian, register your own.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -147,6 +150,22 @@ pub const PULLABLE_KERNELS: [(&str, &str); 1] = [(
     "debian-cloud-amd64",
     "Debian bookworm linux-image-cloud-amd64, from the configured Debian mirror",
 )];
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// List snapshots with their size on disk and the VMs restored from them.
+    #[command(visible_alias = "ls")]
+    List(JsonFlag),
+    /// Show one snapshot.
+    Show {
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Delete a snapshot (refused while VMs restored from it exist).
+    #[command(visible_alias = "rm")]
+    Delete { name: String },
+}
 
 #[derive(Debug, Subcommand)]
 pub enum KernelCommand {
@@ -379,6 +398,31 @@ pub enum VmCommand {
     Ports {
         #[arg(required = true, value_name = "VM", add = candidates::vms())]
         vms: Vec<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Save a running VM's memory, devices and disks as a snapshot; the VM keeps running.
+    #[command(
+        after_help = "Example: banger vm snapshot dev --name base
+                      Then: `banger vm restore base --name dev2` starts a copy with its own name,                       address, MAC, machine-id and host key."
+    )]
+    Snapshot {
+        #[arg(add = candidates::vms())]
+        vm: String,
+        /// The snapshot's name (a DNS label); generated when omitted.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Start a new VM from a snapshot, with a fresh identity.
+    #[command(after_help = "Example: banger vm restore base --name dev2")]
+    Restore {
+        /// The snapshot (`banger snapshot list`).
+        snapshot: String,
+        /// The new VM's name; generated when omitted.
+        #[arg(long)]
+        name: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
     },

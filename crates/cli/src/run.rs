@@ -23,6 +23,7 @@ mod exec;
 mod logs;
 mod manage;
 mod multi;
+mod snapshot;
 mod vm_run;
 mod workspace;
 
@@ -164,6 +165,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Vm(VmCommand::Logs { vm, follow }) => logs::vm_logs(&client()?, vm, follow),
         Command::Vm(VmCommand::Stats { vm, json }) => manage::stats(&client()?, vm, json),
         Command::Vm(VmCommand::Ports { vms, json }) => manage::ports(&client()?, &vms, json),
+        Command::Vm(VmCommand::Snapshot { vm, name, json }) => snapshot::take(vm, name, json),
+        Command::Vm(VmCommand::Restore {
+            snapshot: from,
+            name,
+            json,
+        }) => snapshot::restore(from, name, json),
+        Command::Snapshot(cmd) => snapshot::command(cmd),
         Command::Vm(VmCommand::Exec {
             vm,
             guest_path,

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::context::RequestCtx;
 use crate::error::DaemonError;
 use crate::state::Daemon;
-use crate::{daemon_info, images, kernels, vm};
+use crate::{daemon_info, images, kernels, snapshots, vm};
 
 pub async fn dispatch(
     daemon: &Daemon,
@@ -31,6 +31,11 @@ pub async fn dispatch(
         Request::VmLogs(p) => to_value(vm::logs(daemon, p).await?),
         Request::VmStats(p) => to_value(vm::stats(daemon, p).await?),
         Request::VmPorts(p) => to_value(vm::ports(daemon, p).await?),
+        Request::VmSnapshot(p) => to_value(vm::snapshot(daemon, ctx, p).await?),
+        Request::VmRestore(p) => to_value(vm::restore(daemon, ctx, p).await?),
+        Request::SnapshotList(_) => to_value(snapshots::list(daemon).await?),
+        Request::SnapshotShow(p) => to_value(snapshots::show(daemon, p).await?),
+        Request::SnapshotDelete(p) => to_value(snapshots::delete(daemon, p).await?),
         Request::WorkspacePlan(p) => to_value(vm::workspace_plan(p).await?),
         Request::WorkspacePrepare(p) => to_value(vm::workspace_prepare(daemon, ctx, p).await?),
         Request::WorkspaceExport(p) => to_value(vm::workspace_export(daemon, ctx, p).await?),

@@ -37,6 +37,10 @@ pub trait Guest: Send + Sync {
         request: IdentityRequest,
     ) -> Result<IdentityResult, ClientError>;
     fn poweroff(&self, agent: &Path) -> Result<(), ClientError>;
+    /// Before a snapshot: the agent serves no command until it is thawed
+    /// or (in a copy) given a new identity with a fresh RNG seed and clock.
+    fn freeze(&self, agent: &Path) -> Result<(), ClientError>;
+    fn thaw(&self, agent: &Path) -> Result<(), ClientError>;
     fn ports(&self, agent: &Path) -> Result<Vec<ListeningPort>, ClientError>;
     /// `exec`, its output captured in the result. Every `exec` ends when
     /// `cancel` fires: the call fails with [`ClientError::Aborted`] and the

@@ -33,6 +33,7 @@ mod machinery;
 mod ops;
 mod root_helper;
 mod server;
+mod snapshots;
 mod startup;
 mod state;
 mod store_handle;

@@ -103,6 +103,7 @@ pub fn run(opts: DaemonOptions) -> Result<(), StartupError> {
         tokio::spawn(stop_on_signal(shutdown.clone()));
         start_dns(&mut daemon, shutdown.child_token()).await;
         crate::vm::reconcile(&daemon).await;
+        crate::snapshots::store(&daemon).sweep();
         crate::server::serve(daemon, &lock, shutdown).await
     })
 }

@@ -66,6 +66,10 @@ pub struct RuntimeRecord {
     pub root_disk: Option<RootDiskRecord>,
     /// The kernel the VM boots (a kernel store name).
     pub kernel: String,
+    /// The snapshot this VM was restored from: its disks are layered on
+    /// that snapshot's, which must outlive it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<String>,
 }
 
 impl RuntimeRecord {
@@ -77,6 +81,7 @@ impl RuntimeRecord {
             tap: None,
             root_disk: None,
             kernel,
+            restored_from: None,
         }
     }
 }
@@ -177,6 +182,8 @@ struct StoredRuntime {
     root_disk: Option<RootDiskRecord>,
     #[serde(default)]
     kernel: Option<String>,
+    #[serde(default)]
+    restored_from: Option<String>,
 }
 
 /// Decodes the `runtime` column; the error is the reason a row is corrupt.
@@ -190,12 +197,14 @@ pub(crate) fn decode_runtime(text: &str) -> Result<Option<RuntimeRecord>, String
             kernel: Some(kernel),
             tap,
             root_disk,
+            restored_from,
         } => Ok(Some(RuntimeRecord {
             ip,
             vsock_cid,
             tap,
             root_disk,
             kernel,
+            restored_from,
         })),
         // Nothing held: released, or a create's first write.
         StoredRuntime {

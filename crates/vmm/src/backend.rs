@@ -1,7 +1,7 @@
 //! The interface every VMM driver implements, and what a launch needs and
 //! returns.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -108,6 +108,16 @@ pub enum VmmError {
 pub trait VmmBackend: Send + Sync {
     fn kind(&self) -> BackendKind;
     fn launch(&self, config: &VmConfig) -> Result<VmHandle, VmmError>;
+    /// Pauses the VM and writes its memory and device state into `dir`
+    /// (an empty directory); the VM stays paused, its disks still, until
+    /// [`VmmBackend::resume`].
+    fn save(&self, handle: &VmHandle, dir: &Path) -> Result<(), VmmError>;
+    /// Continues a VM paused by [`VmmBackend::save`].
+    fn resume(&self, handle: &VmHandle) -> Result<(), VmmError>;
+    /// Launches `config` from the state [`VmmBackend::save`] wrote in
+    /// `dir`, running. The files in `dir` are only read; `config`'s disks
+    /// must hold what the saved VM's held when it was saved.
+    fn restore(&self, config: &VmConfig, dir: &Path) -> Result<VmHandle, VmmError>;
     /// Asks the guest to power off (ACPI power button / Ctrl-Alt-Del); does
     /// not wait.
     fn request_shutdown(&self, handle: &VmHandle) -> Result<(), VmmError>;

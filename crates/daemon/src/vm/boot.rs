@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use banger_agent_proto::protocol::{HealthResult, IdentityRequest};
+use banger_agent_proto::protocol::{HealthResult, IdentityRequest, IdentityResult};
 use banger_api::model::VmAction;
 use banger_api::protocol::ErrorCode;
 use banger_image::kernel::KernelStore;
@@ -47,6 +47,20 @@ pub(super) async fn boot(
     cancel: &CancellationToken,
     vm: VmRecord,
     identity: Option<IdentityRequest>,
+) -> Result<VmRecord, DaemonError> {
+    boot_from(daemon, op, cancel, vm, identity, None).await
+}
+
+/// [`boot`], or with `snapshot` (a snapshot's directory) a restore of the
+/// state saved there instead of a boot; `identity` then carries the
+/// refresh every restored copy needs before it counts as running.
+pub(super) async fn boot_from(
+    daemon: &Daemon,
+    op: &mut OpTracker,
+    cancel: &CancellationToken,
+    vm: VmRecord,
+    identity: Option<IdentityRequest>,
+    snapshot: Option<(&str, &std::path::Path)>,
 ) -> Result<VmRecord, DaemonError> {
     let mut vm = transition(daemon, &vm.id, VmAction::Start, None)
         .await?
@@ -95,16 +109,23 @@ pub(super) async fn boot(
     check_cancel(cancel)?;
 
     let modules = kernel_boot_files(daemon, op, &held(&vm)?.kernel).await?;
-    let stage = format!("launching {}", vmm.label);
+    let stage = match snapshot {
+        Some((name, _)) => format!("restoring on {} from snapshot {name}", vmm.label),
+        None => format!("launching {}", vmm.label),
+    };
     op.stage(&stage).await?;
+    let from = snapshot.map(|(_, dir)| dir.to_owned());
     let config = vm_config(daemon, &vm, tap.as_str(), vmm.kind(), modules)?;
     let vm_dir = daemon.paths.vm_dir(&vm.id);
     let tap_name = vm.tap().map(str::to_owned);
     let launch = |config: VmConfig| {
         let (driver, vm_dir, tap) = (vmm.driver.clone(), vm_dir.clone(), tap_name.clone());
-        let stage = stage.clone();
+        let (stage, from) = (stage.clone(), from.clone());
         async move {
-            let handle = run(move || driver.launch(&config))
+            let handle = run(move || match &from {
+                Some(dir) => driver.restore(&config, dir),
+                None => driver.launch(&config),
+            })
                 .await?
                 .map_err(|e| DaemonError::from(e).in_stage(&stage))?;
             crate::fault::point("boot.launched");
@@ -162,12 +183,19 @@ pub(super) async fn boot(
     crate::fault::point("boot.agent");
 
     if let Some(identity) = identity {
-        let stage = "identity: hostname, authorized key, host key";
+        let stage = if snapshot.is_some() {
+            "identity: name, address, MAC, machine-id, host key, RNG seed, clock"
+        } else {
+            "identity: hostname, authorized key, host key"
+        };
         op.stage(stage).await?;
         let (guest, uds) = (daemon.vms.guest(), handle.vsock_uds.clone());
-        run(move || guest.identity(&uds, identity))
+        let applied = run(move || guest.identity(&uds, identity))
             .await?
             .map_err(|e| DaemonError::from(e).in_stage(stage))?;
+        if snapshot.is_some() {
+            refresh_confirmed(&applied).map_err(|e| e.in_stage(stage))?;
+        }
         mark_identity_delivered(&daemon.paths.vm_dir(&vm.id))?;
         crate::fault::point("boot.identity");
     }
@@ -363,6 +391,34 @@ fn wait_for_agent(
             }
         }
     }
+}
+
+/// A restored copy runs nothing until its agent confirms every part of
+/// the refresh: a copy that kept its parent's RNG state, clock, address or
+/// machine-id must not count as running.
+fn refresh_confirmed(applied: &IdentityResult) -> Result<(), DaemonError> {
+    let parts = [
+        ("hostname", applied.hostname_set),
+        ("network (address and MAC)", applied.network_set),
+        ("machine-id", applied.machine_id_set),
+        ("RNG reseed", applied.reseeded),
+        ("clock", applied.clock_stepped),
+    ];
+    let missing: Vec<&str> = parts
+        .iter()
+        .filter(|(_, done)| !done)
+        .map(|(name, _)| *name)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(DaemonError::failed(
+        ErrorCode::OperationFailed,
+        format!(
+            "the restored guest's agent did not confirm its {}; it is not used",
+            missing.join(", ")
+        ),
+    ))
 }
 
 /// Written in the VM directory once the guest has its identity; a VM

@@ -104,7 +104,20 @@ async fn create_tracked(
     crate::fault::point("create.recorded");
 
     let work = daemon.vms.interruptible(&vm.id, &ctx.cancel);
-    match provision(daemon, op, &work.token, vm.clone(), &manifest, no_start).await {
+    let result = provision(daemon, op, &work.token, vm.clone(), &manifest, no_start).await;
+    settle(daemon, &vm, work.killed(), result).await
+}
+
+/// How a create (or a restore) ends: on success the VM loses its
+/// [`CREATING`] marker; on failure everything made is unwound and the
+/// record says why.
+pub(super) async fn settle(
+    daemon: &Daemon,
+    vm: &VmRecord,
+    was_killed: bool,
+    result: Result<VmRecord, DaemonError>,
+) -> Result<VmRecord, DaemonError> {
+    match result {
         Ok(vm) => {
             let marker = daemon.paths.vm_dir(&vm.id).join(CREATING);
             std::fs::remove_file(&marker).map_err(|e| {
@@ -113,10 +126,10 @@ async fn create_tracked(
             Ok(vm)
         }
         Err(e) => {
-            let e = if work.killed() { killed() } else { e };
+            let e = if was_killed { killed() } else { e };
             let reason = banger_api::error_chain(&e);
             tracing::warn!(vm = %vm.name, error = %reason, "create failed; unwinding");
-            let current = find(daemon, &vm.id).await.unwrap_or(vm.clone());
+            let current = find(daemon, &vm.id).await.unwrap_or_else(|_| vm.clone());
             if let Err(u) = unwind_create(daemon, &current).await {
                 tracing::error!(vm = %vm.name, error = %banger_api::error_chain(&u), "unwinding a failed create");
             }
@@ -148,12 +161,12 @@ pub(super) fn killed() -> DaemonError {
     )
 }
 
-fn valid_name(name: &str) -> Result<VmName, DaemonError> {
+pub(super) fn valid_name(name: &str) -> Result<VmName, DaemonError> {
     VmName::new(name)
         .map_err(|e| DaemonError::failed(ErrorCode::BadRequest, format!("invalid VM name: {e}")))
 }
 
-async fn ensure_name_free(daemon: &Daemon, name: &VmName) -> Result<(), DaemonError> {
+pub(super) async fn ensure_name_free(daemon: &Daemon, name: &VmName) -> Result<(), DaemonError> {
     let n = name.clone();
     if daemon.store.call(move |s| s.vm_name_taken(&n)).await? {
         return Err(banger_store::StoreError::VmNameTaken {
@@ -186,7 +199,7 @@ fn resolve_spec(daemon: &Daemon, p: &VmCreateParams) -> Result<VmSpec, DaemonErr
 }
 
 /// The VM directory, vsock CID, the record (`created`) and the IP lease.
-async fn record(
+pub(super) async fn record(
     daemon: &Daemon,
     id: &str,
     name: &VmName,

@@ -26,7 +26,9 @@ mod power;
 mod ready;
 mod reconcile;
 mod record;
+mod restore;
 mod seed;
+mod snapshot;
 mod sweep;
 mod teardown;
 mod view;
@@ -40,6 +42,8 @@ pub use observe::{logs, stats};
 pub use ports::ports;
 pub use power::{delete, kill, restart, start, stop};
 pub use reconcile::reconcile;
+pub use restore::restore;
+pub use snapshot::snapshot;
 pub use workspace::{
     export as workspace_export, plan as workspace_plan, prepare as workspace_prepare,
 };

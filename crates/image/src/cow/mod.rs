@@ -122,6 +122,30 @@ pub fn provision_root_disk(
     Ok(disk)
 }
 
+/// The root disk of a VM restored from a snapshot, over the snapshot's
+/// frozen root `base`: a qcow2 overlay when that is qcow2 (QEMU), else a
+/// sparse copy (Firecracker takes raw disks only). The snapshot's file is
+/// only read.
+pub fn layer_over_snapshot(
+    base: &Path,
+    base_format: DiskFormat,
+    vm_dir: &Path,
+) -> Result<RootDisk, DiskError> {
+    Ok(match base_format {
+        DiskFormat::Qcow2 => RootDisk {
+            strategy: CowStrategy::Qcow2Overlay,
+            path: qcow2::create_overlay_of(base, "qcow2", &vm_dir.join(QCOW2_ROOT_NAME))?,
+            format: DiskFormat::Qcow2,
+            snapshot: None,
+            cow_file: None,
+        },
+        DiskFormat::Raw => raw_file(
+            CowStrategy::SparseCopy,
+            sparse::copy(base, &vm_dir.join(RAW_ROOT_NAME))?,
+        ),
+    })
+}
+
 fn raw_file(strategy: CowStrategy, path: PathBuf) -> RootDisk {
     RootDisk {
         strategy,

@@ -11,6 +11,16 @@ use crate::error::DiskError;
 use crate::newfile::NewFile;
 
 pub(super) fn create_overlay(base: &Path, dest: &Path) -> Result<PathBuf, DiskError> {
+    create_overlay_of(base, "raw", dest)
+}
+
+/// An overlay over `base` of format `base_format` (`raw`, or `qcow2` for a
+/// snapshot's frozen root, itself an overlay over the image).
+pub(super) fn create_overlay_of(
+    base: &Path,
+    base_format: &str,
+    dest: &Path,
+) -> Result<PathBuf, DiskError> {
     // qemu-img resolves a relative backing path against the overlay's
     // directory, not ours; the overlay must name the base absolutely.
     let base = std::path::absolute(base).map_err(|e| DiskError::io("resolve", base, e))?;
@@ -22,7 +32,7 @@ pub(super) fn create_overlay(base: &Path, dest: &Path) -> Result<PathBuf, DiskEr
     let mut new = NewFile::create(dest)?;
     new.close();
     let cmd = Cmd::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+        .args(["create", "-q", "-f", "qcow2", "-F", base_format, "-b"])
         .arg(&base)
         .arg(new.path());
     cmd.run().map_err(|source| DiskError::Command {

@@ -131,6 +131,17 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Said before anything is paused: the driver does not yet speak
+/// Firecracker's snapshot API (`PUT /snapshot/create`, `/snapshot/load`).
+fn snapshots_unsupported() -> VmmError {
+    VmmError::Refused {
+        what: "a snapshot".into(),
+        detail: "the Firecracker driver cannot snapshot or restore VMs yet; \
+                 set vmm = \"qemu\" in config.toml for VMs you want to snapshot"
+            .into(),
+    }
+}
+
 impl VmmBackend for Firecracker {
     fn kind(&self) -> BackendKind {
         BackendKind::Firecracker
@@ -144,6 +155,18 @@ impl VmmBackend for Firecracker {
             },
             other => other,
         })
+    }
+
+    fn save(&self, _handle: &VmHandle, _dir: &Path) -> Result<(), VmmError> {
+        Err(snapshots_unsupported())
+    }
+
+    fn resume(&self, _handle: &VmHandle) -> Result<(), VmmError> {
+        Err(snapshots_unsupported())
+    }
+
+    fn restore(&self, _config: &VmConfig, _dir: &Path) -> Result<VmHandle, VmmError> {
+        Err(snapshots_unsupported())
     }
 
     /// Ctrl-Alt-Del: the guest reboots, and with `reboot=k` a rebooting

@@ -13,10 +13,22 @@ use crate::{BackendKind, VmConfig, VmHandle, VmmBackend, VmmError, logcap};
 
 /// QEMU answers QMP well under a second after start, even under TCG.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Loading a saved state reads the whole memory file first.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(50);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub(super) fn launch(qemu: &Qemu, config: &VmConfig) -> Result<VmHandle, VmmError> {
+    launch_from(qemu, config, None)
+}
+
+/// Launches `config`, booting it, or with `incoming` loading the saved
+/// state there (a snapshot's `memory.qemu`) and resuming it.
+pub(super) fn launch_from(
+    qemu: &Qemu,
+    config: &VmConfig,
+    incoming: Option<&Path>,
+) -> Result<VmHandle, VmmError> {
     let paths = RunPaths::new(&config.run_dir);
     let tsc_khz = match qemu.accel {
         Accel::Tcg => {
@@ -37,7 +49,10 @@ pub(super) fn launch(qemu: &Qemu, config: &VmConfig) -> Result<VmHandle, VmmErro
     } else {
         argv::Console::File
     };
-    let args = argv::build_with(config, &paths, qemu.accel, tsc_khz, console)?;
+    let mut args = argv::build_with(config, &paths, qemu.accel, tsc_khz, console)?;
+    if let Some(state) = incoming {
+        args.extend(["-incoming".to_owned(), argv::incoming_from_file(state)?]);
+    }
     validate::check_files(config)?;
     refuse_if_running(&paths)?;
     for socket in paths.sockets() {
@@ -100,7 +115,12 @@ pub(super) fn launch(qemu: &Qemu, config: &VmConfig) -> Result<VmHandle, VmmErro
         }
     };
     let handle = VmHandle { pid, ..handle };
-    match wait_ready(pid, &paths, log_start, &handle) {
+    let ready = wait_ready(pid, &paths, log_start, &handle, incoming.is_some())
+        .and_then(|()| match incoming {
+            Some(_) => super::snapshot::resume(&handle),
+            None => Ok(()),
+        });
+    match ready {
         Ok(()) => Ok(handle),
         Err(e) => {
             cleanup(qemu, &handle);
@@ -132,15 +152,19 @@ fn refuse_if_running(paths: &RunPaths) -> Result<(), VmmError> {
     }
 }
 
-/// Waits for QEMU to answer `query-status` with `running`.
+/// Waits for QEMU to answer `query-status` with `running`, or, loading a
+/// saved state, with `paused` (the state was saved from a paused VM, and
+/// the caller resumes it once loaded).
 fn wait_ready(
     pid: u32,
     paths: &RunPaths,
     log_start: u64,
     handle: &VmHandle,
+    loading: bool,
 ) -> Result<(), VmmError> {
     let id = qemu_identity(&paths.qmp);
-    let deadline = Instant::now() + READY_TIMEOUT;
+    let timeout = if loading { LOAD_TIMEOUT } else { READY_TIMEOUT };
+    let deadline = Instant::now() + timeout;
     proc::wait_exec(pid, &id, READY_TIMEOUT);
     loop {
         if !proc::is_ours(pid, &id) {
@@ -155,12 +179,13 @@ fn wait_ready(
             .and_then(|mut c| c.query_status())
         {
             Ok(status) if status.running => return Ok(()),
+            Ok(status) if loading && status.status == "paused" => return Ok(()),
             Ok(status) => format!("QEMU reports {}", status.status),
             Err(e) => e.to_string(),
         };
         if Instant::now() >= deadline {
             return Err(VmmError::Timeout(
-                READY_TIMEOUT,
+                timeout,
                 format!(
                     "QEMU to run ({last}); see {}{}",
                     paths.qemu_log.display(),

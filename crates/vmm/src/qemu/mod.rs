@@ -17,6 +17,7 @@ mod logs;
 mod paths;
 mod qmp;
 mod sidecar;
+mod snapshot;
 mod tsc;
 mod validate;
 
@@ -33,6 +34,9 @@ pub use tsc::host_tsc_khz;
 
 use crate::logcap::{self, LogCapper};
 use crate::{BackendKind, VmConfig, VmHandle, VmmBackend, VmmError};
+
+/// The saved state in a snapshot's directory.
+pub const MEMORY_FILE: &str = "memory.qemu";
 
 /// How long one QMP exchange may take.
 const QMP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -115,6 +119,18 @@ impl VmmBackend for Qemu {
 
     fn launch(&self, config: &VmConfig) -> Result<VmHandle, VmmError> {
         launch::launch(self, config)
+    }
+
+    fn save(&self, handle: &VmHandle, dir: &Path) -> Result<(), VmmError> {
+        snapshot::save(handle, &dir.join(MEMORY_FILE))
+    }
+
+    fn resume(&self, handle: &VmHandle) -> Result<(), VmmError> {
+        snapshot::resume(handle)
+    }
+
+    fn restore(&self, config: &VmConfig, dir: &Path) -> Result<VmHandle, VmmError> {
+        launch::launch_from(self, config, Some(&dir.join(MEMORY_FILE)))
     }
 
     /// Presses Ctrl-Alt-Del, then the ACPI power button. banger's minimal

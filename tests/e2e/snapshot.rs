@@ -1,0 +1,111 @@
+//! Snapshot scenarios of the end-to-end suite (SPEC §14.2): a running VM
+//! snapshotted and restored twice; each copy answers, sees what the parent
+//! had written, and has its own identity (host key, address, MAC,
+//! machine-id, hostname, randomness); a write in one is seen nowhere else.
+
+use std::time::Instant;
+
+use crate::common::vmenv::{MINIMAL_IMAGE, VmEnv, report};
+use crate::common::{assert_success, stderr, stdout};
+
+const PARENT: &str = "snap-parent";
+const COPIES: [&str; 2] = ["snap-copy-a", "snap-copy-b"];
+const SNAPSHOT: &str = "snap-base";
+
+/// What identifies a guest, read inside it: hostname, address, MAC,
+/// machine-id, its ssh host key, and 32 bytes of fresh randomness.
+fn identity(env: &VmEnv, vm: &str) -> Vec<String> {
+    let out = env.exec(
+        vm,
+        "hostname; ip -o -4 addr show eth0 | awk '{print $4}'; cat /sys/class/net/eth0/address; \
+         cat /etc/machine-id; cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2; \
+         head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo",
+    );
+    assert_success(&out);
+    stdout(&out).lines().map(str::to_owned).collect()
+}
+
+pub fn restore_twice(env: &VmEnv) {
+    let out = env.banger(&[
+        "vm", "create", "--name", PARENT, "--image", MINIMAL_IMAGE, "--memory", "512",
+    ]);
+    assert_success(&out);
+    assert_success(&env.exec(PARENT, "echo from-the-parent > /root/marker && sync"));
+    let parent = identity(env, PARENT);
+
+    let started = Instant::now();
+    let out = env.banger(&["vm", "snapshot", PARENT, "--name", SNAPSHOT]);
+    report(&format!(
+        "  vm snapshot: {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    assert_success(&out);
+    let progress = stderr(&out);
+    assert!(progress.contains("saving memory and device state"), "{progress}");
+    // The parent runs on, and answers.
+    assert_success(&env.exec(PARENT, "true"));
+
+    let listed = env.banger(&["snapshot", "list", "--json"]);
+    assert_success(&listed);
+    let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(list[0]["name"], SNAPSHOT, "{list}");
+    assert_eq!(list[0]["source_vm"], PARENT, "{list}");
+
+    let mut seen = vec![parent.clone()];
+    for copy in COPIES {
+        let started = Instant::now();
+        let out = env.banger(&["vm", "restore", SNAPSHOT, "--name", copy]);
+        report(&format!(
+            "  vm restore {copy}: {:.1} s",
+            started.elapsed().as_secs_f64()
+        ));
+        assert_success(&out);
+        let progress = stderr(&out);
+        assert!(
+            progress.contains(&format!("from snapshot {SNAPSHOT}")),
+            "{progress}"
+        );
+        let vm = env.show(copy);
+        assert_eq!(vm["state"], "running", "{vm}");
+        let marker = env.exec(copy, "cat /root/marker");
+        assert_success(&marker);
+        assert_eq!(stdout(&marker).trim(), "from-the-parent");
+        let id = identity(env, copy);
+        assert_eq!(id[0], copy, "hostname: {id:?}");
+        assert_eq!(
+            id[1].split('/').next().unwrap(),
+            vm["runtime"]["ip"].as_str().unwrap(),
+            "address: {id:?}"
+        );
+        for other in &seen {
+            for (field, (mine, theirs)) in ["hostname", "address", "MAC", "machine-id", "host key", "randomness"]
+                .iter()
+                .zip(id.iter().zip(other.iter()))
+            {
+                assert_ne!(mine, theirs, "{copy} shares its {field} with another copy or the parent");
+            }
+        }
+        // The pinned key is the one the guest serves: ssh gets in.
+        let out = crate::ssh(env, copy, &["cat", "/root/marker"]);
+        assert_success(&out);
+        seen.push(id);
+    }
+
+    // A write in one copy reaches neither the other nor the parent.
+    assert_success(&env.exec(COPIES[0], "echo only-a > /root/own && sync"));
+    for other in [COPIES[1], PARENT] {
+        let out = env.exec(other, "test ! -e /root/own");
+        assert_success(&out);
+    }
+
+    // The snapshot outlives neither check: it is in use until its copies go.
+    let refused = env.banger(&["snapshot", "delete", SNAPSHOT]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("delete them first"), "{}", stderr(&refused));
+    for vm in COPIES.iter().chain([&PARENT]) {
+        assert_success(&env.banger(&["vm", "delete", vm]));
+    }
+    assert_success(&env.banger(&["snapshot", "delete", SNAPSHOT]));
+    let listed = env.banger(&["snapshot", "list", "--json"]);
+    assert_eq!(stdout(&listed).trim(), "[]");
+}
