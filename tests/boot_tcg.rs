@@ -26,11 +26,7 @@ fn missing_prerequisite() -> Option<String> {
     if !common::is_root() {
         return Some("needs root".into());
     }
-    for tool in [
-        "qemu-system-x86_64",
-        "mmdebstrap",
-        "debugfs",
-    ] {
+    for tool in ["qemu-system-x86_64", "mmdebstrap", "debugfs"] {
         if banger_sys::find_program(tool).is_none() {
             return Some(format!("{tool} is not installed"));
         }
@@ -145,7 +141,7 @@ fn default_kernel_and_minimal_image_boot_to_agent_health() {
     // What the daemon does before every boot: the initrd around this
     // build's agent, with the modules this build loads.
     let agent_bin = PathBuf::from(std::env::var_os("BANGER_AGENT_BIN").unwrap());
-    banger_image::kernel::KernelStore::new(&kernel_dir.parent().unwrap().to_path_buf())
+    banger_image::kernel::KernelStore::new(kernel_dir.parent().unwrap())
         .refresh_initrd("debian-cloud-amd64", &agent_bin)
         .unwrap();
     let rootfs = PathBuf::from(image["rootfs"].as_str().unwrap());
@@ -250,7 +246,10 @@ fn default_kernel_and_minimal_image_boot_to_agent_health() {
             .args(["-device", "virtio-blk-device,drive=root"])
             .args(["-device", "virtio-serial-device"])
             .arg("-chardev")
-            .arg(format!("socket,id=agent,path={},reconnect=1", port_sock.display()))
+            .arg(format!(
+                "socket,id=agent,path={},reconnect=1",
+                port_sock.display()
+            ))
             .args([
                 "-device",
                 "virtserialport,chardev=agent,name=org.banger.agent",

@@ -45,7 +45,10 @@ pub enum ServiceError {
     #[error("cannot listen on {}: {source}", path.display())]
     BindUnix { path: PathBuf, source: io::Error },
     #[error("banger.channel=serial, but no virtio-serial port named {name} appeared in {dir}")]
-    NoSerialPort { name: &'static str, dir: &'static str },
+    NoSerialPort {
+        name: &'static str,
+        dir: &'static str,
+    },
     #[error("cannot serve the serial channel on {}: {source}", path.display())]
     Serial { path: PathBuf, source: io::Error },
 }
@@ -55,8 +58,9 @@ const SERIAL_PORT_WAIT: std::time::Duration = std::time::Duration::from_secs(10)
 
 /// Whether the kernel command line puts the agent on the serial channel.
 fn serial_channel() -> bool {
-    std::fs::read_to_string(crate::cmdline::PROC_CMDLINE)
-        .is_ok_and(|text| crate::cmdline::Cmdline::parse(&text).get("banger.channel") == Some("serial"))
+    std::fs::read_to_string(crate::cmdline::PROC_CMDLINE).is_ok_and(|text| {
+        crate::cmdline::Cmdline::parse(&text).get("banger.channel") == Some("serial")
+    })
 }
 
 /// Runs the service as `banger-agent service` asked; returns only when the

@@ -96,8 +96,12 @@ fn bind(path: &PathBuf) -> io::Result<UnixListener> {
     }) {
         std::fs::remove_file(path)?;
     }
-    UnixListener::bind(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", path.display())))
+    UnixListener::bind(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {}: {e}", path.display()),
+        )
+    })
 }
 
 fn run(args: &MuxArgs) -> io::Result<std::convert::Infallible> {
@@ -202,7 +206,9 @@ fn read_connect(client: &UnixStream) -> Result<u32, String> {
     let mut line = Vec::new();
     let mut reader = BufReader::with_capacity(1, client);
     loop {
-        let buf = reader.fill_buf().map_err(|e| format!("reading CONNECT: {e}"))?;
+        let buf = reader
+            .fill_buf()
+            .map_err(|e| format!("reading CONNECT: {e}"))?;
         let Some(&byte) = buf.first() else {
             return Err("client closed before CONNECT".into());
         };

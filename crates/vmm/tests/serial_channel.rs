@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use banger_agent::protocol::{AGENT_PORT, ExecRequest};
 use banger_agent::service::{PowerControl, PowerError, ServiceConfig, serial, serve};
-use std::io::Read;
 use banger_agent::{AgentClient, ClientError};
+use std::io::Read;
 
 const MUX: &str = env!("CARGO_BIN_EXE_agent-mux");
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -102,7 +102,11 @@ fn the_client_reaches_the_agent_through_the_sidecar() {
     let result = channel
         .client()
         .unwrap()
-        .exec(ExecRequest::new(["sh", "-c", "echo out; echo err >&2; exit 3"]))
+        .exec(ExecRequest::new([
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ]))
         .unwrap();
     assert_eq!(result.status, Some(3));
     assert_eq!(result.stdout, "out\n");
@@ -133,7 +137,11 @@ fn concurrent_requests_each_get_their_own_answer() {
                 let result = channel
                     .client()
                     .unwrap()
-                    .exec(ExecRequest::new(["sh", "-c", &format!("sleep 0.2; echo {i}")]))
+                    .exec(ExecRequest::new([
+                        "sh",
+                        "-c",
+                        &format!("sleep 0.2; echo {i}"),
+                    ]))
                     .unwrap();
                 assert_eq!(result.stdout, format!("{i}\n"));
             })
@@ -147,8 +155,8 @@ fn concurrent_requests_each_get_their_own_answer() {
 #[test]
 fn a_connect_to_another_port_is_refused_and_the_channel_stays_up() {
     let channel = channel();
-    let refused = AgentClient::connect_hybrid(&channel.uds(), 22, TIMEOUT)
-        .and_then(AgentClient::health);
+    let refused =
+        AgentClient::connect_hybrid(&channel.uds(), 22, TIMEOUT).and_then(AgentClient::health);
     assert!(refused.is_err());
     assert!(channel.client().unwrap().health().is_ok());
 }

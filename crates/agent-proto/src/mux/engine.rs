@@ -124,9 +124,15 @@ impl Mux {
 
     /// The guest end: streams opened to one of `ports` arrive on the
     /// returned receiver as the far end of a socket pair.
-    pub fn guest(writer: Box<dyn Write + Send>, ports: Vec<u32>) -> (Mux, mpsc::Receiver<UnixStream>) {
+    pub fn guest(
+        writer: Box<dyn Write + Send>,
+        ports: Vec<u32>,
+    ) -> (Mux, mpsc::Receiver<UnixStream>) {
         let (tx, rx) = mpsc::channel();
-        (Mux::build(Role::Guest, writer, Some((ports, Mutex::new(tx)))), rx)
+        (
+            Mux::build(Role::Guest, writer, Some((ports, Mutex::new(tx)))),
+            rx,
+        )
     }
 
     fn build(
@@ -270,7 +276,10 @@ impl Mux {
             let mut state = self.shared.lock();
             let Some(stream) = state.streams.get_mut(&id) else {
                 let _ = local.shutdown(Shutdown::Both);
-                return Err(io::Error::new(io::ErrorKind::ConnectionReset, "stream reset"));
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "stream reset",
+                ));
             };
             stream.local = Some(local);
         }
@@ -329,7 +338,11 @@ impl Mux {
             (Role::Guest, Frame::Open { stream, port }) => self.accept(stream, port),
             (Role::Host, Frame::OpenOk { stream }) => {
                 let known = shared.set_opening(stream, Opening::Open);
-                if known { Ok(()) } else { shared.send(&Frame::Rst { stream }) }
+                if known {
+                    Ok(())
+                } else {
+                    shared.send(&Frame::Rst { stream })
+                }
             }
             (Role::Host, Frame::OpenErr { stream, reason }) => {
                 shared.set_opening(stream, Opening::Refused(reason));

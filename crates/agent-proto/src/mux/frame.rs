@@ -115,7 +115,11 @@ impl Frame {
             Frame::Eof { stream } => (Kind::Eof, *stream, Vec::new()),
             Frame::Rst { stream } => (Kind::Rst, *stream, Vec::new()),
         };
-        debug_assert!(kind.length_ok(payload.len()), "{kind:?} of {}", payload.len());
+        debug_assert!(
+            kind.length_ok(payload.len()),
+            "{kind:?} of {}",
+            payload.len()
+        );
         let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
         out.push(kind as u8);
         out.extend_from_slice(&stream.to_be_bytes());

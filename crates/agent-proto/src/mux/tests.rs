@@ -12,7 +12,10 @@ fn all_frames() -> Vec<Frame> {
         Frame::Sync { nonce: 7 },
         Frame::SyncAck { nonce: u64::MAX },
         Frame::SyncReq,
-        Frame::Open { stream: 3, port: 1024 },
+        Frame::Open {
+            stream: 3,
+            port: 1024,
+        },
         Frame::OpenOk { stream: 3 },
         Frame::OpenErr {
             stream: 3,
@@ -61,7 +64,13 @@ fn every_frame_survives_the_wire_even_a_byte_at_a_time() {
 #[test]
 fn nothing_before_the_first_sync_frame_is_taken() {
     let mut bytes = b"garbage".to_vec();
-    bytes.extend(Frame::Data { stream: 1, bytes: vec![1] }.encode());
+    bytes.extend(
+        Frame::Data {
+            stream: 1,
+            bytes: vec![1],
+        }
+        .encode(),
+    );
     bytes.extend(Frame::Sync { nonce: 5 }.encode());
     bytes.extend(Frame::Eof { stream: 1 }.encode());
     let got = Parser::new().push(&bytes);
@@ -106,11 +115,11 @@ fn a_hunting_parser_keeps_a_sync_frame_split_across_reads() {
 #[test]
 fn impossible_headers_are_lost_not_trusted() {
     for bad in [
-        vec![0u8; 9],                          // kind 0
-        vec![42, 0, 0, 0, 1, 0, 0, 0, 0],      // unknown kind
-        vec![7, 0, 0, 0, 1, 0, 0, 0, 0],       // empty DATA
-        vec![7, 0, 0, 0, 1, 0, 1, 0, 0],       // DATA over the limit
-        vec![8, 0, 0, 0, 1, 0, 0, 0, 9],       // CREDIT of the wrong size
+        vec![0u8; 9],                     // kind 0
+        vec![42, 0, 0, 0, 1, 0, 0, 0, 0], // unknown kind
+        vec![7, 0, 0, 0, 1, 0, 0, 0, 0],  // empty DATA
+        vec![7, 0, 0, 0, 1, 0, 1, 0, 0],  // DATA over the limit
+        vec![8, 0, 0, 0, 1, 0, 0, 0, 9],  // CREDIT of the wrong size
     ] {
         let mut parser = Parser::new();
         parser.push(&Frame::Sync { nonce: 1 }.encode());
@@ -189,7 +198,9 @@ fn connect(host: &Mux) -> UnixStream {
 fn megabytes_go_through_a_stream_and_come_back_intact() {
     let p = pair();
     let client = connect(&p.host);
-    let sent: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let sent: Vec<u8> = (0..5 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
     let mut writer = client.try_clone().unwrap();
     let to_send = sent.clone();
     let feeder = thread::spawn(move || {
@@ -228,7 +239,10 @@ fn a_stalled_stream_does_not_stall_the_others() {
 fn a_refused_port_is_an_error_with_the_reason() {
     let p = pair();
     let err = p.host.open(22, Duration::from_secs(5)).unwrap_err();
-    assert!(matches!(err, OpenError::Refused(ref r) if r.contains("port 22")), "{err}");
+    assert!(
+        matches!(err, OpenError::Refused(ref r) if r.contains("port 22")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -240,7 +254,11 @@ fn a_new_session_ends_the_old_streams_on_both_sides() {
     client
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    assert_eq!((&client).read(&mut buf).unwrap(), 0, "old stream still open");
+    assert_eq!(
+        (&client).read(&mut buf).unwrap(),
+        0,
+        "old stream still open"
+    );
     wait_for(|| p.host.is_synced());
     wait_for(|| p.guest.shared_streams() == 0);
     // And the new session works.
@@ -266,8 +284,14 @@ fn a_restarted_guest_asks_for_and_gets_a_session() {
     // half a frame of an earlier life in front of its request.
     host.start_session().unwrap();
     let mut junk = guest_port.try_clone().unwrap();
-    junk.write_all(&Frame::Data { stream: 1, bytes: vec![0; 100] }.encode()[..50])
-        .unwrap();
+    junk.write_all(
+        &Frame::Data {
+            stream: 1,
+            bytes: vec![0; 100],
+        }
+        .encode()[..50],
+    )
+    .unwrap();
     let mut drain = guest_port.try_clone().unwrap();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {

@@ -60,9 +60,9 @@ impl Listener for MuxListener {
 
     fn accept(&self) -> io::Result<UnixStream> {
         let accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
-        accepted.recv().map_err(|_| {
-            io::Error::new(io::ErrorKind::BrokenPipe, "the serial channel is gone")
-        })
+        accepted
+            .recv()
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the serial channel is gone"))
     }
 
     fn describe(&self) -> String {

@@ -341,7 +341,10 @@ mod tests {
                 "virtio,vmw_vsock_virtio_transport_common,virtio_ring,vsock",
             ),
             ("kernel/drivers/char/hw_random/virtio-rng.ko", "virtio"),
-            ("kernel/drivers/char/virtio_console.ko", "virtio,virtio_ring"),
+            (
+                "kernel/drivers/char/virtio_console.ko",
+                "virtio,virtio_ring",
+            ),
         ]);
         fs::write(
             dir.path().join("modules.builtin"),
