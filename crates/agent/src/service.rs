@@ -19,8 +19,11 @@ pub mod identity;
 pub mod listener;
 pub mod power;
 mod process;
+pub mod refresh;
 pub mod serial;
 mod server;
+#[cfg(test)]
+mod test_support;
 
 pub use config::ServiceConfig;
 pub use listener::Listener;
@@ -45,7 +48,10 @@ pub enum ServiceError {
     #[error("cannot listen on {}: {source}", path.display())]
     BindUnix { path: PathBuf, source: io::Error },
     #[error("banger.channel=serial, but no virtio-serial port named {name} appeared in {dir}")]
-    NoSerialPort { name: &'static str, dir: &'static str },
+    NoSerialPort {
+        name: &'static str,
+        dir: &'static str,
+    },
     #[error("cannot serve the serial channel on {}: {source}", path.display())]
     Serial { path: PathBuf, source: io::Error },
 }
@@ -55,8 +61,9 @@ const SERIAL_PORT_WAIT: std::time::Duration = std::time::Duration::from_secs(10)
 
 /// Whether the kernel command line puts the agent on the serial channel.
 fn serial_channel() -> bool {
-    std::fs::read_to_string(crate::cmdline::PROC_CMDLINE)
-        .is_ok_and(|text| crate::cmdline::Cmdline::parse(&text).get("banger.channel") == Some("serial"))
+    std::fs::read_to_string(crate::cmdline::PROC_CMDLINE).is_ok_and(|text| {
+        crate::cmdline::Cmdline::parse(&text).get("banger.channel") == Some("serial")
+    })
 }
 
 /// Runs the service as `banger-agent service` asked; returns only when the

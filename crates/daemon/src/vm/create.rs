@@ -335,6 +335,7 @@ pub(super) async fn ssh_identity(
                 private: host_key.private,
                 public: host_key.public,
             }),
+            ..IdentityRequest::default()
         })
     })
     .await?
