@@ -154,11 +154,24 @@ impl AgentClient {
         self.call(Call::Exec(request))
     }
 
-    /// `identity`: hostname, authorized keys, ssh host key.
+    /// `identity`: hostname, authorized keys, ssh host key; and for a copy
+    /// restored from a snapshot its machine id, NIC, RNG seed and clock.
     pub fn identity(self, request: IdentityRequest) -> Result<IdentityResult, ClientError> {
         let result: IdentityResult = self.call(Call::Identity(request))?;
         bounds::identity(&result)?;
         Ok(result)
+    }
+
+    /// `freeze`: the guest is about to be snapshotted; until `thaw` (or an
+    /// `identity` with a new RNG seed and clock) the agent refuses `exec`
+    /// and `ports` ([`ClientError::is_frozen`]).
+    pub fn freeze(self) -> Result<(), ClientError> {
+        self.call::<Empty>(Call::Freeze).map(|_| ())
+    }
+
+    /// `thaw`: the snapshot is taken; the agent serves everything again.
+    pub fn thaw(self) -> Result<(), ClientError> {
+        self.call::<Empty>(Call::Thaw).map(|_| ())
     }
 
     /// `poweroff`: the agent answers, then powers the guest off.

@@ -25,9 +25,9 @@ pub use output::{MAX_FRAME_DATA, MAX_FRAME_LINE_BYTES, OutputChunk, OutputFrame,
 pub(crate) use response::Envelope;
 pub use response::{ErrorBody, ErrorCode, Response, ResponseError};
 pub use types::{
-    Empty, HealthResult, HostKey, IdentityRequest, IdentityResult, ListeningPort,
-    MAX_AGENT_VERSION_BYTES, MAX_BOOT_ID_BYTES, MAX_GUEST_PATH_BYTES, MAX_HOSTNAME_BYTES,
-    MAX_IDENTITY_WRITTEN, Proto,
+    Empty, FROZEN_REFUSAL, HealthResult, HostKey, IdentityRequest, IdentityResult, ListeningPort,
+    MAX_AGENT_VERSION_BYTES, MAX_BOOT_ID_BYTES, MAX_ENTROPY_BYTES, MAX_GUEST_PATH_BYTES,
+    MAX_HOSTNAME_BYTES, MAX_IDENTITY_WRITTEN, MIN_ENTROPY_BYTES, NetworkIdentity, Proto,
 };
 
 use serde::{Deserialize, Serialize};
@@ -49,8 +49,8 @@ pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 /// of its own answer ([`Call::answer_limit`]).
 pub const MAX_RESPONSE_BYTES: usize = 2 * 6 * MAX_OUTPUT_BYTES + (1 << 20);
 
-/// The longest answer line to `health`, `identity` or `poweroff` (their
-/// results are a few hundred bytes), and the room for the envelope and an
+/// The longest answer line to `health`, `identity`, `freeze`, `thaw` or
+/// `poweroff` (their results are a few hundred bytes), and the room for the envelope and an
 /// error message in every other answer.
 pub const MAX_SMALL_ANSWER_BYTES: usize = 64 * 1024;
 
@@ -90,7 +90,13 @@ pub fn exec_answer_limit(request: &ExecRequest) -> usize {
 }
 
 /// The method names of protocol v1, as they appear on the wire.
-pub const METHODS: [&str; 5] = ["health", "ports", "exec", "identity", "poweroff"];
+pub const METHODS: [&str; 7] = [
+    "health", "ports", "exec", "identity", "freeze", "thaw", "poweroff",
+];
+
+/// The methods without parameters: their `params` may be absent, `null`
+/// or `{}`.
+const METHODS_WITHOUT_PARAMS: [&str; 5] = ["health", "ports", "freeze", "thaw", "poweroff"];
 
 /// One call: the method and its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,8 +108,14 @@ pub enum Call {
     Ports,
     /// Run a program (argv, never a shell) and capture its output.
     Exec(ExecRequest),
-    /// Refresh the hostname, authorized keys and ssh host key.
+    /// Refresh the hostname, authorized keys and ssh host key, and what a
+    /// snapshot's copies share: machine id, NIC, RNG state and clock.
     Identity(IdentityRequest),
+    /// About to be snapshotted: refuse `exec` and `ports` until `thaw` or
+    /// an `identity` with a new RNG seed and clock.
+    Freeze,
+    /// The snapshot is taken: serve everything again.
+    Thaw,
     /// Reply, then power the guest off.
     Poweroff,
 }
@@ -115,7 +127,9 @@ impl Call {
     /// [`MAX_FRAME_LINE_BYTES`] instead).
     pub fn answer_limit(&self) -> usize {
         match self {
-            Call::Health | Call::Identity(_) | Call::Poweroff => MAX_SMALL_ANSWER_BYTES,
+            Call::Health | Call::Identity(_) | Call::Freeze | Call::Thaw | Call::Poweroff => {
+                MAX_SMALL_ANSWER_BYTES
+            }
             Call::Ports => MAX_PORTS_ANSWER_BYTES,
             Call::Exec(request) if request.stream => MAX_FRAME_LINE_BYTES,
             Call::Exec(request) => exec_answer_limit(request),
@@ -129,6 +143,8 @@ impl Call {
             Call::Ports => "ports",
             Call::Exec(_) => "exec",
             Call::Identity(_) => "identity",
+            Call::Freeze => "freeze",
+            Call::Thaw => "thaw",
             Call::Poweroff => "poweroff",
         }
     }
@@ -211,7 +227,7 @@ impl Request {
         }
         // Methods without parameters accept an absent, null or empty params.
         if matches!(object.get("params"), Some(Value::Object(m)) if m.is_empty())
-            && matches!(method.as_str(), "health" | "ports" | "poweroff")
+            && METHODS_WITHOUT_PARAMS.contains(&method.as_str())
         {
             object.remove("params");
         }
@@ -243,6 +259,8 @@ mod tests {
         let calls = [
             Call::Health,
             Call::Ports,
+            Call::Freeze,
+            Call::Thaw,
             Call::Poweroff,
             Call::Exec(ExecRequest {
                 argv: vec!["sh".into(), "-c".into(), "exit 7".into()],
@@ -272,6 +290,19 @@ mod tests {
                     private: "-----BEGIN OPENSSH PRIVATE KEY-----\n".into(),
                     public: "ssh-ed25519 AAAA".into(),
                 }),
+                ..IdentityRequest::default()
+            }),
+            Call::Identity(IdentityRequest {
+                machine_id: Some("0123456789abcdef0123456789abcdef".into()),
+                network: Some(NetworkIdentity {
+                    iface: "eth0".into(),
+                    mac: "06:00:ac:10:00:03".into(),
+                    address: "172.16.0.3/24".into(),
+                    gateway: "172.16.0.1".into(),
+                }),
+                entropy: Some(crate::base64::encode(&[7; 32])),
+                realtime_ns: Some(1_700_000_000_123_456_789),
+                ..IdentityRequest::default()
             }),
         ];
         for call in calls {
@@ -324,6 +355,12 @@ mod tests {
         assert_eq!(r.call, Call::Ports);
         let r = decode_str(r#"{"version":1,"method":"poweroff","params":null}"#).unwrap();
         assert_eq!(r.call, Call::Poweroff);
+        let r = decode_str(r#"{"version":1,"method":"freeze"}"#).unwrap();
+        assert_eq!(r.call, Call::Freeze);
+        let r = decode_str(r#"{"version":1,"method":"thaw","params":{}}"#).unwrap();
+        assert_eq!(r.call, Call::Thaw);
+        let r = decode_str(r#"{"version":1,"method":"freeze","params":null}"#).unwrap();
+        assert_eq!(r.call, Call::Freeze);
         let r = decode_str(
             r#"{"version":1,"method":"exec","params":{"argv":["sh","-c","exit 7"],"cwd":"/root","env":{"X":"1"},"timeout_s":600}}"#,
         )
@@ -372,6 +409,14 @@ mod tests {
         );
         assert_eq!(
             code(r#"{"version":1,"method":"health","params":{"x":1}}"#),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(r#"{"version":1,"method":"freeze","params":{"x":1}}"#),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(r#"{"version":1,"method":"thaw","params":[]}"#),
             ErrorCode::BadRequest
         );
         assert_eq!(
@@ -435,7 +480,7 @@ mod tests {
         let mut streaming = ExecRequest::new(["x"]);
         streaming.stream = true;
         assert_eq!(Call::Exec(streaming).answer_limit(), MAX_FRAME_LINE_BYTES);
-        for call in [Call::Health, Call::Poweroff] {
+        for call in [Call::Health, Call::Freeze, Call::Thaw, Call::Poweroff] {
             assert_eq!(call.answer_limit(), MAX_SMALL_ANSWER_BYTES);
         }
     }
@@ -450,10 +495,33 @@ mod tests {
 
     #[test]
     fn method_names_match_the_serialized_tags() {
-        for call in [Call::Health, Call::Ports, Call::Poweroff] {
-            let value = serde_json::to_value(&call).unwrap();
+        let calls = [
+            Call::Health,
+            Call::Ports,
+            Call::Exec(ExecRequest::new(["true"])),
+            Call::Identity(IdentityRequest::default()),
+            Call::Freeze,
+            Call::Thaw,
+            Call::Poweroff,
+        ];
+        for call in &calls {
+            let value = serde_json::to_value(call).unwrap();
             assert_eq!(value["method"], call.method());
             assert!(METHODS.contains(&call.method()));
+        }
+        // Every method has its variant, and none is listed twice.
+        let mut named: Vec<&str> = calls.iter().map(Call::method).collect();
+        named.sort_unstable();
+        let mut listed = METHODS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(named, listed);
+    }
+
+    #[test]
+    fn freeze_and_thaw_have_the_documented_shape() {
+        for (call, method) in [(Call::Freeze, "freeze"), (Call::Thaw, "thaw")] {
+            let value: Value = serde_json::from_slice(&Request::new(call).encode()).unwrap();
+            assert_eq!(value, serde_json::json!({"version": 1, "method": method}));
         }
     }
 }

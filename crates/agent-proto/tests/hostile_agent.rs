@@ -165,6 +165,12 @@ fn a_300_mib_answer_to_poweroff_is_cut_at_its_limit() {
 }
 
 #[test]
+fn a_300_mib_answer_to_freeze_or_thaw_is_cut_at_its_limit() {
+    flood(|c| c.freeze(), 64 << 10);
+    flood(|c| c.thaw(), 64 << 10);
+}
+
+#[test]
 fn a_300_mib_answer_to_identity_is_cut_at_its_limit() {
     flood(
         |c| {
@@ -257,6 +263,7 @@ fn health() -> HealthResult {
         hostname: "dev".into(),
         uptime_s: 3.5,
         boot_id: "c45bd7e9-d0cf-488f-9b8c-c9043786dbe8".into(),
+        frozen: false,
     }
 }
 
@@ -306,7 +313,7 @@ fn well_formed_answers_of_every_call_still_work() {
     let identity = IdentityResult {
         written: vec!["/etc/hostname".into()],
         hostname_set: true,
-        sshd_reloaded: false,
+        ..IdentityResult::default()
     };
     let fake = FakeAgent::answering(Response::success(&identity).encode());
     let got = fake
@@ -322,6 +329,22 @@ fn well_formed_answers_of_every_call_still_work() {
     let fake = FakeAgent::answering(br#"{"ok":true,"result":{}}"#.to_vec());
     fake.client().poweroff().unwrap();
     fake.finish();
+
+    for (call, method) in [
+        (
+            AgentClient::freeze as fn(AgentClient) -> Result<(), ClientError>,
+            "freeze",
+        ),
+        (AgentClient::thaw, "thaw"),
+    ] {
+        let fake = FakeAgent::answering(br#"{"ok":true,"result":{}}"#.to_vec());
+        call(fake.client()).unwrap();
+        let (request, _) = fake.finish();
+        assert!(
+            request.contains(&format!(r#""method":"{method}""#)),
+            "{request}"
+        );
+    }
 
     // An exec answer at its cap, every byte a control byte (six on the
     // wire), in both streams: the largest legitimate answer still fits.

@@ -1,6 +1,7 @@
 //! The guest NIC from `banger.ip=`/`banger.gw=`/`banger.dns=`, configured
 //! with the image's own `ip` (one logged argv per change, like the host
-//! side), and `/etc/resolv.conf`.
+//! side), and `/etc/resolv.conf`; and the same NIC moved to a new MAC and
+//! address when `identity` refreshes a copy restored from a snapshot.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -40,31 +41,81 @@ pub enum NetworkError {
 /// The `ip` invocations for `net`, in order. Using `replace` makes them
 /// idempotent, so the `network` mode can run again after a restart.
 pub fn ip_commands(net: &NetConfig) -> Vec<Vec<String>> {
+    let mut commands = vec![link_up(&net.iface), address(net)];
+    commands.extend(default_route(net));
+    commands
+}
+
+/// The `ip` invocations that move the NIC of a running guest (a copy
+/// restored from a snapshot, still holding its parent's) to `mac` and
+/// `net`: the MAC changes with the link down, then the old global
+/// addresses go (and the routes through them), and the new address and
+/// default route come as at boot ([`ip_commands`]).
+pub fn readdress_commands(net: &NetConfig, mac: &str) -> Vec<Vec<String>> {
     let iface = net.iface.as_str();
     let mut commands = vec![
-        argv(&["ip", "link", "set", "dev", iface, "up"]),
-        argv(&[
-            "ip",
-            "addr",
-            "replace",
-            &format!("{}/{}", net.addr, net.prefix),
-            "dev",
-            iface,
-        ]),
+        argv(&["ip", "link", "set", "dev", iface, "down"]),
+        argv(&["ip", "link", "set", "dev", iface, "address", mac]),
+        link_up(iface),
+        argv(&["ip", "addr", "flush", "dev", iface, "scope", "global"]),
+        address(net),
     ];
-    if let Some(gw) = net.gateway {
-        commands.push(argv(&[
-            "ip",
-            "route",
-            "replace",
-            "default",
-            "via",
-            &gw.to_string(),
-            "dev",
-            iface,
-        ]));
-    }
+    commands.extend(default_route(net));
     commands
+}
+
+fn link_up(iface: &str) -> Vec<String> {
+    argv(&["ip", "link", "set", "dev", iface, "up"])
+}
+
+fn address(net: &NetConfig) -> Vec<String> {
+    argv(&[
+        "ip",
+        "addr",
+        "replace",
+        &format!("{}/{}", net.addr, net.prefix),
+        "dev",
+        &net.iface,
+    ])
+}
+
+fn default_route(net: &NetConfig) -> Option<Vec<String>> {
+    let gw = net.gateway?;
+    Some(argv(&[
+        "ip",
+        "route",
+        "replace",
+        "default",
+        "via",
+        &gw.to_string(),
+        "dev",
+        &net.iface,
+    ]))
+}
+
+/// Runs `commands` in order, stopping at the first that fails.
+fn run_all(commands: Vec<Vec<String>>) -> Result<(), RunError> {
+    for command in commands {
+        let refs: Vec<&str> = command.iter().map(String::as_str).collect();
+        run_cmd::run(&refs)?;
+    }
+    Ok(())
+}
+
+/// Gives the NIC of a running guest the MAC `mac` and the address and
+/// default route of `net` (see [`readdress_commands`]). `/etc/resolv.conf`
+/// is left alone.
+pub fn readdress(net: &NetConfig, mac: &str) -> Result<(), NetworkError> {
+    run_all(readdress_commands(net, mac))?;
+    crate::info!(
+        "{}: now {mac}, {}/{} via {}",
+        net.iface,
+        net.addr,
+        net.prefix,
+        net.gateway
+            .map_or_else(|| "no gateway".to_string(), |g| g.to_string())
+    );
+    Ok(())
 }
 
 fn argv(parts: &[&str]) -> Vec<String> {
@@ -97,10 +148,7 @@ pub fn configure(net: Option<&NetConfig>, root: &Path) -> Result<(), NetworkErro
             iface: net.iface.clone(),
         });
     }
-    for command in ip_commands(net) {
-        let refs: Vec<&str> = command.iter().map(String::as_str).collect();
-        run_cmd::run(&refs)?;
-    }
+    run_all(ip_commands(net))?;
     if let Some(text) = resolv_conf(&net.dns) {
         // Replaces a symlink (e.g. to systemd-resolved's stub) instead of
         // writing through it.
@@ -168,6 +216,27 @@ mod tests {
             [
                 "ip link set dev eth0 up",
                 "ip addr replace 172.16.0.2/24 dev eth0",
+                "ip route replace default via 172.16.0.1 dev eth0",
+            ]
+        );
+    }
+
+    #[test]
+    fn readdressing_changes_the_mac_link_down_then_replaces_the_addresses() {
+        let mut n = net();
+        n.addr = Ipv4Addr::new(172, 16, 0, 3);
+        let joined: Vec<String> = readdress_commands(&n, "06:00:ac:10:00:03")
+            .iter()
+            .map(|c| c.join(" "))
+            .collect();
+        assert_eq!(
+            joined,
+            [
+                "ip link set dev eth0 down",
+                "ip link set dev eth0 address 06:00:ac:10:00:03",
+                "ip link set dev eth0 up",
+                "ip addr flush dev eth0 scope global",
+                "ip addr replace 172.16.0.3/24 dev eth0",
                 "ip route replace default via 172.16.0.1 dev eth0",
             ]
         );

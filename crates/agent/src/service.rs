@@ -19,8 +19,11 @@ pub mod identity;
 pub mod listener;
 pub mod power;
 mod process;
+pub mod refresh;
 pub mod serial;
 mod server;
+#[cfg(test)]
+mod test_support;
 
 pub use config::ServiceConfig;
 pub use listener::Listener;

@@ -34,7 +34,7 @@ impl Agent {
         let sock = dir.path().join("agent.sock");
         let mut config = ServiceConfig::guest(Arc::new(NoPower));
         config.fs_root = dir.path().to_path_buf();
-        config.set_kernel_hostname = false;
+        config.apply_live = false;
         let listener = UnixListener::bind(&sock).unwrap();
         let config = Arc::new(config);
         thread::spawn(move || serve(listener, config));

@@ -71,7 +71,7 @@ impl Harness {
 
         let mut config = ServiceConfig::guest(power.clone());
         config.fs_root = root.clone();
-        config.set_kernel_hostname = false;
+        config.apply_live = false;
         config.request_timeout = Duration::from_secs(2);
         tweak(&mut config);
         let listener = UnixListener::bind(&agent_sock).unwrap();
@@ -388,6 +388,7 @@ fn identity_writes_keys_with_their_modes() {
                         .into(),
                 public: "ssh-ed25519 BBBB root@dev".into(),
             }),
+            ..IdentityRequest::default()
         })
         .unwrap();
     assert_eq!(result.written.len(), 4);

@@ -79,7 +79,7 @@ fn channel() -> Channel {
     std::fs::create_dir_all(root.join("etc")).unwrap();
     let mut config = ServiceConfig::guest(Arc::new(NoPower));
     config.fs_root = root;
-    config.set_kernel_hostname = false;
+    config.apply_live = false;
     let listener = serial::listen_socket(&dir.path().join("port.sock")).unwrap();
     thread::spawn(move || serve(listener, Arc::new(config)));
     let channel = Channel {

@@ -91,6 +91,7 @@ mod tests {
             hostname: "dev".into(),
             uptime_s: 1.0,
             boot_id: "c45bd7e9-d0cf-488f-9b8c-c9043786dbe8".into(),
+            frozen: false,
         };
         assert!(health(&h).is_ok());
         h.hostname = "x".repeat(MAX_HOSTNAME_BYTES + 1);

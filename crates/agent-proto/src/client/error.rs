@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, FROZEN_REFUSAL};
 
 /// Where in a call something went wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +110,14 @@ impl ClientError {
             if message.contains("unknown field `stdin_raw_bytes`"))
     }
 
+    /// The agent is frozen (`freeze` came before a snapshot, and this may
+    /// be a copy restored from it): it refused `exec` or `ports` until an
+    /// `identity` with `entropy` and `realtime_ns`, or a `thaw`.
+    pub fn is_frozen(&self) -> bool {
+        matches!(self, ClientError::Agent { code: ErrorCode::Failed, message }
+            if message.starts_with(FROZEN_REFUSAL))
+    }
+
     /// The agent's error code, when the agent itself refused the call.
     pub fn agent_code(&self) -> Option<ErrorCode> {
         match self {
@@ -136,6 +144,25 @@ mod tests {
             message: "argv is empty".into(),
         };
         assert!(!other.is_raw_input_unsupported());
+    }
+
+    #[test]
+    fn a_frozen_agents_refusal_is_recognised() {
+        let frozen = ClientError::Agent {
+            code: ErrorCode::Failed,
+            message: format!("{FROZEN_REFUSAL}: send identity"),
+        };
+        assert!(frozen.is_frozen());
+        let other = ClientError::Agent {
+            code: ErrorCode::Failed,
+            message: "no such file".into(),
+        };
+        assert!(!other.is_frozen());
+        let wrong_code = ClientError::Agent {
+            code: ErrorCode::BadRequest,
+            message: FROZEN_REFUSAL.into(),
+        };
+        assert!(!wrong_code.is_frozen());
     }
 
     #[test]

@@ -189,6 +189,7 @@ mod tests {
             hostname: "dev".into(),
             uptime_s: 1.5,
             boot_id: "abc".into(),
+            frozen: false,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::boot_barrier::BootBarrier;
@@ -11,9 +12,15 @@ use super::power::PowerControl;
 pub struct ServiceConfig {
     /// The root under which `identity` writes (`/` in the guest).
     pub fs_root: PathBuf,
-    /// Whether `identity` also calls `sethostname(2)` (never in tests: it
-    /// would rename the machine running them).
-    pub set_kernel_hostname: bool,
+    /// Whether `identity` also changes the running kernel: `sethostname(2)`,
+    /// the NIC's MAC, address and route, the RNG reseed and the clock. Never
+    /// in tests: it would rename, readdress and re-time the machine running
+    /// them. Files under `fs_root` are written either way.
+    pub apply_live: bool,
+    /// Set by `freeze`, cleared by `thaw` or an `identity` that reseeded the
+    /// RNG and stepped the clock; while set, `exec` and `ports` are refused.
+    /// Shared, so whoever built the configuration can see it.
+    pub frozen: Arc<AtomicBool>,
     /// What `poweroff` does.
     pub power: Arc<dyn PowerControl>,
     /// The request line must arrive within this time.
@@ -32,12 +39,23 @@ impl ServiceConfig {
     pub fn guest(power: Arc<dyn PowerControl>) -> Self {
         ServiceConfig {
             fs_root: PathBuf::from("/"),
-            set_kernel_hostname: true,
+            apply_live: true,
+            frozen: Arc::default(),
             power,
             request_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(60),
             max_connections: 32,
             boot_barrier: None,
         }
+    }
+
+    /// Whether `exec` and `ports` are refused until the identity refresh.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::SeqCst)
+    }
+
+    /// Sets or clears the frozen state.
+    pub fn set_frozen(&self, frozen: bool) {
+        self.frozen.store(frozen, Ordering::SeqCst);
     }
 }

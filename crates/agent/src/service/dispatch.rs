@@ -1,5 +1,9 @@
 //! One arm per method: run the handler, turn its typed error into the
-//! protocol's error code.
+//! protocol's error code. A frozen agent (`freeze` came before a snapshot,
+//! and this guest may be one of its copies, with the parent's RNG state and
+//! clock) refuses what runs or reveals the guest's programs, `exec` and
+//! `ports`, until `thaw` or an `identity` that reseeded the RNG and stepped
+//! the clock.
 
 use std::path::Path;
 
@@ -7,7 +11,7 @@ use super::config::ServiceConfig;
 use super::exec_input::InputSource;
 use super::{exec, exec_stream, health, identity};
 use crate::procnet;
-use crate::protocol::{Call, Empty, ErrorBody, ErrorCode, OutputFrame, Response};
+use crate::protocol::{Call, Empty, ErrorBody, ErrorCode, FROZEN_REFUSAL, OutputFrame, Response};
 
 /// Work to do after the response has been sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +43,11 @@ pub fn dispatch(
     frames: &mut dyn FnMut(&[u8]) -> bool,
     input: Option<InputSource>,
 ) -> Outcome {
+    if matches!(call, Call::Exec(_) | Call::Ports) && config.is_frozen() {
+        return Outcome::reply(frozen());
+    }
     match call {
-        Call::Health => Outcome::reply(match health::collect() {
+        Call::Health => Outcome::reply(match health::collect(config.is_frozen()) {
             Ok(result) => Response::success(&result),
             Err(e) => failed(e),
         }),
@@ -53,6 +60,10 @@ pub fn dispatch(
             Ok(spec) => {
                 if let Some(barrier) = &config.boot_barrier {
                     barrier.wait();
+                    // A freeze may have come while it waited.
+                    if config.is_frozen() {
+                        return Outcome::reply(frozen());
+                    }
                 }
                 let ran = if spec.stream {
                     exec_stream::run_with_input(&spec, input, &mut |stream, data| {
@@ -70,10 +81,30 @@ pub fn dispatch(
         Call::Identity(request) => Outcome::reply(match identity::validate(&request) {
             Err(e) => Response::failure(ErrorBody::new(ErrorCode::BadRequest, e.to_string())),
             Ok(()) => match identity::apply(&request, config) {
-                Ok(result) => Response::success(&result),
+                Ok(result) => {
+                    if identity::thaws(&request) && config.is_frozen() {
+                        config.set_frozen(false);
+                        crate::info!(
+                            "thawed: the RNG has a new seed and the clock the host's time"
+                        );
+                    }
+                    Response::success(&result)
+                }
                 Err(e) => failed(e),
             },
         }),
+        Call::Freeze => {
+            config.set_frozen(true);
+            crate::info!("frozen for a snapshot: exec and ports wait for the identity refresh");
+            Outcome::reply(Response::success(&Empty {}))
+        }
+        Call::Thaw => {
+            if config.is_frozen() {
+                config.set_frozen(false);
+                crate::info!("thawed by the host");
+            }
+            Outcome::reply(Response::success(&Empty {}))
+        }
         Call::Poweroff => match config.power.available() {
             Ok(()) => Outcome {
                 response: Response::success(&Empty {}),
@@ -87,3 +118,15 @@ pub fn dispatch(
 fn failed(e: impl std::fmt::Display) -> Response {
     Response::failure(ErrorBody::new(ErrorCode::Failed, e.to_string()))
 }
+
+/// The answer of a frozen agent to `exec` and `ports`.
+fn frozen() -> Response {
+    failed(format!(
+        "{FROZEN_REFUSAL}: the host sends `identity` with `entropy` and `realtime_ns` \
+         (or `thaw` to the snapshot's own guest)"
+    ))
+}
+
+#[cfg(test)]
+#[path = "dispatch_tests.rs"]
+mod tests;

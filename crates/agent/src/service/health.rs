@@ -25,8 +25,9 @@ pub enum HealthError {
     Hostname(nix::errno::Errno),
 }
 
-/// Collects the health facts from the running kernel.
-pub fn collect() -> Result<HealthResult, HealthError> {
+/// Collects the health facts from the running kernel; `frozen` is the
+/// service's own state.
+pub fn collect(frozen: bool) -> Result<HealthResult, HealthError> {
     let hostname = nix::unistd::gethostname()
         .map_err(HealthError::Hostname)?
         .to_string_lossy()
@@ -43,6 +44,7 @@ pub fn collect() -> Result<HealthResult, HealthError> {
         hostname,
         uptime_s,
         boot_id,
+        frozen,
     })
 }
 
@@ -73,7 +75,8 @@ mod tests {
 
     #[test]
     fn collects_from_this_kernel() {
-        let health = collect().unwrap();
+        let health = collect(true).unwrap();
+        assert!(health.frozen);
         assert_eq!(health.agent, crate::AGENT_VERSION);
         assert_eq!(health.protocol, PROTOCOL_VERSION);
         assert!(health.uptime_s > 0.0);

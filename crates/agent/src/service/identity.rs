@@ -1,5 +1,7 @@
 //! `identity`: give the guest its name, its owner's key and its ssh host
-//! key. Every file is replaced atomically with its exact mode.
+//! key, and a copy restored from a snapshot what must differ from its
+//! parent's (machine id, NIC, RNG state, clock; see [`super::refresh`]).
+//! Every file is replaced atomically with its exact mode.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,8 +11,9 @@ use nix::unistd::Pid;
 use thiserror::Error;
 
 use super::config::ServiceConfig;
+use super::refresh::{self, Refresh, RefreshError};
 use crate::fsutil::{self, FsError};
-use crate::protocol::{IdentityRequest, IdentityResult};
+use crate::protocol::{IdentityRequest, IdentityResult, MAX_ENTROPY_BYTES, MIN_ENTROPY_BYTES};
 
 const HOSTNAME_FILE: &str = "etc/hostname";
 const SSH_DIR: &str = "root/.ssh";
@@ -18,13 +21,17 @@ const AUTHORIZED_KEYS: &str = "root/.ssh/authorized_keys";
 const SSH_CONFIG_DIR: &str = "etc/ssh";
 const HOST_KEY: &str = "etc/ssh/ssh_host_ed25519_key";
 const HOST_KEY_PUB: &str = "etc/ssh/ssh_host_ed25519_key.pub";
+const MACHINE_ID_FILE: &str = "etc/machine-id";
 /// Where sshd (Debian's default `PidFile`) records its pid.
 const SSHD_PID_FILE: &str = "run/sshd.pid";
 
 /// Why an `identity` request is malformed (`bad_request`).
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum InvalidIdentity {
-    #[error("nothing to change: give hostname, authorized_keys or host_key")]
+    #[error(
+        "nothing to change: give hostname, authorized_keys, host_key, machine_id, network, \
+         entropy or realtime_ns"
+    )]
     Empty,
     #[error("hostname {0:?} is not a valid host name (labels of a-z, 0-9, '-', at most 253 bytes)")]
     Hostname(String),
@@ -34,6 +41,30 @@ pub enum InvalidIdentity {
     PublicKey,
     #[error("host_key.private is not an OpenSSH private key")]
     PrivateKey,
+    #[error("machine_id {0:?} is not 32 lowercase hex digits (not all zero)")]
+    MachineId(String),
+    #[error(
+        "network.iface {0:?} is not an interface name (1 to 15 of A-Z, a-z, 0-9, '_', '.', '-')"
+    )]
+    Iface(String),
+    #[error("network.mac {0:?} is not a unicast MAC address like 02:00:ac:10:00:02")]
+    Mac(String),
+    #[error("network.address {0:?} is not a host's IPv4 address and prefix, a.b.c.d/1..32")]
+    Address(String),
+    #[error("network.gateway {0:?} is not a host's IPv4 address")]
+    Gateway(String),
+    #[error("network.gateway {gateway} is not another host of network.address {address}")]
+    GatewayOutsideSubnet { gateway: String, address: String },
+    #[error("entropy is not padded base64: {0}")]
+    EntropyEncoding(String),
+    #[error(
+        "entropy is {0} bytes; {MIN_ENTROPY_BYTES} to {MAX_ENTROPY_BYTES} from the host's RNG are needed"
+    )]
+    EntropyLength(usize),
+    #[error(
+        "realtime_ns {0} is before 2020: it must be the host's clock in nanoseconds since the epoch"
+    )]
+    RealtimeNs(u64),
 }
 
 /// Why applying a valid request failed (`failed`).
@@ -46,11 +77,30 @@ pub enum IdentityError {
         name: String,
         errno: nix::errno::Errno,
     },
+    #[error(transparent)]
+    Refresh(#[from] RefreshError),
+    #[error(transparent)]
+    Invalid(#[from] InvalidIdentity),
 }
 
 /// Checks the request's contents.
 pub fn validate(request: &IdentityRequest) -> Result<(), InvalidIdentity> {
-    if request.hostname.is_none() && request.authorized_keys.is_none() && request.host_key.is_none()
+    let IdentityRequest {
+        hostname,
+        authorized_keys,
+        host_key,
+        machine_id,
+        network,
+        entropy,
+        realtime_ns,
+    } = request;
+    if hostname.is_none()
+        && authorized_keys.is_none()
+        && host_key.is_none()
+        && machine_id.is_none()
+        && network.is_none()
+        && entropy.is_none()
+        && realtime_ns.is_none()
     {
         return Err(InvalidIdentity::Empty);
     }
@@ -80,7 +130,15 @@ pub fn validate(request: &IdentityRequest) -> Result<(), InvalidIdentity> {
             return Err(InvalidIdentity::PrivateKey);
         }
     }
+    Refresh::parse(request)?;
     Ok(())
+}
+
+/// Whether a successful `identity` with this request ends a freeze: it
+/// gave the RNG a new seed and the clock the host's time, the two things a
+/// copy of a snapshot must not run anything without.
+pub fn thaws(request: &IdentityRequest) -> bool {
+    request.entropy.is_some() && request.realtime_ns.is_some()
 }
 
 /// RFC 1123 host names: dot-separated labels of letters, digits and
@@ -98,13 +156,27 @@ fn valid_hostname(name: &str) -> bool {
         })
 }
 
-/// Writes what the request carries under `config.fs_root`.
+/// Writes what the request carries under `config.fs_root` and, with
+/// `config.apply_live`, applies it to the running kernel. The RNG is
+/// reseeded and the clock stepped first, so whatever follows (sshd
+/// re-executing for its new host key) already runs on them.
 pub fn apply(
     request: &IdentityRequest,
     config: &ServiceConfig,
 ) -> Result<IdentityResult, IdentityError> {
+    let refresh = Refresh::parse(request)?;
     let root = &config.fs_root;
     let mut result = IdentityResult::default();
+    if config.apply_live {
+        if let Some(seed) = &refresh.entropy {
+            refresh::reseed(seed)?;
+            result.reseeded = true;
+        }
+        if let Some(ns) = refresh.realtime_ns {
+            refresh::step_clock(ns)?;
+            result.clock_stepped = true;
+        }
+    }
     let mut write = |relative: &str, contents: &str, mode: u32| -> Result<(), IdentityError> {
         fsutil::write_atomic(
             &root.join(relative),
@@ -131,14 +203,22 @@ pub fn apply(
         write(HOST_KEY, &key.private, 0o600)?;
         write(HOST_KEY_PUB, key.public.trim(), 0o644)?;
     }
+    if let Some(id) = refresh.machine_id {
+        write(MACHINE_ID_FILE, id, 0o444)?;
+        result.machine_id_set = true;
+    }
 
-    if let Some(name) = &request.hostname {
-        if config.set_kernel_hostname {
+    if config.apply_live {
+        if let Some(name) = &request.hostname {
             nix::unistd::sethostname(name).map_err(|errno| IdentityError::SetHostname {
                 name: name.clone(),
                 errno,
             })?;
             result.hostname_set = true;
+        }
+        if let Some(readdress) = &refresh.network {
+            readdress.apply()?;
+            result.network_set = true;
         }
     }
     // sshd reads authorized_keys at each login, but loads host keys only at
@@ -180,212 +260,5 @@ fn is_sshd(proc_root: &Path, pid: i32) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::HostKey;
-    use crate::service::power::DisabledPower;
-    use std::os::unix::fs::PermissionsExt;
-    use std::sync::Arc;
-
-    /// A guest root: like every real one, it has /etc.
-    fn config(root: &Path) -> ServiceConfig {
-        fs::create_dir_all(root.join("etc")).unwrap();
-        let mut config = ServiceConfig::guest(Arc::new(DisabledPower));
-        config.fs_root = root.to_path_buf();
-        config.set_kernel_hostname = false;
-        config
-    }
-
-    fn mode(path: &Path) -> u32 {
-        fs::metadata(path).unwrap().permissions().mode() & 0o7777
-    }
-
-    fn key() -> HostKey {
-        HostKey {
-            private: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----"
-                .into(),
-            public: "ssh-ed25519 AAAAC3Nza host@dev\n".into(),
-        }
-    }
-
-    #[test]
-    fn writes_every_file_with_its_mode() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        let request = IdentityRequest {
-            hostname: Some("dev".into()),
-            authorized_keys: Some("ssh-ed25519 AAAA me@host".into()),
-            host_key: Some(key()),
-        };
-        validate(&request).unwrap();
-        let result = apply(&request, &config(root)).unwrap();
-        assert_eq!(
-            result.written,
-            [
-                "/etc/hostname",
-                "/root/.ssh/authorized_keys",
-                "/etc/ssh/ssh_host_ed25519_key",
-                "/etc/ssh/ssh_host_ed25519_key.pub"
-            ]
-        );
-        assert!(!result.hostname_set);
-        assert!(!result.sshd_reloaded);
-        assert_eq!(
-            fs::read_to_string(root.join("etc/hostname")).unwrap(),
-            "dev\n"
-        );
-        assert_eq!(
-            fs::read_to_string(root.join("root/.ssh/authorized_keys")).unwrap(),
-            "ssh-ed25519 AAAA me@host\n"
-        );
-        assert_eq!(mode(&root.join("root/.ssh")), 0o700);
-        assert_eq!(mode(&root.join("root/.ssh/authorized_keys")), 0o600);
-        assert_eq!(mode(&root.join("etc/ssh/ssh_host_ed25519_key")), 0o600);
-        assert_eq!(mode(&root.join("etc/ssh/ssh_host_ed25519_key.pub")), 0o644);
-        assert_eq!(mode(&root.join("etc/hostname")), 0o644);
-        assert!(
-            fs::read_to_string(root.join("etc/ssh/ssh_host_ed25519_key"))
-                .unwrap()
-                .ends_with("-----END OPENSSH PRIVATE KEY-----\n")
-        );
-        assert_eq!(
-            fs::read_to_string(root.join("etc/ssh/ssh_host_ed25519_key.pub")).unwrap(),
-            "ssh-ed25519 AAAAC3Nza host@dev\n"
-        );
-    }
-
-    #[test]
-    fn only_given_parts_are_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let request = IdentityRequest {
-            hostname: Some("only-name".into()),
-            ..Default::default()
-        };
-        let result = apply(&request, &config(dir.path())).unwrap();
-        assert_eq!(result.written, ["/etc/hostname"]);
-        assert!(!dir.path().join("root").exists());
-    }
-
-    #[test]
-    fn a_symlinked_ssh_dir_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let elsewhere = dir.path().join("elsewhere");
-        fs::create_dir_all(&elsewhere).unwrap();
-        fs::create_dir_all(dir.path().join("root")).unwrap();
-        std::os::unix::fs::symlink(&elsewhere, dir.path().join("root/.ssh")).unwrap();
-        let request = IdentityRequest {
-            authorized_keys: Some("ssh-ed25519 AAAA".into()),
-            ..Default::default()
-        };
-        assert!(apply(&request, &config(dir.path())).is_err());
-        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn validation() {
-        assert_eq!(
-            validate(&IdentityRequest::default()),
-            Err(InvalidIdentity::Empty)
-        );
-        for bad in [
-            "",
-            "-dev",
-            "dev-",
-            "de_v",
-            "a..b",
-            "dev space",
-            &"a".repeat(64),
-        ] {
-            let request = IdentityRequest {
-                hostname: Some(bad.into()),
-                ..Default::default()
-            };
-            assert!(
-                matches!(validate(&request), Err(InvalidIdentity::Hostname(_))),
-                "{bad:?}"
-            );
-        }
-        for good in ["dev", "my-vm-1", "dev.vm", "A1"] {
-            let request = IdentityRequest {
-                hostname: Some(good.into()),
-                ..Default::default()
-            };
-            assert_eq!(validate(&request), Ok(()), "{good}");
-        }
-        let mut wrong_type = key();
-        wrong_type.public = "ssh-rsa AAAA".into();
-        let request = IdentityRequest {
-            host_key: Some(wrong_type),
-            ..Default::default()
-        };
-        assert_eq!(validate(&request), Err(InvalidIdentity::PublicKey));
-        let mut not_openssh = key();
-        not_openssh.private = "hello".into();
-        let request = IdentityRequest {
-            host_key: Some(not_openssh),
-            ..Default::default()
-        };
-        assert_eq!(validate(&request), Err(InvalidIdentity::PrivateKey));
-        let request = IdentityRequest {
-            authorized_keys: Some("a\0b".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            validate(&request),
-            Err(InvalidIdentity::Nul("authorized_keys"))
-        );
-    }
-
-    #[test]
-    fn sshd_is_signalled_only_when_the_pid_really_is_sshd() {
-        let dir = tempfile::tempdir().unwrap();
-        let pid_file = dir.path().join("sshd.pid");
-        // No pid file.
-        assert!(!reload_sshd(&pid_file, Path::new("/proc")));
-        // A live process that is not sshd: must be left alone.
-        let mut child = std::process::Command::new("sleep")
-            .arg("10")
-            .spawn()
-            .unwrap();
-        fs::write(&pid_file, format!("{}\n", child.id())).unwrap();
-        assert!(!reload_sshd(&pid_file, Path::new("/proc")));
-        assert!(child.try_wait().unwrap().is_none(), "sleep was signalled");
-        // The same process seen through a fake /proc that calls it sshd.
-        let fake_proc = dir.path().join("proc");
-        fs::create_dir_all(fake_proc.join(child.id().to_string())).unwrap();
-        fs::write(
-            fake_proc.join(child.id().to_string()).join("comm"),
-            "sshd\n",
-        )
-        .unwrap();
-        assert!(reload_sshd(&pid_file, &fake_proc));
-        if sighup_ignored() {
-            // Run under nohup: the child inherited SIGHUP ignored, so the
-            // signal was sent but cannot end it.
-            let _ = child.kill();
-            return;
-        }
-        let status = child.wait().unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(status.signal(), Some(1), "SIGHUP was not delivered");
-    }
-
-    /// Whether this process ignores SIGHUP (`SigIgn` bit 0 in /proc).
-    fn sighup_ignored() -> bool {
-        let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigIgn:"))
-            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-            .is_some_and(|mask| mask & 1 == 1)
-    }
-
-    #[test]
-    fn pid_parsing() {
-        assert_eq!(parse_pid("123\n"), Some(123));
-        assert_eq!(parse_pid("1"), None);
-        assert_eq!(parse_pid("0"), None);
-        assert_eq!(parse_pid("-5"), None);
-        assert_eq!(parse_pid("abc"), None);
-    }
-}
+#[path = "identity_tests.rs"]
+mod tests;

@@ -25,7 +25,7 @@ fn agent(dir: &Path) -> PathBuf {
     let (agent_sock, vmm_sock) = (dir.join("agent.sock"), dir.join("vsock.sock"));
     let mut config = ServiceConfig::guest(Arc::new(NoPower));
     config.fs_root = dir.to_path_buf();
-    config.set_kernel_hostname = false;
+    config.apply_live = false;
     let listener = UnixListener::bind(&agent_sock).unwrap();
     let config = Arc::new(config);
     thread::spawn(move || serve(listener, config));

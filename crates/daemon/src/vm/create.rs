@@ -348,6 +348,7 @@ pub(super) async fn ssh_identity(
                 private: host_key.private,
                 public: host_key.public,
             }),
+            ..IdentityRequest::default()
         })
     })
     .await?

@@ -192,15 +192,15 @@ impl Guest for FakeMachine {
             hostname: "fake".into(),
             uptime_s: 1.0,
             boot_id: "boot".into(),
+            frozen: false,
         })
     }
 
     fn identity(&self, agent: &Path, _: IdentityRequest) -> Result<IdentityResult, ClientError> {
         self.alive_at(agent)?;
         Ok(IdentityResult {
-            written: Vec::new(),
             hostname_set: true,
-            sshd_reloaded: false,
+            ..IdentityResult::default()
         })
     }
 

@@ -114,6 +114,7 @@ fn answer(line: &[u8], started: Instant, machine: &Mutex<Machine>, boot_id: &str
             hostname: m.hostname.clone().unwrap_or_else(|| m.id.clone()),
             uptime_s: started.elapsed().as_secs_f64(),
             boot_id: boot_id.to_owned(),
+            frozen: false,
         })),
         Call::Identity(identity) => Answer::Reply(match validate(&identity) {
             Ok(()) => {
@@ -162,7 +163,7 @@ fn identity_result(request: &IdentityRequest) -> IdentityResult {
     IdentityResult {
         written,
         hostname_set: request.hostname.is_some(),
-        sshd_reloaded: false,
+        ..IdentityResult::default()
     }
 }
 
@@ -230,7 +231,7 @@ mod tests {
         let result = call(IdentityRequest {
             hostname: Some("dev".into()),
             authorized_keys: Some("ssh-ed25519 AAAA user\n".into()),
-            host_key: None,
+            ..IdentityRequest::default()
         })
         .unwrap();
         assert_eq!(
