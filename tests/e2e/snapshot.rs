@@ -27,7 +27,14 @@ fn identity(env: &VmEnv, vm: &str) -> Vec<String> {
 
 pub fn restore_twice(env: &VmEnv) {
     let out = env.banger(&[
-        "vm", "create", "--name", PARENT, "--image", MINIMAL_IMAGE, "--memory", "512",
+        "vm",
+        "create",
+        "--name",
+        PARENT,
+        "--image",
+        MINIMAL_IMAGE,
+        "--memory",
+        "512",
     ]);
     assert_success(&out);
     assert_success(&env.exec(PARENT, "echo from-the-parent > /root/marker && sync"));
@@ -41,7 +48,10 @@ pub fn restore_twice(env: &VmEnv) {
     ));
     assert_success(&out);
     let progress = stderr(&out);
-    assert!(progress.contains("saving memory and device state"), "{progress}");
+    assert!(
+        progress.contains("saving memory and device state"),
+        "{progress}"
+    );
     // The parent runs on, and answers.
     assert_success(&env.exec(PARENT, "true"));
 
@@ -78,11 +88,21 @@ pub fn restore_twice(env: &VmEnv) {
             "address: {id:?}"
         );
         for other in &seen {
-            for (field, (mine, theirs)) in ["hostname", "address", "MAC", "machine-id", "host key", "randomness"]
-                .iter()
-                .zip(id.iter().zip(other.iter()))
+            for (field, (mine, theirs)) in [
+                "hostname",
+                "address",
+                "MAC",
+                "machine-id",
+                "host key",
+                "randomness",
+            ]
+            .iter()
+            .zip(id.iter().zip(other.iter()))
             {
-                assert_ne!(mine, theirs, "{copy} shares its {field} with another copy or the parent");
+                assert_ne!(
+                    mine, theirs,
+                    "{copy} shares its {field} with another copy or the parent"
+                );
             }
         }
         // The pinned key is the one the guest serves: ssh gets in.
@@ -101,7 +121,11 @@ pub fn restore_twice(env: &VmEnv) {
     // The snapshot outlives neither check: it is in use until its copies go.
     let refused = env.banger(&["snapshot", "delete", SNAPSHOT]);
     assert!(!refused.status.success());
-    assert!(stderr(&refused).contains("delete them first"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("delete them first"),
+        "{}",
+        stderr(&refused)
+    );
     for vm in COPIES.iter().chain([&PARENT]) {
         assert_success(&env.banger(&["vm", "delete", vm]));
     }

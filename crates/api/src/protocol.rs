@@ -565,8 +565,12 @@ mod tests {
                 name: None,
             }),
             Request::SnapshotList(NoParams {}),
-            Request::SnapshotShow(NameParams { name: "base".into() }),
-            Request::SnapshotDelete(NameParams { name: "base".into() }),
+            Request::SnapshotShow(NameParams {
+                name: "base".into(),
+            }),
+            Request::SnapshotDelete(NameParams {
+                name: "base".into(),
+            }),
             Request::WorkspacePlan(WorkspaceSource {
                 path: "/src/app".into(),
                 include_untracked: true,

@@ -402,10 +402,8 @@ pub enum VmCommand {
         json: JsonFlag,
     },
     /// Save a running VM's memory, devices and disks as a snapshot; the VM keeps running.
-    #[command(
-        after_help = "Example: banger vm snapshot dev --name base
-                      Then: `banger vm restore base --name dev2` starts a copy with its own name,                       address, MAC, machine-id and host key."
-    )]
+    #[command(after_help = "Example: banger vm snapshot dev --name base
+                      Then: `banger vm restore base --name dev2` starts a copy with its own name,                       address, MAC, machine-id and host key.")]
     Snapshot {
         #[arg(add = candidates::vms())]
         vm: String,

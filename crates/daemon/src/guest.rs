@@ -144,6 +144,14 @@ impl Guest for AgentGuest {
         connect(agent, PROBE_TIMEOUT)?.poweroff()
     }
 
+    fn freeze(&self, agent: &Path) -> Result<(), ClientError> {
+        connect(agent, CALL_TIMEOUT)?.freeze()
+    }
+
+    fn thaw(&self, agent: &Path) -> Result<(), ClientError> {
+        connect(agent, CALL_TIMEOUT)?.thaw()
+    }
+
     fn ports(&self, agent: &Path) -> Result<Vec<ListeningPort>, ClientError> {
         connect(agent, CALL_TIMEOUT)?.ports()
     }

@@ -259,6 +259,7 @@ mod tests {
                 cow_file: None,
             }),
             kernel: "debian-cloud-amd64".into(),
+            restored_from: None,
         };
         store.set_vm_runtime(&v.id, &runtime).unwrap();
         assert_eq!(store.find_vm("cid").unwrap().runtime, Some(runtime.clone()));

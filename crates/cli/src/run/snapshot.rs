@@ -67,7 +67,9 @@ pub fn command(cmd: SnapshotCommand) -> Result<(), CliError> {
     }
 }
 
-const COLUMNS: [&str; 7] = ["NAME", "OF VM", "IMAGE", "SIZE", "ON DISK", "CREATED", "USED BY"];
+const COLUMNS: [&str; 7] = [
+    "NAME", "OF VM", "IMAGE", "SIZE", "ON DISK", "CREATED", "USED BY",
+];
 
 fn row(s: &SnapshotInfo) -> Vec<String> {
     vec![

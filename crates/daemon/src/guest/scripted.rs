@@ -64,6 +64,12 @@ impl Guest for ScriptedGuest {
     fn poweroff(&self, _: &Path) -> Result<(), ClientError> {
         none()
     }
+    fn freeze(&self, _: &Path) -> Result<(), ClientError> {
+        none()
+    }
+    fn thaw(&self, _: &Path) -> Result<(), ClientError> {
+        none()
+    }
     fn ports(&self, _: &Path) -> Result<Vec<ListeningPort>, ClientError> {
         none()
     }

@@ -9,9 +9,7 @@ use banger_api::model::VmName;
 use banger_api::protocol::{ErrorCode, NameParams, SnapshotInfo};
 use banger_sys::Cmd;
 
-pub use store::{
-    FORMAT_VERSION, SnapshotManifest, SnapshotStore, WORK_DISK, disk_bytes, taken,
-};
+pub use store::{FORMAT_VERSION, SnapshotManifest, SnapshotStore, WORK_DISK, disk_bytes, taken};
 
 use crate::blocking::run;
 use crate::error::DaemonError;

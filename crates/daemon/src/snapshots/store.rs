@@ -86,7 +86,9 @@ impl SnapshotStore {
             }
             match self.show(&name) {
                 Ok(snapshot) => found.push(snapshot),
-                Err(e) => tracing::warn!(snapshot = %name, error = %banger_api::error_chain(&e), "skipping an unreadable snapshot"),
+                Err(e) => {
+                    tracing::warn!(snapshot = %name, error = %banger_api::error_chain(&e), "skipping an unreadable snapshot")
+                }
             }
         }
         found.sort_by(|a, b| a.0.name.cmp(&b.0.name));
@@ -117,9 +119,8 @@ impl SnapshotStore {
             )));
         }
         let text = std::fs::read(&file).map_err(|e| io("read", &file, e))?;
-        let manifest: SnapshotManifest = serde_json::from_slice(&text).map_err(|e| {
-            DaemonError::Internal(format!("{} is unreadable: {e}", file.display()))
-        })?;
+        let manifest: SnapshotManifest = serde_json::from_slice(&text)
+            .map_err(|e| DaemonError::Internal(format!("{} is unreadable: {e}", file.display())))?;
         if manifest.format_version != FORMAT_VERSION {
             return Err(DaemonError::failed(
                 ErrorCode::OperationFailed,
@@ -201,8 +202,12 @@ impl SnapshotStore {
             if name.starts_with(STAGING) || name.starts_with(REMOVING) {
                 let path = entry.path();
                 match std::fs::remove_dir_all(&path) {
-                    Ok(()) => tracing::info!(path = %path.display(), "removed an unfinished snapshot"),
-                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot remove an unfinished snapshot"),
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "removed an unfinished snapshot")
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot remove an unfinished snapshot")
+                    }
                 }
             }
         }
@@ -264,7 +269,10 @@ mod tests {
         std::fs::write(staging.join(WORK_DISK), b"disk").unwrap();
         let path = store.publish(&staging, &manifest("base")).unwrap();
         assert!(!staging.exists());
-        let mode = std::fs::metadata(path.join(WORK_DISK)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(path.join(WORK_DISK))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o444);
         let listed = store.list().unwrap();
         assert_eq!(listed.len(), 1);

@@ -126,8 +126,8 @@ pub(super) async fn boot_from(
                 Some(dir) => driver.restore(&config, dir),
                 None => driver.launch(&config),
             })
-                .await?
-                .map_err(|e| DaemonError::from(e).in_stage(&stage))?;
+            .await?
+            .map_err(|e| DaemonError::from(e).in_stage(&stage))?;
             crate::fault::point("boot.launched");
             write_handles(
                 &vm_dir,

@@ -212,6 +212,14 @@ impl Guest for FakeMachine {
         Ok(())
     }
 
+    fn freeze(&self, agent: &Path) -> Result<(), ClientError> {
+        self.alive_at(agent)
+    }
+
+    fn thaw(&self, agent: &Path) -> Result<(), ClientError> {
+        self.alive_at(agent)
+    }
+
     fn ports(&self, agent: &Path) -> Result<Vec<ListeningPort>, ClientError> {
         self.alive_at(agent).map(|()| Vec::new())
     }

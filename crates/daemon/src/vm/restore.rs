@@ -30,7 +30,11 @@ const ENTROPY_BYTES: usize = 64;
 /// The NIC banger's guests are configured on.
 const GUEST_IFACE: &str = "eth0";
 
-pub async fn restore(daemon: &Daemon, ctx: &RequestCtx, p: VmRestoreParams) -> Result<Vm, DaemonError> {
+pub async fn restore(
+    daemon: &Daemon,
+    ctx: &RequestCtx,
+    p: VmRestoreParams,
+) -> Result<Vm, DaemonError> {
     daemon.vms.host()?;
     let store = snapshots::store(daemon);
     let wanted = p.snapshot.clone();

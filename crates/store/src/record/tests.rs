@@ -30,6 +30,7 @@ fn an_old_complete_runtime_loads_typed() {
                 cow_file: Some(PathBuf::from("/v/root.cow")),
             }),
             kernel: "debian-cloud-amd64".into(),
+            restored_from: None,
         }
     );
     // Written back, it is the same JSON: an older banger reads it as before.

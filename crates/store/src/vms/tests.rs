@@ -32,6 +32,7 @@ fn vms_round_trip_and_list_by_creation_then_name() {
             cow_file: None,
         }),
         kernel: "k".to_owned(),
+        restored_from: None,
     });
     full.workspace = Some(Workspace {
         guest_path: "/root/repo".to_owned(),

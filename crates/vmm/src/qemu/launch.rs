@@ -115,11 +115,13 @@ pub(super) fn launch_from(
         }
     };
     let handle = VmHandle { pid, ..handle };
-    let ready = wait_ready(pid, &paths, log_start, &handle, incoming.is_some())
-        .and_then(|()| match incoming {
-            Some(_) => super::snapshot::resume(&handle),
-            None => Ok(()),
-        });
+    let ready =
+        wait_ready(pid, &paths, log_start, &handle, incoming.is_some()).and_then(
+            |()| match incoming {
+                Some(_) => super::snapshot::resume(&handle),
+                None => Ok(()),
+            },
+        );
     match ready {
         Ok(()) => Ok(handle),
         Err(e) => {

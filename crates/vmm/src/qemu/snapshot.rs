@@ -48,7 +48,9 @@ pub fn save(handle: &VmHandle, memory: &Path) -> Result<(), VmmError> {
         .map_err(refused("migrate"))?;
     let deadline = Instant::now() + SAVE_TIMEOUT;
     loop {
-        let status = qmp.execute("query-migrate").map_err(refused("query-migrate"))?;
+        let status = qmp
+            .execute("query-migrate")
+            .map_err(refused("query-migrate"))?;
         match status.get("status").and_then(Value::as_str) {
             Some("completed") => return Ok(()),
             Some("failed" | "cancelled") => {
@@ -77,5 +79,8 @@ pub fn save(handle: &VmHandle, memory: &Path) -> Result<(), VmmError> {
 
 /// Continues a VM paused by [`save`] or loaded from a saved state.
 pub fn resume(handle: &VmHandle) -> Result<(), VmmError> {
-    qmp(handle)?.execute("cont").map_err(refused("cont")).map(drop)
+    qmp(handle)?
+        .execute("cont")
+        .map_err(refused("cont"))
+        .map(drop)
 }
