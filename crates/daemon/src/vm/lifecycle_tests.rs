@@ -196,10 +196,15 @@ impl Guest for FakeMachine {
         })
     }
 
-    fn identity(&self, agent: &Path, _: IdentityRequest) -> Result<IdentityResult, ClientError> {
+    /// Confirms what the request carried, as the agent does.
+    fn identity(&self, agent: &Path, r: IdentityRequest) -> Result<IdentityResult, ClientError> {
         self.alive_at(agent)?;
         Ok(IdentityResult {
-            hostname_set: true,
+            hostname_set: r.hostname.is_some(),
+            machine_id_set: r.machine_id.is_some(),
+            network_set: r.network.is_some(),
+            reseeded: r.entropy.is_some(),
+            clock_stepped: r.realtime_ns.is_some(),
             ..IdentityResult::default()
         })
     }
@@ -834,4 +839,102 @@ async fn only_an_interrupted_creates_directory_is_swept() {
         b"someone's work",
         "a directory that is not an interrupted create's stays"
     );
+}
+
+/// A snapshot of a running VM restores into a new running VM with its own
+/// address; the snapshot cannot be deleted while that VM exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_restores_into_a_new_vm_and_outlives_it() {
+    use banger_api::protocol::{NameParams, VmRestoreParams, VmSnapshotParams};
+    if banger_sys::find_program("qemu-img").is_none() {
+        eprintln!("skipped: qemu-img is not installed");
+        return;
+    }
+    let w = world();
+    run_step(
+        &w,
+        &Step::Create {
+            nat: false,
+            fail: None,
+        },
+    )
+    .await
+    .unwrap();
+    let taken = crate::vm::snapshot(
+        &w.daemon,
+        &ctx(),
+        VmSnapshotParams {
+            vm: "dev".into(),
+            name: Some("base".into()),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (taken.name.as_str(), taken.source_vm.as_str()),
+        ("base", "dev")
+    );
+    assert_eq!(seen(&w, "dev").await.state, Some(VmState::Running));
+    // A second snapshot under the same name is refused before any work.
+    let again = crate::vm::snapshot(
+        &w.daemon,
+        &ctx(),
+        VmSnapshotParams {
+            vm: "dev".into(),
+            name: Some("base".into()),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(again.to_string().contains("exists"), "{again}");
+
+    let copy = crate::vm::restore(
+        &w.daemon,
+        &ctx(),
+        VmRestoreParams {
+            snapshot: "base".into(),
+            name: Some("copy".into()),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(copy.state, VmState::Running);
+    let parent = crate::vm::record::find(&w.daemon, "dev").await.unwrap();
+    let restored = crate::vm::record::find(&w.daemon, "copy").await.unwrap();
+    assert_ne!(
+        crate::vm::record::held(&parent).unwrap().ip,
+        crate::vm::record::held(&restored).unwrap().ip
+    );
+    assert_eq!(
+        crate::vm::record::held(&restored)
+            .unwrap()
+            .restored_from
+            .as_deref(),
+        Some("base")
+    );
+
+    let refused = crate::snapshots::delete(
+        &w.daemon,
+        NameParams {
+            name: "base".into(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        refused.to_string().contains("delete them first"),
+        "{refused}"
+    );
+    crate::vm::delete(&w.daemon, &ctx(), VmRef { vm: "copy".into() })
+        .await
+        .unwrap();
+    crate::snapshots::delete(
+        &w.daemon,
+        NameParams {
+            name: "base".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(crate::snapshots::list(&w.daemon).await.unwrap().is_empty());
 }
