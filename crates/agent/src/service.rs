@@ -16,6 +16,7 @@ pub mod exec_stream;
 mod hangup;
 mod health;
 pub mod identity;
+mod invalid_identity;
 pub mod listener;
 pub mod power;
 mod process;

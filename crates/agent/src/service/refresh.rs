@@ -13,7 +13,7 @@ use nix::sys::time::TimeSpec;
 use nix::time::{ClockId, clock_settime};
 use thiserror::Error;
 
-use super::identity::InvalidIdentity;
+use super::invalid_identity::InvalidIdentity;
 use crate::base64;
 use crate::boot_config::NetConfig;
 use crate::network::{self, NetworkError};
