@@ -81,18 +81,7 @@ async fn create_tracked(
     // Name, id, CID and the record are chosen under one lock, so two
     // concurrent creates never pick the same.
     let alloc = daemon.vms.alloc.lock().await;
-    let name = match requested {
-        Some(name) => {
-            ensure_name_free(daemon, &name).await?;
-            name
-        }
-        None => {
-            daemon
-                .store
-                .call(|s| Ok(generate_name(|n| s.vm_name_taken(n).unwrap_or(true))))
-                .await?
-        }
-    };
+    let name = choose_name(daemon, requested).await?;
     op.set_target(name.as_str()).await?;
     op.stage(&format!("image {image_name}, kernel {kernel}"))
         .await?;
@@ -137,6 +126,26 @@ pub(super) async fn settle(
                 tracing::error!(vm = %vm.name, error = %banger_api::error_chain(&t), "recording the failure");
             }
             Err(e)
+        }
+    }
+}
+
+/// The requested name if still free, else a generated one; called under
+/// `daemon.vms.alloc`, so two creates never pick the same.
+pub(super) async fn choose_name(
+    daemon: &Daemon,
+    requested: Option<VmName>,
+) -> Result<VmName, DaemonError> {
+    match requested {
+        Some(name) => {
+            ensure_name_free(daemon, &name).await?;
+            Ok(name)
+        }
+        None => {
+            daemon
+                .store
+                .call(|s| Ok(generate_name(|n| s.vm_name_taken(n).unwrap_or(true))))
+                .await
         }
     }
 }

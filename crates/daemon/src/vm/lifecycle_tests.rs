@@ -860,32 +860,21 @@ async fn a_snapshot_restores_into_a_new_vm_and_outlives_it() {
     )
     .await
     .unwrap();
-    let taken = crate::vm::snapshot(
-        &w.daemon,
-        &ctx(),
-        VmSnapshotParams {
+    let snapshot_dev = || async {
+        let params = VmSnapshotParams {
             vm: "dev".into(),
             name: Some("base".into()),
-        },
-    )
-    .await
-    .unwrap();
+        };
+        crate::vm::snapshot(&w.daemon, &ctx(), params).await
+    };
+    let taken = snapshot_dev().await.unwrap();
     assert_eq!(
         (taken.name.as_str(), taken.source_vm.as_str()),
         ("base", "dev")
     );
     assert_eq!(seen(&w, "dev").await.state, Some(VmState::Running));
     // A second snapshot under the same name is refused before any work.
-    let again = crate::vm::snapshot(
-        &w.daemon,
-        &ctx(),
-        VmSnapshotParams {
-            vm: "dev".into(),
-            name: Some("base".into()),
-        },
-    )
-    .await
-    .unwrap_err();
+    let again = snapshot_dev().await.unwrap_err();
     assert!(again.to_string().contains("exists"), "{again}");
 
     let copy = crate::vm::restore(

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use banger_agent_proto::protocol::{IdentityRequest, NetworkIdentity};
-use banger_api::model::{VmName, generate_name};
+use banger_api::model::VmName;
 use banger_api::protocol::{ErrorCode, Vm, VmRestoreParams};
 use banger_store::VmRecord;
 use tokio_util::sync::CancellationToken;
 
 use super::boot::boot_from;
-use super::create::{ensure_name_free, record, settle, ssh_identity, valid_name};
+use super::create::{choose_name, ensure_name_free, record, settle, ssh_identity, valid_name};
 use super::record::{WORK_DISK_FILE, guest_mac, held, held_mut, root_disk_record, save_runtime};
 use crate::blocking::run;
 use crate::context::RequestCtx;
@@ -68,18 +68,7 @@ async fn restore_tracked(
     dir: &Path,
 ) -> Result<VmRecord, DaemonError> {
     let alloc = daemon.vms.alloc.lock().await;
-    let name = match requested {
-        Some(name) => {
-            ensure_name_free(daemon, &name).await?;
-            name
-        }
-        None => {
-            daemon
-                .store
-                .call(|s| Ok(generate_name(|n| s.vm_name_taken(n).unwrap_or(true))))
-                .await?
-        }
-    };
+    let name = choose_name(daemon, requested).await?;
     op.set_target(name.as_str()).await?;
     op.stage(&format!(
         "snapshot {} of {}: image {}, kernel {}",
