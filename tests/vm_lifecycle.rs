@@ -13,6 +13,8 @@ mod common;
 mod snapshot;
 #[path = "e2e/system_install.rs"]
 mod system_install;
+#[path = "e2e/warm.rs"]
+mod warm;
 #[path = "e2e/workspace.rs"]
 mod workspace;
 
@@ -59,6 +61,10 @@ fn end_to_end_suite() {
     suite.scenario(
         "vm snapshot, then vm restore twice: each copy has the parent's files and its own identity",
         || snapshot::restore_twice(&env),
+    );
+    suite.scenario(
+        "warm cache: the first vm run bakes, the next restores, --cold boots, a new VMM re-bakes",
+        || warm::warm_runs(&env),
     );
     suite.scenario(
         "vm run PATH -- CMD ships the repository with uncommitted work and runs CMD in it",

@@ -100,6 +100,18 @@ pub struct VmEnv {
     _lock: std::fs::File,
 }
 
+/// The suite's config, with `extra` top-level keys. The warm cache is off
+/// unless a scenario turns it on: the others boot every VM they create.
+fn config(extra: &str) -> String {
+    let vmm = vmm();
+    let warm = if extra.contains("warm_cache =") {
+        ""
+    } else {
+        "warm_cache = false\n"
+    };
+    format!("dns_listen = \"127.0.0.1:0\"\nvmm = \"{vmm}\"\n{warm}{extra}{OWNER_FILE_SYNC}")
+}
+
 impl VmEnv {
     /// Takes the e2e lock, stops any daemon of the cached home, and starts
     /// one inside a new namespace.
@@ -107,10 +119,7 @@ impl VmEnv {
         let lock = super::e2e_lock();
         let home = Home::at(&super::e2e_cache_dir());
         home.stop_daemon();
-        let vmm = vmm();
-        home.write_config(&format!(
-            "dns_listen = \"127.0.0.1:0\"\nvmm = \"{vmm}\"\n{OWNER_FILE_SYNC}"
-        ));
+        home.write_config(&config(""));
         let owner_home = owner_home(&home);
         let ns = banger_sys::netns::Netns::create(tag).expect("network namespace");
         let log = home.path().join(format!("state/bangerd-{tag}.log"));
@@ -125,6 +134,13 @@ impl VmEnv {
         std::fs::write(&env.log, b"").unwrap();
         env.spawn_daemon();
         env
+    }
+
+    /// Rewrites the config with `extra` keys (top-level ones) and restarts
+    /// the daemon so it reads them; `""` is the suite's own config.
+    pub fn reconfigure(&self, extra: &str) {
+        self.home.write_config(&config(extra));
+        self.restart_daemon();
     }
 
     fn spawn_daemon(&self) {

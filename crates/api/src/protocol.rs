@@ -148,6 +148,10 @@ pub struct VmCreateParams {
     /// `vm.start` boots it later.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_start: bool,
+    /// Boot even when a warm snapshot of this VM's kind exists, and bake
+    /// none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cold: bool,
 }
 
 /// `vm.exec`: one program by argv in the guest, through the agent.
@@ -526,6 +530,7 @@ mod tests {
                 disk_size: Some("8G".parse().unwrap()),
                 nat: true,
                 no_start: true,
+                cold: false,
             }),
             Request::VmStart(VmRef { vm: "dev".into() }),
             Request::VmStop(VmRef { vm: "dev".into() }),

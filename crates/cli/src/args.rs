@@ -505,6 +505,9 @@ pub struct VmSpecArgs {
     /// Let the guest reach beyond the host (masquerade through the host).
     #[arg(long)]
     pub nat: bool,
+    /// Boot even when a warm snapshot of this kind of VM exists (and bake none).
+    #[arg(long)]
+    pub cold: bool,
 }
 
 impl VmSpecArgs {
@@ -517,6 +520,7 @@ impl VmSpecArgs {
             disk_size: self.disk_size,
             nat: self.nat,
             no_start: false,
+            cold: self.cold,
         }
     }
 }

@@ -36,6 +36,10 @@ pub const LOG_LEVEL_ENV: &str = "BANGER_LOG_LEVEL";
 
 /// Validated settings, defaults resolved. Serialises with the config file's
 /// key names (for `doctor --json`).
+/// `warm_cache_size` when unset: room for a few images' warm snapshots.
+pub const DEFAULT_WARM_CACHE_SIZE: banger_api::model::ByteSize =
+    banger_api::model::ByteSize::from_gib_const(8);
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
     log_level: LogLevel,
@@ -60,6 +64,8 @@ pub struct Config {
     dns_listen: SocketAddrV4,
     vm_defaults: VmDefaultsConfig,
     file_sync: Vec<FileSync>,
+    warm_cache: bool,
+    warm_cache_size: banger_api::model::ByteSize,
     #[serde(skip)]
     source: Option<PathBuf>,
 }
@@ -90,6 +96,8 @@ impl Default for Config {
             dns_listen: DEFAULT_DNS_LISTEN,
             vm_defaults: VmDefaultsConfig::default(),
             file_sync: Vec::new(),
+            warm_cache: true,
+            warm_cache_size: DEFAULT_WARM_CACHE_SIZE,
             source: None,
         }
     }
@@ -156,8 +164,22 @@ impl Config {
             dns_listen: raw.dns_listen.map_or(d.dns_listen, |a| a.0),
             vm_defaults: raw.vm_defaults.unwrap_or_default(),
             file_sync,
+            warm_cache: raw.warm_cache.unwrap_or(d.warm_cache),
+            warm_cache_size: raw.warm_cache_size.unwrap_or(d.warm_cache_size),
             source: Some(path.to_path_buf()),
         })
+    }
+
+    /// Whether `vm create` and `vm run` restore from (and bake) warm
+    /// snapshots (`warm_cache`, default true).
+    pub fn warm_cache(&self) -> bool {
+        self.warm_cache
+    }
+
+    /// The most disk the warm snapshots may take together
+    /// (`warm_cache_size`, default 8G); the least recently used go first.
+    pub fn warm_cache_size(&self) -> banger_api::model::ByteSize {
+        self.warm_cache_size
     }
 
     /// The file this config came from; `None` when it is all defaults

@@ -24,6 +24,8 @@ pub struct Chosen {
     /// Firecracker runs under the jailer, which hard-links the disks into
     /// its chroot (so a device-mapper root disk cannot be used).
     pub jailed: bool,
+    /// The VMM's program: its contents are part of the warm cache's key.
+    pub binary: std::path::PathBuf,
 }
 
 impl Chosen {
@@ -70,6 +72,7 @@ pub fn discover(config: &Config, paths: &Paths, owner_uid: u32) -> Result<Chosen
                     "Firecracker ({version}{})",
                     if jailed { ", jailed" } else { "" }
                 ),
+                binary: fc.binary.clone(),
                 driver: Arc::new(fc),
                 jailed,
             })
@@ -81,6 +84,7 @@ pub fn discover(config: &Config, paths: &Paths, owner_uid: u32) -> Result<Chosen
             tracing::info!(qemu = %qemu.binary.display(), accel = qemu.accel.as_str(), "VMM: QEMU");
             Ok(Chosen {
                 label: format!("QEMU ({})", qemu.accel.as_str()),
+                binary: qemu.binary.clone(),
                 driver: Arc::new(qemu),
                 jailed: false,
             })

@@ -37,6 +37,15 @@ pub enum SizeError {
 }
 
 impl ByteSize {
+    /// A constant size of `gib` GiB (at least one).
+    pub const fn from_gib_const(gib: u64) -> Self {
+        assert!(
+            gib > 0 && gib < (1 << 24),
+            "a size between 1 GiB and 16 PiB"
+        );
+        Self(gib * GIB)
+    }
+
     pub fn from_mib(mib: u64) -> Option<Self> {
         (mib > 0).then(|| mib.checked_mul(MIB).map(Self)).flatten()
     }

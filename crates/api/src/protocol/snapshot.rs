@@ -42,6 +42,9 @@ pub struct SnapshotInfo {
     /// What its files hold on disk (memory, state and disks, sparse).
     pub disk_bytes: u64,
     pub path: String,
+    /// Baked by the warm cache (`vm create`/`vm run`), not taken by a user.
+    #[serde(default)]
+    pub warm: bool,
     /// VMs restored from it that still exist: it cannot be deleted before
     /// them, their disks are layered on its own.
     #[serde(default)]

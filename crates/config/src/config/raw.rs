@@ -38,4 +38,6 @@ pub(super) struct RawConfig {
     pub dns_listen: Option<ListenAddr>,
     pub vm_defaults: Option<VmDefaultsConfig>,
     pub file_sync: Option<Vec<RawFileSync>>,
+    pub warm_cache: Option<bool>,
+    pub warm_cache_size: Option<banger_api::model::ByteSize>,
 }

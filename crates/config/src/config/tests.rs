@@ -40,6 +40,8 @@ cidr = 16
 tap_pool_size = 8
 default_dns = "9.9.9.9"
 dns_listen = "127.0.0.1:5353"
+warm_cache = false
+warm_cache_size = "20G"
 
 [vm_defaults]
 vcpu = 2
@@ -81,6 +83,8 @@ fn every_key_parses() {
     assert_eq!(c.tap_pool_size(), 8);
     assert_eq!(c.default_dns(), Ipv4Addr::new(9, 9, 9, 9));
     assert_eq!(c.dns_listen().to_string(), "127.0.0.1:5353");
+    assert!(!c.warm_cache());
+    assert_eq!(c.warm_cache_size().mib(), 20 * 1024);
     let vd = c.vm_defaults();
     assert_eq!(vd.vcpu(), Some(2));
     assert_eq!(vd.memory_mib(), Some(2048));
@@ -90,7 +94,7 @@ fn every_key_parses() {
     assert_eq!(fs.len(), 2);
     assert_eq!(fs[0].guest(), Path::new("/root/.gitconfig"));
     assert_eq!(fs[0].mode(), 0o644);
-    assert_eq!(fs[0].line(), 30);
+    assert_eq!(fs[0].line(), 32);
     assert_eq!(fs[1].mode(), 0o600, "mode defaults to 0600");
     assert_eq!(fs[1].host().to_string(), "~/.config/gh/hosts.yml");
 }
@@ -109,6 +113,8 @@ fn empty_file_gives_spec_defaults() {
     assert_eq!(c.tap_pool_size(), 4);
     assert_eq!(c.default_dns(), Ipv4Addr::new(1, 1, 1, 1));
     assert_eq!(c.dns_listen().to_string(), "127.0.0.1:42069");
+    assert!(c.warm_cache());
+    assert_eq!(c.warm_cache_size().mib(), 8 * 1024);
     assert_eq!(c.firecracker_bin(), None);
     assert_eq!(c.catalog_url(), None);
     assert_eq!(c.auto_stop_stale_after(), None);

@@ -9,7 +9,10 @@ use banger_api::model::VmName;
 use banger_api::protocol::{ErrorCode, NameParams, SnapshotInfo};
 use banger_sys::Cmd;
 
-pub use store::{FORMAT_VERSION, SnapshotManifest, SnapshotStore, WORK_DISK, disk_bytes, taken};
+pub use store::{
+    FORMAT_VERSION, LAST_USED, SnapshotManifest, SnapshotStore, WORK_DISK, disk_bytes, last_used,
+    taken,
+};
 
 use crate::blocking::run;
 use crate::error::DaemonError;
@@ -57,6 +60,7 @@ pub fn info(manifest: &SnapshotManifest, path: &Path, used_by: Vec<String>) -> S
         created_at: manifest.created_at.clone(),
         disk_bytes: disk_bytes(path),
         path: path.display().to_string(),
+        warm: manifest.warm_key.is_some(),
         used_by,
     }
 }
@@ -79,6 +83,37 @@ fn used_by(users: &[(String, String)], name: &str) -> Vec<String> {
         .filter(|(from, _)| from == name)
         .map(|(_, vm)| vm.clone())
         .collect()
+}
+
+/// Removes warm snapshots no VM uses, least recently used first, until
+/// the warm ones together take at most `bound` bytes. Returns their names.
+pub async fn prune_warm(daemon: &Daemon, bound: u64) -> Result<Vec<String>, DaemonError> {
+    let users = users(daemon).await?;
+    let store = store(daemon);
+    run(move || {
+        let mut warm: Vec<_> = store
+            .list()?
+            .into_iter()
+            .filter(|(m, _)| m.warm_key.is_some())
+            .map(|(m, dir)| (last_used(&dir), disk_bytes(&dir), m.name))
+            .collect();
+        let mut total: u64 = warm.iter().map(|w| w.1).sum();
+        warm.sort();
+        let mut removed = Vec::new();
+        for (_, bytes, name) in warm {
+            if total <= bound {
+                break;
+            }
+            if !used_by(&users, &name).is_empty() {
+                continue;
+            }
+            store.remove(&name)?;
+            total = total.saturating_sub(bytes);
+            removed.push(name);
+        }
+        Ok(removed)
+    })
+    .await?
 }
 
 pub async fn list(daemon: &Daemon) -> Result<Vec<SnapshotInfo>, DaemonError> {

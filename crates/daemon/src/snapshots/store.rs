@@ -21,6 +21,8 @@ pub const ROOT_QCOW2: &str = "root.qcow2";
 pub const ROOT_RAW: &str = "root.ext4";
 /// The work disk as it was, frozen.
 pub const WORK_DISK: &str = "work.ext4";
+/// Touched at every restore of a warm snapshot: pruning goes by its time.
+pub const LAST_USED: &str = "last-used";
 /// What a restore of this format needs; bumped when the layout changes, so
 /// a newer banger never misreads an older snapshot.
 pub const FORMAT_VERSION: u32 = 1;
@@ -42,6 +44,9 @@ pub struct SnapshotManifest {
     pub spec: VmSpec,
     pub root_format: DiskFormat,
     pub created_at: String,
+    /// A warm snapshot's key (`vm::warm`); `None` for one a user took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_key: Option<String>,
 }
 
 impl SnapshotManifest {
@@ -221,6 +226,18 @@ pub fn taken(name: &str) -> DaemonError {
     )
 }
 
+/// When a snapshot was last used: its `last-used` mark, else its manifest.
+pub fn last_used(dir: &Path) -> std::time::SystemTime {
+    [LAST_USED, MANIFEST]
+        .iter()
+        .find_map(|f| {
+            std::fs::metadata(dir.join(f))
+                .and_then(|m| m.modified())
+                .ok()
+        })
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
+
 /// What the files in `dir` take on disk (allocated blocks: the disks are
 /// sparse).
 pub fn disk_bytes(dir: &Path) -> u64 {
@@ -257,6 +274,7 @@ mod tests {
             },
             root_format: DiskFormat::Qcow2,
             created_at: "2026-12-03T00:00:00Z".into(),
+            warm_key: None,
         }
     }
 

@@ -223,7 +223,7 @@ pub(super) async fn boot_from(
 /// its initrd rebuilt around the installed agent if it holds another, and
 /// its modules disk built if it was installed before banger made them
 /// (once per kernel, a few seconds). Returns the modules disk.
-async fn kernel_boot_files(
+pub(super) async fn kernel_boot_files(
     daemon: &Daemon,
     op: &mut OpTracker,
     kernel: &str,

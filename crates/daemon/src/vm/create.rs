@@ -1,27 +1,21 @@
 //! `vm.create`: one tracked operation, a stage per step; any failure
 //! unwinds what was made and records `error` with the reason.
 
-use std::os::unix::fs::DirBuilderExt;
-
-use banger_agent_proto::protocol::{HostKey as AgentHostKey, IdentityRequest};
-use banger_api::model::{VmAction, VmName, generate_name};
+use banger_api::model::VmName;
 use banger_api::protocol::{ErrorCode, MIN_DISK_MIB, MIN_MEMORY_MIB, Vm, VmCreateParams, VmSpec};
 use banger_config::{HostFacts, resolve_vm_defaults};
 use banger_host::{DmName, ManagedRoots};
 use banger_image::cow::{CowSupport, choose, provision_root_disk};
 use banger_image::images::{ImageManifest, ImageStore};
-use banger_net::ssh::{SshPaths, ensure_user_key, generate_host_key, pin_host};
-use banger_net::subnet::GuestSubnet;
-use banger_store::{NewVm, VmRecord};
+use banger_store::VmRecord;
 use tokio_util::sync::CancellationToken;
 
-use super::boot::boot;
+use super::allocate::{choose_name, ensure_name_free, record, settle, ssh_identity, valid_name};
+use super::boot::{boot, kernel_boot_files};
 use super::first_use::{ensure_image, ensure_kernel};
-use super::record::{
-    WORK_DISK_FILE, check_cancel, find, held, held_mut, root_disk_record, save_runtime, transition,
-};
+use super::record::{WORK_DISK_FILE, check_cancel, held, held_mut, root_disk_record, save_runtime};
 use super::seed;
-use super::teardown::unwind_create;
+use super::warm::{self, WarmKey};
 use crate::blocking::run;
 use crate::context::RequestCtx;
 use crate::error::DaemonError;
@@ -45,17 +39,26 @@ pub async fn create(
         .clone()
         .unwrap_or_else(|| daemon.config.default_image_name().to_owned());
     let mut op = OpTracker::begin(&daemon.store, ctx, "vm.create", p.name.clone()).await?;
-    let result = create_tracked(
-        daemon,
-        ctx,
-        &mut op,
-        requested,
-        &image_name,
-        spec,
-        p.no_start,
-    )
-    .await;
+    let start = if p.no_start {
+        Start::No
+    } else if p.cold {
+        Start::Cold
+    } else {
+        Start::Warm
+    };
+    let result = create_tracked(daemon, ctx, &mut op, requested, &image_name, spec, start).await;
     op.finish(result).await.map(super::view::vm)
+}
+
+/// How a create ends its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// `--no-start`: disks and record only.
+    No,
+    /// `--cold`: boot, and neither restore nor bake a warm snapshot.
+    Cold,
+    /// Restore the warm snapshot of this VM's key, or boot and bake one.
+    Warm,
 }
 
 async fn create_tracked(
@@ -65,8 +68,9 @@ async fn create_tracked(
     requested: Option<VmName>,
     image_name: &str,
     spec: VmSpec,
-    no_start: bool,
+    start: Start,
 ) -> Result<VmRecord, DaemonError> {
+    let no_start = start == Start::No;
     let manifest = ensure_image(daemon, op, image_name).await?;
     let kernel = manifest
         .kernel_ref
@@ -76,7 +80,15 @@ async fn create_tracked(
     check_cancel(&ctx.cancel)?;
     // Refused before anything is allocated when the configured VMM cannot
     // run (e.g. `vmm = "firecracker"` without Firecracker or KVM).
-    daemon.vmm().await?;
+    let vmm = daemon.vmm().await?;
+    let warm = match start {
+        Start::Warm => {
+            // The key names the initrd's agent: bring it up to date first.
+            kernel_boot_files(daemon, op, &kernel).await?;
+            tokio::task::block_in_place(|| warm::key(daemon, &manifest, &kernel, &spec, &vmm))?
+        }
+        Start::No | Start::Cold => None,
+    };
 
     // Name, id, CID and the record are chosen under one lock, so two
     // concurrent creates never pick the same.
@@ -93,97 +105,70 @@ async fn create_tracked(
     crate::fault::point("create.recorded");
 
     let work = daemon.vms.interruptible(&vm.id, &ctx.cancel);
-    let result = provision(daemon, op, &work.token, vm.clone(), &manifest, no_start).await;
+    let baked = warm.as_ref().and_then(|key| warm::find(daemon, key));
+    let result = match (&warm, baked) {
+        (_, Some((snapshot, dir))) => {
+            op.stage(&format!("restored from warm snapshot {}", snapshot.name))
+                .await?;
+            warm::touch(&dir);
+            super::restore::layer_and_restore(daemon, op, &work.token, vm.clone(), &snapshot, &dir)
+                .await
+        }
+        (Some(key), None) => {
+            op.stage("cold boot").await?;
+            let booted = provision(daemon, op, &work.token, vm.clone(), &manifest, false).await;
+            if let Ok(vm) = &booted {
+                bake(daemon, op, vm, key).await?;
+            }
+            booted
+        }
+        (None, None) => provision(daemon, op, &work.token, vm.clone(), &manifest, no_start).await,
+    };
     settle(daemon, &vm, work.killed(), result).await
 }
 
-/// How a create (or a restore) ends: on success the VM loses its
-/// [`CREATING`] marker; on failure everything made is unwound and the
-/// record says why.
-pub(super) async fn settle(
+/// Snapshots the VM just booted as the warm snapshot of `key`, then prunes
+/// the warm cache to its bound. A bake that fails costs the next create its
+/// head start, not this one its VM: it is a warning.
+async fn bake(
     daemon: &Daemon,
+    op: &mut OpTracker,
     vm: &VmRecord,
-    was_killed: bool,
-    result: Result<VmRecord, DaemonError>,
-) -> Result<VmRecord, DaemonError> {
-    match result {
-        Ok(vm) => {
-            let marker = daemon.paths.vm_dir(&vm.id).join(CREATING);
-            std::fs::remove_file(&marker).map_err(|e| {
-                DaemonError::Internal(format!("cannot remove {}: {e}", marker.display()))
-            })?;
-            Ok(vm)
+    key: &WarmKey,
+) -> Result<(), DaemonError> {
+    let name = key.snapshot_name();
+    op.stage(&format!("baking warm snapshot {name} for the next runs"))
+        .await?;
+    let baked = async {
+        let agent = super::handles::running_agent(daemon, vm)?;
+        let handle = super::handles::read_handles(&daemon.paths.vm_dir(&vm.id))
+            .map(|h| h.handle)
+            .ok_or_else(|| DaemonError::Internal("the new VM has no handles".into()))?;
+        let store = crate::snapshots::store(daemon);
+        let warm_key = Some(key.0.clone());
+        super::snapshot::take(daemon, op, &store, vm, &name, &agent, handle, warm_key).await?;
+        let bound = daemon.config.warm_cache_size().bytes();
+        crate::snapshots::prune_warm(daemon, bound).await
+    }
+    .await;
+    match baked {
+        Ok(pruned) if !pruned.is_empty() => {
+            op.stage(&format!(
+                "warm cache over its bound: removed {}",
+                pruned.join(", ")
+            ))
+            .await
         }
+        Ok(_) => Ok(()),
         Err(e) => {
-            let e = if was_killed { killed() } else { e };
-            let reason = banger_api::error_chain(&e);
-            tracing::warn!(vm = %vm.name, error = %reason, "create failed; unwinding");
-            let current = find(daemon, &vm.id).await.unwrap_or_else(|_| vm.clone());
-            if let Err(u) = unwind_create(daemon, &current).await {
-                tracing::error!(vm = %vm.name, error = %banger_api::error_chain(&u), "unwinding a failed create");
-            }
-            if let Err(t) = transition(daemon, &vm.id, VmAction::Fail, Some(reason)).await {
-                tracing::error!(vm = %vm.name, error = %banger_api::error_chain(&t), "recording the failure");
-            }
-            Err(e)
+            tracing::warn!(vm = %vm.name, error = %banger_api::error_chain(&e), "no warm snapshot baked");
+            op.stage(&format!(
+                "warning: no warm snapshot baked: {}",
+                banger_api::error_chain(&e)
+            ))
+            .await
         }
     }
-}
-
-/// The requested name if still free, else a generated one; called under
-/// `daemon.vms.alloc`, so two creates never pick the same.
-pub(super) async fn choose_name(
-    daemon: &Daemon,
-    requested: Option<VmName>,
-) -> Result<VmName, DaemonError> {
-    match requested {
-        Some(name) => {
-            ensure_name_free(daemon, &name).await?;
-            Ok(name)
-        }
-        None => {
-            daemon
-                .store
-                .call(|s| Ok(generate_name(|n| s.vm_name_taken(n).unwrap_or(true))))
-                .await
-        }
-    }
-}
-
-/// In the VM directory while its create runs: a VM that has it at daemon
-/// start was being created when the previous daemon died, and is unwound
-/// by reconcile like a failed create (a `--no-start` VM that finished has
-/// none).
-pub(super) const CREATING: &str = "creating";
-
-fn mark_creating(vm_dir: &std::path::Path) -> std::io::Result<()> {
-    let marker = std::fs::File::create(vm_dir.join(CREATING))?;
-    marker.sync_all()?;
-    std::fs::File::open(vm_dir)?.sync_all()
-}
-
-/// How a create or start that `vm kill` interrupted ends.
-pub(super) fn killed() -> DaemonError {
-    DaemonError::failed(
-        ErrorCode::OperationFailed,
-        "interrupted by `banger vm kill`; everything it had made was removed",
-    )
-}
-
-pub(super) fn valid_name(name: &str) -> Result<VmName, DaemonError> {
-    VmName::new(name)
-        .map_err(|e| DaemonError::failed(ErrorCode::BadRequest, format!("invalid VM name: {e}")))
-}
-
-pub(super) async fn ensure_name_free(daemon: &Daemon, name: &VmName) -> Result<(), DaemonError> {
-    let n = name.clone();
-    if daemon.store.call(move |s| s.vm_name_taken(&n)).await? {
-        return Err(banger_store::StoreError::VmNameTaken {
-            name: name.to_string(),
-        }
-        .into());
-    }
-    Ok(())
 }
 
 fn resolve_spec(daemon: &Daemon, p: &VmCreateParams) -> Result<VmSpec, DaemonError> {
@@ -205,40 +190,6 @@ fn resolve_spec(daemon: &Daemon, p: &VmCreateParams) -> Result<VmSpec, DaemonErr
         return bad(format!("--disk-size must be at least {MIN_DISK_MIB}M"));
     }
     Ok(spec)
-}
-
-/// The VM directory, vsock CID, the record (`created`) and the IP lease.
-pub(super) async fn record(
-    daemon: &Daemon,
-    id: &str,
-    name: &VmName,
-    image: &str,
-    kernel: &str,
-    spec: VmSpec,
-) -> Result<VmRecord, DaemonError> {
-    let vm_dir = daemon.paths.vm_dir(id);
-    std::fs::create_dir_all(&daemon.paths.vms_dir)
-        .and_then(|()| std::fs::DirBuilder::new().mode(0o700).create(&vm_dir))
-        .and_then(|()| mark_creating(&vm_dir))
-        .map_err(|e| DaemonError::Internal(format!("cannot create {}: {e}", vm_dir.display())))?;
-    let subnet = GuestSubnet::new(daemon.config.bridge_ip(), daemon.config.cidr_prefix())
-        .map_err(|e| DaemonError::failed(ErrorCode::OperationFailed, e.to_string()))?;
-    let new = NewVm {
-        id: id.to_owned(),
-        name: name.clone(),
-        image: image.to_owned(),
-        spec,
-        kernel: kernel.to_owned(),
-    };
-    // One transaction: the record, its vsock CID and its address lease.
-    let inserted = daemon
-        .store
-        .call(move |s| s.create_vm(new, subnet.guest_addresses()))
-        .await;
-    if inserted.is_err() {
-        let _ = std::fs::remove_dir(&vm_dir);
-    }
-    inserted
 }
 
 /// Disks, keys and the boot. Each step records what it made before the next.
@@ -327,39 +278,4 @@ async fn provision(
     check_cancel(cancel)?;
     crate::fault::point("create.host-key");
     boot(daemon, op, cancel, vm, Some(identity)).await
-}
-
-/// The VM's ssh identity for its first boot: banger's user key (made once)
-/// authorised, and a fresh host key pinned in banger's known_hosts under the
-/// VM's name and address before anything connects. The agent installs it
-/// in the guest ([`super::boot`]).
-pub(super) async fn ssh_identity(
-    daemon: &Daemon,
-    op: &mut OpTracker,
-    vm: &VmRecord,
-) -> Result<IdentityRequest, DaemonError> {
-    let stage = "ssh keys: host key pinned before the first connection";
-    op.stage(stage).await?;
-    let ssh = SshPaths::new(&daemon.paths);
-    let ssh = match daemon.config.ssh_key_path() {
-        Some(key) => ssh.with_user_key(key),
-        None => ssh,
-    };
-    let (name, ip, dir) = (vm.name.clone(), vm.ip(), daemon.paths.vm_dir(&vm.id));
-    run(move || {
-        let user = ensure_user_key(&ssh)?;
-        let host_key = generate_host_key(&dir)?;
-        pin_host(&ssh, &name, ip, &host_key.public)?;
-        Ok::<_, DaemonError>(IdentityRequest {
-            hostname: Some(name.to_string()),
-            authorized_keys: Some(format!("{user}\n")),
-            host_key: Some(AgentHostKey {
-                private: host_key.private,
-                public: host_key.public,
-            }),
-            ..IdentityRequest::default()
-        })
-    })
-    .await?
-    .map_err(|e| e.in_stage(stage))
 }

@@ -275,6 +275,7 @@ impl Vmms for FakeVmms {
             driver: self.0.clone(),
             label: "fake VMM".into(),
             jailed: false,
+            binary: PathBuf::from("/bin/true"),
         })
     }
 
@@ -302,11 +303,16 @@ fn fake_vmlinux() -> Vec<u8> {
 }
 
 fn world() -> World {
+    world_with("warm_cache = false\n")
+}
+
+/// A world whose config has `extra` keys besides the fixed ones.
+fn world_with(extra: &str) -> World {
     let home = tempfile::tempdir().unwrap();
     let paths = Paths::development(home.path());
     paths.ensure_private_dirs().unwrap();
     let config = Config::parse(
-        "tap_pool_size = 0\ndns_listen = \"127.0.0.1:0\"\n",
+        &format!("tap_pool_size = 0\ndns_listen = \"127.0.0.1:0\"\n{extra}"),
         Path::new("config.toml"),
     )
     .unwrap();
@@ -501,6 +507,7 @@ async fn run_step(w: &World, step: &Step) -> Result<(), DaemonError> {
                 disk_size: Some("128M".parse().unwrap()),
                 nat: *nat,
                 no_start: false,
+                cold: false,
             };
             crate::vm::create(&w.daemon, &ctx(), p).await.map(|_| ())
         }
@@ -825,7 +832,7 @@ async fn only_an_interrupted_creates_directory_is_swept() {
     for dir in [&marked, &empty, &unknown] {
         std::fs::create_dir_all(dir).unwrap();
     }
-    std::fs::write(marked.join(crate::vm::create::CREATING), b"").unwrap();
+    std::fs::write(marked.join(crate::vm::allocate::CREATING), b"").unwrap();
     std::fs::write(marked.join("work.ext4"), b"half made").unwrap();
     std::fs::write(unknown.join("work.ext4"), b"someone's work").unwrap();
     crate::vm::reconcile(&w.daemon).await;
@@ -926,4 +933,49 @@ async fn a_snapshot_restores_into_a_new_vm_and_outlives_it() {
     .await
     .unwrap();
     assert!(crate::snapshots::list(&w.daemon).await.unwrap().is_empty());
+}
+
+/// With the warm cache on, the first create of a kind boots and bakes; the
+/// next restores the warm snapshot; `cold` boots again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_create_of_a_kind_restores_the_warm_snapshot() {
+    if banger_sys::find_program("qemu-img").is_none() {
+        eprintln!("skipped: qemu-img is not installed");
+        return;
+    }
+    let w = world_with("");
+    let create = |name: &str, cold: bool| {
+        let p = VmCreateParams {
+            name: Some(name.into()),
+            image: Some("fake-image".into()),
+            vcpu: Some(1),
+            memory_mib: Some(256),
+            disk_size: Some("128M".parse().unwrap()),
+            nat: false,
+            no_start: false,
+            cold,
+        };
+        let (daemon, ctx) = (&w.daemon, ctx());
+        async move { crate::vm::create(daemon, &ctx, p).await }
+    };
+    create("first", false).await.unwrap();
+    let warm = crate::snapshots::list(&w.daemon).await.unwrap();
+    assert_eq!(warm.len(), 1, "{warm:?}");
+    assert!(
+        warm[0].warm && warm[0].name.starts_with("warm-"),
+        "{warm:?}"
+    );
+
+    create("second", false).await.unwrap();
+    let second = crate::vm::record::find(&w.daemon, "second").await.unwrap();
+    let from = crate::vm::record::held(&second)
+        .unwrap()
+        .restored_from
+        .clone();
+    assert_eq!(from.as_deref(), Some(warm[0].name.as_str()));
+
+    create("third", true).await.unwrap();
+    let third = crate::vm::record::find(&w.daemon, "third").await.unwrap();
+    assert_eq!(crate::vm::record::held(&third).unwrap().restored_from, None);
+    assert_eq!(crate::snapshots::list(&w.daemon).await.unwrap().len(), 1);
 }

@@ -9,6 +9,7 @@
 //! the transient `handles.json` in the VM directory says which processes
 //! run it. Operations on one VM are serialised by a per-VM lock.
 
+mod allocate;
 mod boot;
 mod create;
 mod evidence;
@@ -32,6 +33,7 @@ mod snapshot;
 mod sweep;
 mod teardown;
 mod view;
+mod warm;
 mod workspace;
 
 pub use create::create;

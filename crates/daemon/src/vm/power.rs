@@ -83,7 +83,7 @@ async fn boot_or_fail(
     let work = daemon.vms.interruptible(&vm.id, &ctx.cancel);
     let booted = async {
         let identity = if super::boot::needs_identity(&daemon.paths.vm_dir(&vm.id)) {
-            Some(super::create::ssh_identity(daemon, op, &vm).await?)
+            Some(super::allocate::ssh_identity(daemon, op, &vm).await?)
         } else {
             None
         };
@@ -93,7 +93,7 @@ async fn boot_or_fail(
         Ok(vm) => Ok(vm),
         Err(e) => {
             let e = if work.killed() {
-                super::create::killed()
+                super::allocate::killed()
             } else {
                 e
             };

@@ -24,7 +24,7 @@ pub async fn reconcile(daemon: &Daemon) {
     };
     for vm in &vms {
         let span = tracing::info_span!("reconcile", vm = %vm.name, id = %vm.id);
-        let creating = daemon.paths.vm_dir(&vm.id).join(super::create::CREATING);
+        let creating = daemon.paths.vm_dir(&vm.id).join(super::allocate::CREATING);
         if creating.exists() {
             unwind_interrupted_create(daemon, vm).instrument(span).await;
         } else if vm.state.may_have_vmm() {

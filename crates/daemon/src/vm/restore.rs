@@ -15,8 +15,8 @@ use banger_api::protocol::{ErrorCode, Vm, VmRestoreParams};
 use banger_store::VmRecord;
 use tokio_util::sync::CancellationToken;
 
+use super::allocate::{choose_name, ensure_name_free, record, settle, ssh_identity, valid_name};
 use super::boot::boot_from;
-use super::create::{choose_name, ensure_name_free, record, settle, ssh_identity, valid_name};
 use super::record::{WORK_DISK_FILE, guest_mac, held, held_mut, root_disk_record, save_runtime};
 use crate::blocking::run;
 use crate::context::RequestCtx;
@@ -93,7 +93,7 @@ async fn restore_tracked(
     settle(daemon, &vm, work.killed(), result).await
 }
 
-async fn layer_and_restore(
+pub(super) async fn layer_and_restore(
     daemon: &Daemon,
     op: &mut OpTracker,
     cancel: &CancellationToken,

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use banger_api::model::{VmName, generate_name};
+use banger_api::model::generate_name;
 use banger_api::protocol::{ErrorCode, SnapshotInfo, VmSnapshotParams};
 use banger_store::{RootDiskStrategy, VmRecord};
 use banger_vmm::{DiskFormat, VmHandle, VmmBackend};
@@ -45,18 +45,32 @@ pub async fn snapshot(
         })?;
     let mut op =
         OpTracker::begin(&daemon.store, ctx, "vm.snapshot", Some(vm.name.to_string())).await?;
-    let result = take(daemon, &mut op, &store, &vm, &name, &agent, handle).await;
+    let result = take(
+        daemon,
+        &mut op,
+        &store,
+        &vm,
+        name.as_str(),
+        &agent,
+        handle,
+        None,
+    )
+    .await;
     op.finish(result).await
 }
 
-async fn take(
+/// Takes snapshot `name` of the running `vm` (whose lock the caller holds);
+/// `warm_key` marks one the warm cache baked.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn take(
     daemon: &Daemon,
     op: &mut OpTracker,
     store: &SnapshotStore,
     vm: &VmRecord,
-    name: &VmName,
+    name: &str,
     agent: &Path,
     handle: VmHandle,
+    warm_key: Option<String>,
 ) -> Result<SnapshotInfo, DaemonError> {
     let runtime = held(vm)?;
     let root = runtime.root_disk.clone().ok_or_else(|| {
@@ -89,6 +103,7 @@ async fn take(
         spec: vm.spec.clone(),
         root_format,
         created_at: banger_store::now_rfc3339(),
+        warm_key,
     };
     let work = daemon.paths.vm_dir(&vm.id).join(WORK_DISK_FILE);
     let frozen = freeze_and_copy(

@@ -79,7 +79,7 @@ fn orphan_dirs(vms_dir: &std::path::Path, ids: &HashSet<String>) {
             continue;
         }
         let path = entry.path();
-        let interrupted_create = path.join(super::create::CREATING).is_file()
+        let interrupted_create = path.join(super::allocate::CREATING).is_file()
             || std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none());
         if !interrupted_create {
             tracing::warn!(dir = %path.display(), "a VM directory no VM record names, left alone: remove it by hand if nothing in it is needed");
