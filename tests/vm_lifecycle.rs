@@ -63,6 +63,10 @@ fn end_to_end_suite() {
         || snapshot::restore_twice(&env),
     );
     suite.scenario(
+        "vm fork -n 3 of a VM with a workspace: each child runs git status in it",
+        || snapshot::fork_with_workspace(&env),
+    );
+    suite.scenario(
         "warm cache: the first vm run bakes, the next restores, --cold boots, a new VMM re-bakes",
         || warm::warm_runs(&env),
     );

@@ -133,3 +133,65 @@ pub fn restore_twice(env: &VmEnv) {
     let listed = env.banger(&["snapshot", "list", "--json"]);
     assert_eq!(stdout(&listed).trim(), "[]");
 }
+
+/// `vm fork -n 3` of a VM with a workspace: three running children, each
+/// with its own address and name, each running `git status` in the
+/// workspace it inherited; the fork's snapshot goes with the last child.
+pub fn fork_with_workspace(env: &VmEnv) {
+    const SOURCE: &str = "fork-src";
+    let repo = crate::workspace::host_repo();
+    let path = repo.path.to_str().unwrap();
+    let out = env.banger(&[
+        "vm",
+        "run",
+        "-d",
+        "--name",
+        SOURCE,
+        "--image",
+        MINIMAL_IMAGE,
+        "--memory",
+        "512",
+        path,
+    ]);
+    assert_success(&out);
+    let started = Instant::now();
+    let out = env.banger(&["vm", "fork", SOURCE, "-n", "3"]);
+    report(&format!(
+        "  vm fork -n 3: {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    assert_success(&out);
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 3, "one line per child: {lines:?}");
+    let mut ips = vec![
+        env.show(SOURCE)["runtime"]["ip"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    ];
+    for i in 1..=3 {
+        let child = format!("{SOURCE}-{i}");
+        assert!(lines[i - 1].starts_with(&child), "{lines:?}");
+        let vm = env.show(&child);
+        assert_eq!(vm["state"], "running", "{vm}");
+        let ip = vm["runtime"]["ip"].as_str().unwrap().to_owned();
+        assert!(!ips.contains(&ip), "{child} shares the address {ip}");
+        assert_eq!(env.dig(&format!("{child}.vm")), ip);
+        ips.push(ip);
+        let status = env.banger(&["vm", "exec", &child, "--", "git", "status", "--short"]);
+        assert_success(&status);
+        assert!(
+            stdout(&status).contains("M a.txt"),
+            "{child}: {}",
+            stdout(&status)
+        );
+    }
+    // The parent runs on.
+    assert_success(&env.exec(SOURCE, "true"));
+    for i in 1..=3 {
+        assert_success(&env.banger(&["vm", "delete", &format!("{SOURCE}-{i}")]));
+    }
+    assert_success(&env.banger(&["vm", "delete", SOURCE]));
+    let listed = env.banger(&["snapshot", "list", "--json"]);
+    assert_eq!(stdout(&listed).trim(), "[]", "the fork's snapshot is left");
+}

@@ -11,13 +11,13 @@ use crate::common::{assert_success, git, stderr, stdout};
 
 /// A host repository: committed files, one uncommitted edit, one untracked
 /// file, one ignored file.
-struct HostRepo {
+pub(crate) struct HostRepo {
     _dir: tempfile::TempDir,
-    path: PathBuf,
+    pub(crate) path: PathBuf,
     head: String,
 }
 
-fn host_repo() -> HostRepo {
+pub(crate) fn host_repo() -> HostRepo {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shop");
     std::fs::create_dir(&path).unwrap();

@@ -25,7 +25,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use snapshot::{SnapshotInfo, VmRestoreParams, VmSnapshotParams};
+pub use snapshot::{MAX_FORK, SnapshotInfo, VmForkParams, VmRestoreParams, VmSnapshotParams};
 pub use types::{
     ImageBuilt, ImageInfo, KernelInfo, Operation, OperationState, Pong, Vm, VmExecResult,
     VmRootDisk, VmRuntime, VmSpec, Workspace,
@@ -222,6 +222,8 @@ pub enum Request {
     VmSnapshot(VmSnapshotParams),
     #[serde(rename = "vm.restore")]
     VmRestore(VmRestoreParams),
+    #[serde(rename = "vm.fork")]
+    VmFork(VmForkParams),
     #[serde(rename = "snapshot.list")]
     SnapshotList(NoParams),
     #[serde(rename = "snapshot.show")]
@@ -283,6 +285,7 @@ impl Request {
         "vm.ports",
         "vm.snapshot",
         "vm.restore",
+        "vm.fork",
         "snapshot.list",
         "snapshot.show",
         "snapshot.delete",
@@ -324,6 +327,7 @@ impl Request {
             Request::VmPorts(_) => "vm.ports",
             Request::VmSnapshot(_) => "vm.snapshot",
             Request::VmRestore(_) => "vm.restore",
+            Request::VmFork(_) => "vm.fork",
             Request::SnapshotList(_) => "snapshot.list",
             Request::SnapshotShow(_) => "snapshot.show",
             Request::SnapshotDelete(_) => "snapshot.delete",
@@ -568,6 +572,11 @@ mod tests {
             Request::VmRestore(VmRestoreParams {
                 snapshot: "base".into(),
                 name: None,
+            }),
+            Request::VmFork(VmForkParams {
+                vm: "dev".into(),
+                count: 3,
+                name_prefix: Some("try".into()),
             }),
             Request::SnapshotList(NoParams {}),
             Request::SnapshotShow(NameParams {

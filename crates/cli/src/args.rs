@@ -413,6 +413,24 @@ pub enum VmCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Make N running copies of a running VM, each with its own identity; the VM runs on.
+    #[command(
+        after_help = "Example: banger vm fork dev -n 3   (children dev-1, dev-2, dev-3)\n\
+                      Each child has the VM's memory, disks and workspace as they are now, its own \
+                      name, address, MAC, machine-id and host key, and answers as NAME.vm."
+    )]
+    Fork {
+        #[arg(add = candidates::vms())]
+        vm: String,
+        /// How many children.
+        #[arg(short = 'n', long = "count", value_name = "N")]
+        count: u32,
+        /// Children are PREFIX-1 … PREFIX-N (default: the VM's name).
+        #[arg(long, value_name = "PREFIX")]
+        name_prefix: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Start a new VM from a snapshot, with a fresh identity.
     #[command(after_help = "Example: banger vm restore base --name dev2")]
     Restore {

@@ -172,6 +172,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             json,
         }) => snapshot::restore(from, name, json),
         Command::Snapshot(cmd) => snapshot::command(cmd),
+        Command::Vm(VmCommand::Fork {
+            vm,
+            count,
+            name_prefix,
+            json,
+        }) => snapshot::fork(vm, count, name_prefix, json),
         Command::Vm(VmCommand::Exec {
             vm,
             guest_path,

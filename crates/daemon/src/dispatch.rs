@@ -33,6 +33,7 @@ pub async fn dispatch(
         Request::VmPorts(p) => to_value(vm::ports(daemon, p).await?),
         Request::VmSnapshot(p) => to_value(vm::snapshot(daemon, ctx, p).await?),
         Request::VmRestore(p) => to_value(vm::restore(daemon, ctx, p).await?),
+        Request::VmFork(p) => to_value(vm::fork(daemon, ctx, p).await?),
         Request::SnapshotList(_) => to_value(snapshots::list(daemon).await?),
         Request::SnapshotShow(p) => to_value(snapshots::show(daemon, p).await?),
         Request::SnapshotDelete(p) => to_value(snapshots::delete(daemon, p).await?),

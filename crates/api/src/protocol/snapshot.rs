@@ -50,3 +50,18 @@ pub struct SnapshotInfo {
     #[serde(default)]
     pub used_by: Vec<String>,
 }
+
+/// `vm.fork`: `count` running copies of a running VM, its memory and disks
+/// as they are at this moment, each with a fresh identity; the VM runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmForkParams {
+    pub vm: String,
+    pub count: u32,
+    /// Children are `PREFIX-1` … `PREFIX-N`; the VM's name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_prefix: Option<String>,
+}
+
+/// The most children one `vm fork` makes.
+pub const MAX_FORK: u32 = 64;

@@ -1,7 +1,8 @@
 //! `vm snapshot`, `vm restore` and `snapshot list|show|delete`.
 
 use banger_api::protocol::{
-    NameParams, NoParams, Request, SnapshotInfo, Vm, VmRestoreParams, VmSnapshotParams,
+    NameParams, NoParams, Request, SnapshotInfo, Vm, VmForkParams, VmRestoreParams,
+    VmSnapshotParams,
 };
 
 use super::{client, print, print_json, show};
@@ -39,6 +40,36 @@ pub fn restore(snapshot: String, name: Option<String>, json: JsonFlag) -> Result
         started.elapsed().as_secs_f64()
     );
     print(&render::vm_detail(&vm))
+}
+
+pub fn fork(
+    vm: String,
+    count: u32,
+    name_prefix: Option<String>,
+    json: JsonFlag,
+) -> Result<(), CliError> {
+    let started = std::time::Instant::now();
+    let children: Vec<Vm> = client()?.call(Request::VmFork(VmForkParams {
+        vm: vm.clone(),
+        count,
+        name_prefix,
+    }))?;
+    if json.json {
+        return print_json(&children);
+    }
+    eprintln!(
+        "forked {vm} into {} in {:.1} s",
+        children.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let lines: String = children
+        .iter()
+        .map(|c| {
+            let ip = c.runtime.ip.map(|ip| ip.to_string()).unwrap_or_default();
+            format!("{}\t{ip}\t{}.vm\n", c.name, c.name)
+        })
+        .collect();
+    print(&lines)
 }
 
 pub fn command(cmd: SnapshotCommand) -> Result<(), CliError> {

@@ -116,6 +116,20 @@ pub async fn prune_warm(daemon: &Daemon, bound: u64) -> Result<Vec<String>, Daem
     .await?
 }
 
+/// After a VM restored from `name` is deleted: a `vm fork` snapshot that no
+/// VM uses any more goes too (nothing else could use it).
+pub async fn release(daemon: &Daemon, name: &str) -> Result<(), DaemonError> {
+    let store = store(daemon);
+    let Ok((manifest, _)) = store.show(name) else {
+        return Ok(());
+    };
+    if manifest.fork_of.is_none() || !used_by(&users(daemon).await?, name).is_empty() {
+        return Ok(());
+    }
+    let name = name.to_owned();
+    run(move || store.remove(&name)).await?
+}
+
 pub async fn list(daemon: &Daemon) -> Result<Vec<SnapshotInfo>, DaemonError> {
     let store = store(daemon);
     let all = run(move || store.list()).await??;

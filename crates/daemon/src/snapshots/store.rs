@@ -47,6 +47,9 @@ pub struct SnapshotManifest {
     /// A warm snapshot's key (`vm::warm`); `None` for one a user took.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_key: Option<String>,
+    /// The VM a `vm fork` took it of: it goes with its last child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_of: Option<String>,
 }
 
 impl SnapshotManifest {
@@ -275,6 +278,7 @@ mod tests {
             root_format: DiskFormat::Qcow2,
             created_at: "2026-12-03T00:00:00Z".into(),
             warm_key: None,
+            fork_of: None,
         }
     }
 

@@ -145,8 +145,8 @@ async fn bake(
             .map(|h| h.handle)
             .ok_or_else(|| DaemonError::Internal("the new VM has no handles".into()))?;
         let store = crate::snapshots::store(daemon);
-        let warm_key = Some(key.0.clone());
-        super::snapshot::take(daemon, op, &store, vm, &name, &agent, handle, warm_key).await?;
+        let kind = super::snapshot::Kind::Warm(key.0.clone());
+        super::snapshot::take(daemon, op, &store, vm, &name, &agent, handle, kind).await?;
         let bound = daemon.config.warm_cache_size().bytes();
         crate::snapshots::prune_warm(daemon, bound).await
     }

@@ -15,6 +15,7 @@ mod create;
 mod evidence;
 mod exec;
 mod first_use;
+mod fork;
 mod handles;
 #[cfg(test)]
 mod lifecycle_tests;
@@ -38,6 +39,7 @@ mod workspace;
 
 pub use create::create;
 pub use exec::exec;
+pub use fork::fork;
 pub use list::{list, show};
 pub use manage::{prune, set};
 pub use observe::{logs, stats};

@@ -192,5 +192,8 @@ pub(super) async fn remove_halted(daemon: &Daemon, vm: &VmRecord) -> Result<(), 
     crate::fault::point("delete.disposed");
     transition(daemon, &vm.id, VmAction::Delete, None).await?;
     daemon.vms.forget_lock(&vm.id);
+    if let Some(from) = vm.runtime.as_ref().and_then(|r| r.restored_from.as_deref()) {
+        crate::snapshots::release(daemon, from).await?;
+    }
     Ok(())
 }

@@ -15,7 +15,8 @@ use crate::guest::Guest;
 /// sshd comes up ~1 s after the agent on the minimal image and a few seconds
 /// later under systemd; a loaded TCG host can take many times that.
 pub(super) const SSH_DEADLINE: Duration = Duration::from_secs(90);
-const RETRY: Duration = Duration::from_millis(250);
+/// Short: a restored guest's sshd answers within a fraction of a second.
+const RETRY: Duration = Duration::from_millis(50);
 
 /// The guest's sshd.
 pub(super) fn ssh_addr(ip: Ipv4Addr) -> SocketAddr {

@@ -59,7 +59,7 @@ pub async fn restore(
     op.finish(result).await.map(super::view::vm)
 }
 
-async fn restore_tracked(
+pub(super) async fn restore_tracked(
     daemon: &Daemon,
     ctx: &RequestCtx,
     op: &mut OpTracker,

@@ -53,14 +53,23 @@ pub async fn snapshot(
         name.as_str(),
         &agent,
         handle,
-        None,
+        Kind::User,
     )
     .await;
     op.finish(result).await
 }
 
-/// Takes snapshot `name` of the running `vm` (whose lock the caller holds);
-/// `warm_key` marks one the warm cache baked.
+/// Who a snapshot is for.
+pub(super) enum Kind {
+    /// `vm snapshot`.
+    User,
+    /// The warm cache, with its key.
+    Warm(String),
+    /// `vm fork`: removed with the last of its children.
+    Fork,
+}
+
+/// Takes snapshot `name` of the running `vm` (whose lock the caller holds).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn take(
     daemon: &Daemon,
@@ -70,7 +79,7 @@ pub(super) async fn take(
     name: &str,
     agent: &Path,
     handle: VmHandle,
-    warm_key: Option<String>,
+    kind: Kind,
 ) -> Result<SnapshotInfo, DaemonError> {
     let runtime = held(vm)?;
     let root = runtime.root_disk.clone().ok_or_else(|| {
@@ -103,7 +112,11 @@ pub(super) async fn take(
         spec: vm.spec.clone(),
         root_format,
         created_at: banger_store::now_rfc3339(),
-        warm_key,
+        warm_key: match &kind {
+            Kind::Warm(key) => Some(key.clone()),
+            Kind::User | Kind::Fork => None,
+        },
+        fork_of: matches!(kind, Kind::Fork).then(|| vm.name.to_string()),
     };
     let work = daemon.paths.vm_dir(&vm.id).join(WORK_DISK_FILE);
     let frozen = freeze_and_copy(
