@@ -425,7 +425,7 @@ pub enum VmCommand {
         /// How many children.
         #[arg(short = 'n', long = "count", value_name = "N")]
         count: u32,
-        /// Children are PREFIX-1 … PREFIX-N (default: the VM's name).
+        /// Children are PREFIX-1 to PREFIX-N (default: the VM's name).
         #[arg(long, value_name = "PREFIX")]
         name_prefix: Option<String>,
         #[command(flatten)]

@@ -196,8 +196,8 @@ fn arguments_that_name_a_vm_image_or_kernel_complete_live_names() {
         .filter(|(_, a)| matches!(a.get_id().as_str(), "vm" | "vms"))
         .collect();
     // show, start, stop, restart, kill, delete, set, logs, stats, ports,
-    // ssh, exec, workspace prepare, workspace export.
-    assert_eq!(vm_args.len(), 14);
+    // snapshot, fork, ssh, exec, workspace prepare, workspace export.
+    assert_eq!(vm_args.len(), 16);
     for (path, arg) in vm_args {
         assert!(has(arg), "{path} {}", arg.get_id());
     }

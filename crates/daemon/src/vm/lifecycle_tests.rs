@@ -286,10 +286,10 @@ impl Vmms for FakeVmms {
 
 /// A daemon over a private home, the recording host and the fake machine,
 /// with one registered image and one imported kernel.
-struct World {
+pub(super) struct World {
     _home: tempfile::TempDir,
     _lock: StateLock,
-    daemon: Daemon,
+    pub(super) daemon: Daemon,
     host: Arc<RecordingHost>,
     machine: Arc<FakeMachine>,
 }
@@ -302,12 +302,12 @@ fn fake_vmlinux() -> Vec<u8> {
     elf
 }
 
-fn world() -> World {
+pub(super) fn world() -> World {
     world_with("warm_cache = false\n")
 }
 
 /// A world whose config has `extra` keys besides the fixed ones.
-fn world_with(extra: &str) -> World {
+pub(super) fn world_with(extra: &str) -> World {
     let home = tempfile::tempdir().unwrap();
     let paths = Paths::development(home.path());
     paths.ensure_private_dirs().unwrap();
@@ -358,7 +358,7 @@ fn world_with(extra: &str) -> World {
     }
 }
 
-fn ctx() -> RequestCtx {
+pub(super) fn ctx() -> RequestCtx {
     RequestCtx {
         op_id: format!("op-{}", fastrand::u32(..)),
         progress: tokio::sync::mpsc::unbounded_channel().0,
@@ -369,8 +369,8 @@ fn ctx() -> RequestCtx {
 
 /// Everything a VM can hold, as seen from outside the lifecycle code.
 #[derive(Debug, PartialEq)]
-struct Seen {
-    state: Option<VmState>,
+pub(super) struct Seen {
+    pub(super) state: Option<VmState>,
     /// Taps on the simulated host attached to the bridge.
     taps: usize,
     nat: Vec<Ipv4Addr>,
@@ -396,7 +396,7 @@ const NOTHING: Seen = Seen {
     pinned: false,
 };
 
-async fn seen(w: &World, name: &str) -> Seen {
+pub(super) async fn seen(w: &World, name: &str) -> Seen {
     let vm = crate::vm::record::find(&w.daemon, name).await.ok();
     let host = w.host.state();
     let known_hosts =
@@ -428,7 +428,7 @@ async fn seen(w: &World, name: &str) -> Seen {
     }
 }
 
-enum Step {
+pub(super) enum Step {
     Create {
         nat: bool,
         fail: Option<OpKind>,
@@ -492,7 +492,7 @@ fn ip() -> Ipv4Addr {
     Ipv4Addr::new(172, 16, 0, 2)
 }
 
-async fn run_step(w: &World, step: &Step) -> Result<(), DaemonError> {
+pub(super) async fn run_step(w: &World, step: &Step) -> Result<(), DaemonError> {
     let vm = || VmRef { vm: "dev".into() };
     match step {
         Step::Create { nat, fail } => {
@@ -846,136 +846,4 @@ async fn only_an_interrupted_creates_directory_is_swept() {
         b"someone's work",
         "a directory that is not an interrupted create's stays"
     );
-}
-
-/// A snapshot of a running VM restores into a new running VM with its own
-/// address; the snapshot cannot be deleted while that VM exists.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_snapshot_restores_into_a_new_vm_and_outlives_it() {
-    use banger_api::protocol::{NameParams, VmRestoreParams, VmSnapshotParams};
-    if banger_sys::find_program("qemu-img").is_none() {
-        eprintln!("skipped: qemu-img is not installed");
-        return;
-    }
-    let w = world();
-    run_step(
-        &w,
-        &Step::Create {
-            nat: false,
-            fail: None,
-        },
-    )
-    .await
-    .unwrap();
-    let snapshot_dev = || async {
-        let params = VmSnapshotParams {
-            vm: "dev".into(),
-            name: Some("base".into()),
-        };
-        crate::vm::snapshot(&w.daemon, &ctx(), params).await
-    };
-    let taken = snapshot_dev().await.unwrap();
-    assert_eq!(
-        (taken.name.as_str(), taken.source_vm.as_str()),
-        ("base", "dev")
-    );
-    assert_eq!(seen(&w, "dev").await.state, Some(VmState::Running));
-    // A second snapshot under the same name is refused before any work.
-    let again = snapshot_dev().await.unwrap_err();
-    assert!(again.to_string().contains("exists"), "{again}");
-
-    let copy = crate::vm::restore(
-        &w.daemon,
-        &ctx(),
-        VmRestoreParams {
-            snapshot: "base".into(),
-            name: Some("copy".into()),
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(copy.state, VmState::Running);
-    let parent = crate::vm::record::find(&w.daemon, "dev").await.unwrap();
-    let restored = crate::vm::record::find(&w.daemon, "copy").await.unwrap();
-    assert_ne!(
-        crate::vm::record::held(&parent).unwrap().ip,
-        crate::vm::record::held(&restored).unwrap().ip
-    );
-    assert_eq!(
-        crate::vm::record::held(&restored)
-            .unwrap()
-            .restored_from
-            .as_deref(),
-        Some("base")
-    );
-
-    let refused = crate::snapshots::delete(
-        &w.daemon,
-        NameParams {
-            name: "base".into(),
-        },
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        refused.to_string().contains("delete them first"),
-        "{refused}"
-    );
-    crate::vm::delete(&w.daemon, &ctx(), VmRef { vm: "copy".into() })
-        .await
-        .unwrap();
-    crate::snapshots::delete(
-        &w.daemon,
-        NameParams {
-            name: "base".into(),
-        },
-    )
-    .await
-    .unwrap();
-    assert!(crate::snapshots::list(&w.daemon).await.unwrap().is_empty());
-}
-
-/// With the warm cache on, the first create of a kind boots and bakes; the
-/// next restores the warm snapshot; `cold` boots again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_create_of_a_kind_restores_the_warm_snapshot() {
-    if banger_sys::find_program("qemu-img").is_none() {
-        eprintln!("skipped: qemu-img is not installed");
-        return;
-    }
-    let w = world_with("");
-    let create = |name: &str, cold: bool| {
-        let p = VmCreateParams {
-            name: Some(name.into()),
-            image: Some("fake-image".into()),
-            vcpu: Some(1),
-            memory_mib: Some(256),
-            disk_size: Some("128M".parse().unwrap()),
-            nat: false,
-            no_start: false,
-            cold,
-        };
-        let (daemon, ctx) = (&w.daemon, ctx());
-        async move { crate::vm::create(daemon, &ctx, p).await }
-    };
-    create("first", false).await.unwrap();
-    let warm = crate::snapshots::list(&w.daemon).await.unwrap();
-    assert_eq!(warm.len(), 1, "{warm:?}");
-    assert!(
-        warm[0].warm && warm[0].name.starts_with("warm-"),
-        "{warm:?}"
-    );
-
-    create("second", false).await.unwrap();
-    let second = crate::vm::record::find(&w.daemon, "second").await.unwrap();
-    let from = crate::vm::record::held(&second)
-        .unwrap()
-        .restored_from
-        .clone();
-    assert_eq!(from.as_deref(), Some(warm[0].name.as_str()));
-
-    create("third", true).await.unwrap();
-    let third = crate::vm::record::find(&w.daemon, "third").await.unwrap();
-    assert_eq!(crate::vm::record::held(&third).unwrap().restored_from, None);
-    assert_eq!(crate::snapshots::list(&w.daemon).await.unwrap().len(), 1);
 }

@@ -31,6 +31,8 @@ mod record;
 mod restore;
 mod seed;
 mod snapshot;
+#[cfg(test)]
+mod snapshot_tests;
 mod sweep;
 mod teardown;
 mod view;
