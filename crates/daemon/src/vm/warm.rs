@@ -51,7 +51,9 @@ struct KeyParts<'a> {
 }
 
 /// The key for a create, or `None` when the warm cache does not apply: off
-/// in config, or a VMM whose driver cannot snapshot (Firecracker, for now).
+/// in config, or Firecracker, whose snapshots only the API description
+/// checks so far (the stand-in serves none), so a create never depends on
+/// them.
 pub fn key(
     daemon: &Daemon,
     image: &ImageManifest,

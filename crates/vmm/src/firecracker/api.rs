@@ -91,6 +91,67 @@ pub struct InstanceAction {
     pub action_type: ActionType,
 }
 
+/// `PATCH /vm`: pause or resume the guest's vCPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VmState {
+    pub state: RunState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RunState {
+    Paused,
+    Resumed,
+}
+
+/// `PUT /snapshot/create`: the paused VM's state and memory to two files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotCreate {
+    /// Always `Full`: a snapshot must stand alone.
+    pub snapshot_type: &'static str,
+    pub snapshot_path: String,
+    pub mem_file_path: String,
+}
+
+/// `PUT /snapshot/load`, into a Firecracker that was started without any
+/// configuration. The memory file is mapped privately: several VMs load
+/// one snapshot and none writes to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotLoad {
+    pub snapshot_path: String,
+    pub mem_backend: MemoryBackend,
+    /// Always false: the drives are pointed at the copy's own disks first.
+    pub resume_vm: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network_overrides: Vec<NetworkOverride>,
+    pub vsock_override: VsockOverride,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemoryBackend {
+    /// Always `File`.
+    pub backend_type: &'static str,
+    pub backend_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkOverride {
+    pub iface_id: String,
+    pub host_dev_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VsockOverride {
+    pub uds_path: String,
+}
+
+/// `PATCH /drives/{drive_id}`: a drive's backing file, changed on a
+/// loaded (still paused) snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartialDrive {
+    pub drive_id: String,
+    pub path_on_host: String,
+}
+
 /// The answer to `GET /`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceInfo {
@@ -113,12 +174,17 @@ pub enum ApiRequest {
     NetworkInterface(NetworkInterface),
     Vsock(Vsock),
     Action(InstanceAction),
+    PatchVm(VmState),
+    SnapshotCreate(SnapshotCreate),
+    SnapshotLoad(SnapshotLoad),
+    PatchDrive(PartialDrive),
 }
 
 impl ApiRequest {
     pub fn method(&self) -> &'static str {
         match self {
             ApiRequest::GetInstanceInfo => "GET",
+            ApiRequest::PatchVm(_) | ApiRequest::PatchDrive(_) => "PATCH",
             _ => "PUT",
         }
     }
@@ -136,6 +202,10 @@ impl ApiRequest {
             ApiRequest::NetworkInterface(n) => format!("/network-interfaces/{}", n.iface_id),
             ApiRequest::Vsock(_) => "/vsock".into(),
             ApiRequest::Action(_) => "/actions".into(),
+            ApiRequest::PatchVm(_) => "/vm".into(),
+            ApiRequest::SnapshotCreate(_) => "/snapshot/create".into(),
+            ApiRequest::SnapshotLoad(_) => "/snapshot/load".into(),
+            ApiRequest::PatchDrive(d) => format!("/drives/{}", d.drive_id),
         }
     }
 
@@ -156,6 +226,10 @@ impl ApiRequest {
             ApiRequest::NetworkInterface(b) => Some(json(b)),
             ApiRequest::Vsock(b) => Some(json(b)),
             ApiRequest::Action(b) => Some(json(b)),
+            ApiRequest::PatchVm(b) => Some(json(b)),
+            ApiRequest::SnapshotCreate(b) => Some(json(b)),
+            ApiRequest::SnapshotLoad(b) => Some(json(b)),
+            ApiRequest::PatchDrive(b) => Some(json(b)),
         }
     }
 

@@ -25,7 +25,26 @@ pub const API_TIMEOUT: Duration = Duration::from_secs(10);
 const TAIL_BYTES: u64 = 2048;
 
 pub fn launch(fc: &Firecracker, config: &VmConfig) -> Result<VmHandle, VmmError> {
+    launch_from(fc, config, None)
+}
+
+/// Launches `config`, booting it, or with `snapshot` (a snapshot's
+/// directory) loading the state saved there and resuming it. Restores run
+/// unjailed only: the jail would need the snapshot's files linked in.
+pub fn launch_from(
+    fc: &Firecracker,
+    config: &VmConfig,
+    snapshot: Option<&Path>,
+) -> Result<VmHandle, VmmError> {
     plan::check(config)?;
+    if snapshot.is_some() && fc.jailer.is_some() {
+        return Err(VmmError::Refused {
+            what: "a restore".into(),
+            detail: "restoring a snapshot under the jailer is not supported yet; \
+                     set jailer_enabled = false to restore"
+                .into(),
+        });
+    }
     // The jailer names the jail after the real file; a release install's
     // `firecracker` is a link to `firecracker-vX.Y.Z-<arch>`.
     let exec_file = jailer::exec_file(&fc.binary);
@@ -35,7 +54,14 @@ pub fn launch(fc: &Firecracker, config: &VmConfig) -> Result<VmHandle, VmmError>
     };
     // Built before anything starts, so a path Firecracker cannot take fails
     // the launch without a process to clean up.
-    let requests = plan::configuration(config, &layout)?;
+    let requests = match snapshot {
+        None => {
+            let mut requests = plan::configuration(config, &layout)?;
+            requests.push(plan::start());
+            requests
+        }
+        Some(dir) => plan::restore(config, &layout, dir)?,
+    };
     prepare(config, &layout)?;
     if let Some(jail) = &fc.jailer {
         jailer::stage(config, &layout, jail)?;
@@ -158,7 +184,6 @@ fn configure(
     for request in requests {
         client.send(request)?;
     }
-    client.send(&plan::start())?;
     Ok(())
 }
 

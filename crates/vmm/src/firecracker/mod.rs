@@ -131,16 +131,8 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Said before anything is paused: the driver does not yet speak
-/// Firecracker's snapshot API (`PUT /snapshot/create`, `/snapshot/load`).
-fn snapshots_unsupported() -> VmmError {
-    VmmError::Refused {
-        what: "a snapshot".into(),
-        detail: "the Firecracker driver cannot snapshot or restore VMs yet; \
-                 set vmm = \"qemu\" in config.toml for VMs you want to snapshot"
-            .into(),
-    }
-}
+/// Writing a snapshot is bounded by the memory's size.
+const SNAPSHOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl VmmBackend for Firecracker {
     fn kind(&self) -> BackendKind {
@@ -157,16 +149,23 @@ impl VmmBackend for Firecracker {
         })
     }
 
-    fn save(&self, _handle: &VmHandle, _dir: &Path) -> Result<(), VmmError> {
-        Err(snapshots_unsupported())
+    /// Pause, then `PUT /snapshot/create` into `dir` (the VM stays paused).
+    fn save(&self, handle: &VmHandle, dir: &Path) -> Result<(), VmmError> {
+        let client = ApiClient::new(&handle.control_socket, SNAPSHOT_TIMEOUT);
+        for request in plan::save(dir)? {
+            client.send(&request)?;
+        }
+        Ok(())
     }
 
-    fn resume(&self, _handle: &VmHandle) -> Result<(), VmmError> {
-        Err(snapshots_unsupported())
+    fn resume(&self, handle: &VmHandle) -> Result<(), VmmError> {
+        ApiClient::new(&handle.control_socket, API_TIMEOUT)
+            .send(&plan::pause_or_resume(api::RunState::Resumed))?;
+        Ok(())
     }
 
-    fn restore(&self, _config: &VmConfig, _dir: &Path) -> Result<VmHandle, VmmError> {
-        Err(snapshots_unsupported())
+    fn restore(&self, config: &VmConfig, dir: &Path) -> Result<VmHandle, VmmError> {
+        launch::launch_from(self, config, Some(dir))
     }
 
     /// Ctrl-Alt-Del: the guest reboots, and with `reboot=k` a rebooting

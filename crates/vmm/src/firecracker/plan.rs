@@ -5,7 +5,8 @@
 
 use super::api::{
     ActionType, ApiRequest, BootSource, Drive, InstanceAction, LogLevel, Logger, MachineConfig,
-    Metrics, NetworkInterface, Vsock,
+    MemoryBackend, Metrics, NetworkInterface, NetworkOverride, PartialDrive, RunState,
+    SnapshotCreate, SnapshotLoad, VmState, Vsock, VsockOverride,
 };
 use super::error::FirecrackerError;
 use super::layout::Layout;
@@ -88,6 +89,85 @@ pub fn configuration(
         guest_cid: config.vsock_cid,
         uds_path: layout.vsock.vmm_str()?,
     }));
+    Ok(requests)
+}
+
+/// The state and memory files in a snapshot's directory.
+pub const STATE_FILE: &str = "vmstate.fc";
+pub const MEMORY_FILE: &str = "memory.fc";
+
+/// The requests that save a running VM into `dir`: pause, then a full
+/// snapshot (the VM stays paused).
+pub fn save(dir: &std::path::Path) -> Result<Vec<ApiRequest>, FirecrackerError> {
+    let path = |file: &str| {
+        let p = dir.join(file);
+        p.to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| FirecrackerError::Malformed {
+                request: "PUT /snapshot/create".into(),
+                reason: format!("{} is not valid UTF-8", p.display()),
+            })
+    };
+    Ok(vec![
+        pause_or_resume(RunState::Paused),
+        ApiRequest::SnapshotCreate(SnapshotCreate {
+            snapshot_type: "Full",
+            snapshot_path: path(STATE_FILE)?,
+            mem_file_path: path(MEMORY_FILE)?,
+        }),
+    ])
+}
+
+pub fn pause_or_resume(state: RunState) -> ApiRequest {
+    ApiRequest::PatchVm(VmState { state })
+}
+
+/// The requests that restore the snapshot in `dir` as `config`, in a
+/// Firecracker started without configuration: the logger and metrics,
+/// the load (paused, with this VM's tap and vsock socket), each drive
+/// pointed at this VM's own disk (the snapshot names its parent's), then
+/// resume.
+pub fn restore(
+    config: &VmConfig,
+    layout: &Layout,
+    dir: &std::path::Path,
+) -> Result<Vec<ApiRequest>, FirecrackerError> {
+    let mut requests = configuration(config, layout)?;
+    requests.retain(|r| matches!(r, ApiRequest::Logger(_) | ApiRequest::Metrics(_)));
+    let file = |name: &str| dir.join(name).display().to_string();
+    requests.push(ApiRequest::SnapshotLoad(SnapshotLoad {
+        snapshot_path: file(STATE_FILE),
+        mem_backend: MemoryBackend {
+            backend_type: "File",
+            backend_path: file(MEMORY_FILE),
+        },
+        resume_vm: false,
+        network_overrides: config
+            .tap
+            .iter()
+            .map(|tap| NetworkOverride {
+                iface_id: IFACE_ID.into(),
+                host_dev_name: tap.clone(),
+            })
+            .collect(),
+        vsock_override: VsockOverride {
+            uds_path: layout.vsock.vmm_str()?,
+        },
+    }));
+    let mut drives = vec![(ROOT_DRIVE_ID, layout.root_disk.vmm_str()?)];
+    if let Some(work) = &layout.work_disk {
+        drives.push((WORK_DRIVE_ID, work.vmm_str()?));
+    }
+    if let Some(modules) = &layout.modules_disk {
+        drives.push((MODULES_DRIVE_ID, modules.vmm_str()?));
+    }
+    for (id, path) in drives {
+        requests.push(ApiRequest::PatchDrive(PartialDrive {
+            drive_id: id.into(),
+            path_on_host: path,
+        }));
+    }
+    requests.push(pause_or_resume(RunState::Resumed));
     Ok(requests)
 }
 

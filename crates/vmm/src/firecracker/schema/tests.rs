@@ -132,6 +132,47 @@ fn launch_configurations_validate_direct_and_jailed() {
     }
 }
 
+/// Snapshots: the save (pause, full snapshot), the resume, and a restore's
+/// load, drive changes and resume, every request validated.
+#[test]
+fn snapshot_save_and_restore_requests_validate() {
+    let config = config(Path::new("/run/banger/vms/vm-8"));
+    let layout = Layout::direct(&config);
+    let dir = Path::new("/var/lib/banger/snapshots/base");
+    let mut requests = plan::save(dir).unwrap();
+    requests.push(plan::pause_or_resume(crate::firecracker::api::RunState::Resumed));
+    let restore = plan::restore(&config, &layout, dir).unwrap();
+    // Logging first; then the load, paused, with this VM's tap and socket.
+    let load = restore
+        .iter()
+        .find_map(|r| match r {
+            ApiRequest::SnapshotLoad(load) => Some(load.clone()),
+            _ => None,
+        })
+        .expect("a load");
+    assert!(!load.resume_vm);
+    assert_eq!(load.mem_backend.backend_path, dir.join("memory.fc").display().to_string());
+    assert_eq!(load.vsock_override.uds_path, layout.vsock.vmm_str().unwrap());
+    assert_eq!(
+        load.network_overrides.iter().map(|o| o.host_dev_name.as_str()).collect::<Vec<_>>(),
+        config.tap.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    let patched: Vec<&str> = restore
+        .iter()
+        .filter_map(|r| match r {
+            ApiRequest::PatchDrive(d) => Some(d.drive_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(patched[0], "rootfs");
+    assert!(matches!(restore.last(), Some(ApiRequest::PatchVm(_))));
+    for request in requests.iter().chain(&restore) {
+        spec()
+            .validate_request(request)
+            .unwrap_or_else(|v| panic!("{}: {v}", request.describe()));
+    }
+}
+
 #[test]
 fn wrong_type_names_the_field() {
     let v = violation(
