@@ -140,7 +140,9 @@ fn snapshot_save_and_restore_requests_validate() {
     let layout = Layout::direct(&config);
     let dir = Path::new("/var/lib/banger/snapshots/base");
     let mut requests = plan::save(dir).unwrap();
-    requests.push(plan::pause_or_resume(crate::firecracker::api::RunState::Resumed));
+    requests.push(plan::pause_or_resume(
+        crate::firecracker::api::RunState::Resumed,
+    ));
     let restore = plan::restore(&config, &layout, dir).unwrap();
     // Logging first; then the load, paused, with this VM's tap and socket.
     let load = restore
@@ -151,10 +153,19 @@ fn snapshot_save_and_restore_requests_validate() {
         })
         .expect("a load");
     assert!(!load.resume_vm);
-    assert_eq!(load.mem_backend.backend_path, dir.join("memory.fc").display().to_string());
-    assert_eq!(load.vsock_override.uds_path, layout.vsock.vmm_str().unwrap());
     assert_eq!(
-        load.network_overrides.iter().map(|o| o.host_dev_name.as_str()).collect::<Vec<_>>(),
+        load.mem_backend.backend_path,
+        dir.join("memory.fc").display().to_string()
+    );
+    assert_eq!(
+        load.vsock_override.uds_path,
+        layout.vsock.vmm_str().unwrap()
+    );
+    assert_eq!(
+        load.network_overrides
+            .iter()
+            .map(|o| o.host_dev_name.as_str())
+            .collect::<Vec<_>>(),
         config.tap.iter().map(String::as_str).collect::<Vec<_>>()
     );
     let patched: Vec<&str> = restore
