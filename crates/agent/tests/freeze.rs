@@ -5,6 +5,8 @@
 //! and clock) or, on the snapshot's own guest, `thaw`.
 #![forbid(unsafe_code)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -93,16 +95,7 @@ fn hybrid_vsock(mut host: UnixStream, agent: &Path) {
     assert_eq!(line, format!("CONNECT {AGENT_PORT}").into_bytes());
     host.write_all(format!("OK {AGENT_PORT}\n").as_bytes())
         .unwrap();
-    let guest = UnixStream::connect(agent).unwrap();
-    let (mut host_r, mut guest_w) = (host.try_clone().unwrap(), guest.try_clone().unwrap());
-    let upstream = thread::spawn(move || {
-        let _ = std::io::copy(&mut host_r, &mut guest_w);
-        let _ = guest_w.shutdown(std::net::Shutdown::Write);
-    });
-    let (mut guest_r, mut host_w) = (guest, host);
-    let _ = std::io::copy(&mut guest_r, &mut host_w);
-    let _ = host_w.shutdown(std::net::Shutdown::Write);
-    let _ = upstream.join();
+    common::splice_to_agent(host, agent);
 }
 
 /// Refused while frozen, with the message that says why.

@@ -4,6 +4,8 @@
 //! answer `OK <n>\n`, then splice the bytes to the guest's listener).
 #![forbid(unsafe_code)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -153,16 +155,7 @@ fn hybrid_vsock(mut host: UnixStream, agent: &Path, reply: ShimReply) {
             host.write_all(format!("OK {n}\n").as_bytes()).unwrap();
         }
     }
-    let guest = UnixStream::connect(agent).unwrap();
-    let (mut host_r, mut guest_w) = (host.try_clone().unwrap(), guest.try_clone().unwrap());
-    let upstream = thread::spawn(move || {
-        let _ = std::io::copy(&mut host_r, &mut guest_w);
-        let _ = guest_w.shutdown(std::net::Shutdown::Write);
-    });
-    let (mut guest_r, mut host_w) = (guest, host);
-    let _ = std::io::copy(&mut guest_r, &mut host_w);
-    let _ = host_w.shutdown(std::net::Shutdown::Write);
-    let _ = upstream.join();
+    common::splice_to_agent(host, agent);
 }
 
 #[test]

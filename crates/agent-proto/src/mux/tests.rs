@@ -162,13 +162,7 @@ fn echo_guest(guest_port: UnixStream) -> Mux {
 fn pair() -> Pair {
     let (host_port, guest_port) = UnixStream::pair().unwrap();
     let guest = echo_guest(guest_port);
-    let host = Mux::host(Box::new(host_port.try_clone().unwrap()));
-    let reader = host.clone();
-    let mut port = host_port.try_clone().unwrap();
-    thread::spawn(move || {
-        let mut parser = Parser::new();
-        let _ = reader.read_from(&mut port, &mut parser);
-    });
+    let host = reading_host(&host_port);
     host.start_session().unwrap();
     wait_for(|| host.is_synced());
     Pair {
@@ -184,6 +178,29 @@ fn wait_for(mut what: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out");
         thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A host end on `port` with its reader running.
+fn reading_host(port: &UnixStream) -> Mux {
+    let host = Mux::host(Box::new(port.try_clone().unwrap()));
+    let reader = host.clone();
+    let mut port = port.try_clone().unwrap();
+    thread::spawn(move || {
+        let mut parser = Parser::new();
+        let _ = reader.read_from(&mut port, &mut parser);
+    });
+    host
+}
+
+/// Sends `bytes` on an echoing stream, ends it, and returns what came back.
+fn echoed(stream: &UnixStream, bytes: &[u8]) -> Vec<u8> {
+    let mut writer = stream;
+    writer.write_all(bytes).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    let mut reader = stream;
+    reader.read_to_end(&mut back).unwrap();
+    back
 }
 
 /// Opens a stream and returns the host-side end a client would hold.
@@ -227,11 +244,7 @@ fn a_stalled_stream_does_not_stall_the_others() {
     });
     thread::sleep(Duration::from_millis(200));
     let other = connect(&p.host);
-    (&other).write_all(b"ping").unwrap();
-    other.shutdown(Shutdown::Write).unwrap();
-    let mut back = Vec::new();
-    (&other).read_to_end(&mut back).unwrap();
-    assert_eq!(back, b"ping");
+    assert_eq!(echoed(&other, b"ping"), b"ping");
     drop(stalled);
 }
 
@@ -263,23 +276,13 @@ fn a_new_session_ends_the_old_streams_on_both_sides() {
     wait_for(|| p.guest.shared_streams() == 0);
     // And the new session works.
     let again = connect(&p.host);
-    (&again).write_all(b"x").unwrap();
-    again.shutdown(Shutdown::Write).unwrap();
-    let mut back = Vec::new();
-    (&again).read_to_end(&mut back).unwrap();
-    assert_eq!(back, b"x");
+    assert_eq!(echoed(&again, b"x"), b"x");
 }
 
 #[test]
 fn a_restarted_guest_asks_for_and_gets_a_session() {
     let (host_port, guest_port) = UnixStream::pair().unwrap();
-    let host = Mux::host(Box::new(host_port.try_clone().unwrap()));
-    let reader = host.clone();
-    let mut port = host_port.try_clone().unwrap();
-    thread::spawn(move || {
-        let mut parser = Parser::new();
-        let _ = reader.read_from(&mut port, &mut parser);
-    });
+    let host = reading_host(&host_port);
     // The host's first SYNC went to nobody: the guest starts later, with
     // half a frame of an earlier life in front of its request.
     host.start_session().unwrap();
@@ -304,11 +307,7 @@ fn a_restarted_guest_asks_for_and_gets_a_session() {
     let _guest = echo_guest(guest_port);
     wait_for(|| host.is_synced());
     let client = connect(&host);
-    (&client).write_all(b"hello").unwrap();
-    client.shutdown(Shutdown::Write).unwrap();
-    let mut back = Vec::new();
-    (&client).read_to_end(&mut back).unwrap();
-    assert_eq!(back, b"hello");
+    assert_eq!(echoed(&client, b"hello"), b"hello");
 }
 
 #[test]

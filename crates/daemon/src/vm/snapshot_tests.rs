@@ -4,27 +4,39 @@
 use banger_api::model::VmState;
 use banger_api::protocol::{VmCreateParams, VmRef};
 
-use super::lifecycle_tests::{Step, ctx, run_step, seen, world, world_with};
+use super::lifecycle_tests::{Step, World, ctx, run_step, seen, world, world_with};
+
+/// Restored root disks are qcow2 overlays made by `qemu-img`.
+fn qemu_img_missing() -> bool {
+    let missing = banger_sys::find_program("qemu-img").is_none();
+    if missing {
+        eprintln!("skipped: qemu-img is not installed");
+    }
+    missing
+}
+
+/// A world with the running VM `dev`, or `None` when these tests cannot run.
+async fn world_with_dev() -> Option<World> {
+    if qemu_img_missing() {
+        return None;
+    }
+    let w = world();
+    let create = Step::Create {
+        nat: false,
+        fail: None,
+    };
+    run_step(&w, &create).await.unwrap();
+    Some(w)
+}
 
 /// A snapshot of a running VM restores into a new running VM with its own
 /// address; the snapshot cannot be deleted while that VM exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_restores_into_a_new_vm_and_outlives_it() {
     use banger_api::protocol::{NameParams, VmRestoreParams, VmSnapshotParams};
-    if banger_sys::find_program("qemu-img").is_none() {
-        eprintln!("skipped: qemu-img is not installed");
+    let Some(w) = world_with_dev().await else {
         return;
-    }
-    let w = world();
-    run_step(
-        &w,
-        &Step::Create {
-            nat: false,
-            fail: None,
-        },
-    )
-    .await
-    .unwrap();
+    };
     let snapshot_dev = || async {
         let params = VmSnapshotParams {
             vm: "dev".into(),
@@ -97,8 +109,7 @@ async fn a_snapshot_restores_into_a_new_vm_and_outlives_it() {
 /// next restores the warm snapshot; `cold` boots again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_create_of_a_kind_restores_the_warm_snapshot() {
-    if banger_sys::find_program("qemu-img").is_none() {
-        eprintln!("skipped: qemu-img is not installed");
+    if qemu_img_missing() {
         return;
     }
     let w = world_with("");
@@ -143,20 +154,9 @@ async fn a_second_create_of_a_kind_restores_the_warm_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fork_makes_running_children_and_its_snapshot_goes_with_them() {
     use banger_api::protocol::VmForkParams;
-    if banger_sys::find_program("qemu-img").is_none() {
-        eprintln!("skipped: qemu-img is not installed");
+    let Some(w) = world_with_dev().await else {
         return;
-    }
-    let w = world();
-    run_step(
-        &w,
-        &Step::Create {
-            nat: false,
-            fail: None,
-        },
-    )
-    .await
-    .unwrap();
+    };
     let params = VmForkParams {
         vm: "dev".into(),
         count: 2,
