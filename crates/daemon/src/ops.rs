@@ -17,6 +17,8 @@ pub struct OpTracker {
     stage: Option<String>,
     /// The client sees each stage as a progress line.
     progress: tokio::sync::mpsc::UnboundedSender<String>,
+    /// For a [`OpTracker::part`]: what its stage lines start with.
+    prefix: Option<String>,
 }
 
 impl OpTracker {
@@ -44,18 +46,45 @@ impl OpTracker {
             id: id.to_owned(),
             stage: None,
             progress: ctx.progress.clone(),
+            prefix: None,
         })
     }
 
+    /// A tracker for one part of this operation that runs alongside
+    /// others (the children of a fork): its stages reach the same record
+    /// and client, each line starting with `prefix`. It is dropped, never
+    /// finished: the operation ends with its whole.
+    pub fn part(&self, prefix: &str) -> OpTracker {
+        OpTracker {
+            store: self.store.clone(),
+            id: self.id.clone(),
+            stage: None,
+            progress: self.progress.clone(),
+            prefix: Some(prefix.to_owned()),
+        }
+    }
+
     pub async fn stage(&mut self, stage: &str) -> Result<(), DaemonError> {
+        let prefixed;
+        let stage = match &self.prefix {
+            Some(prefix) => {
+                prefixed = format!("{prefix}: {stage}");
+                prefixed.as_str()
+            }
+            None => stage,
+        };
         tracing::info!(stage, "stage");
         let _ = self.progress.send(stage.to_owned());
         self.stage = Some(stage.to_owned());
         self.update(OperationState::Running, None).await
     }
 
-    /// Names the operation's target once it is known.
+    /// Names the operation's target once it is known (a part leaves the
+    /// whole's target alone).
     pub async fn set_target(&self, target: &str) -> Result<(), DaemonError> {
+        if self.prefix.is_some() {
+            return Ok(());
+        }
         let (id, target) = (self.id.clone(), target.to_owned());
         self.store
             .call(move |s| s.set_operation_target(&id, &target))

@@ -1,6 +1,6 @@
 //! `vm.fork`: N running copies of a running VM. One snapshot of it (memory,
-//! devices and disks as they are now; the VM runs on), then one restore per
-//! child, each with its own name, address, tap, MAC, machine-id, host key,
+//! devices and disks as they are now; the VM runs on), then the children
+//! restored side by side, each with its own name, address, tap, MAC, machine-id, host key,
 //! RNG seed and clock, and the parent's workspace on record. The snapshot
 //! is internal: it goes when the last child does.
 
@@ -83,8 +83,10 @@ pub async fn fork(
     op.finish(result).await
 }
 
-/// Restores each child in turn; a child that fails is unwound and reported,
-/// and the ones before it stay.
+/// Restores the children side by side (each restore waits mostly on its
+/// guest, and they share nothing but the allocation lock); a child that
+/// fails is unwound, and the first failure is the answer once all are done,
+/// the others staying.
 async fn restore_children(
     daemon: &Daemon,
     ctx: &RequestCtx,
@@ -96,24 +98,70 @@ async fn restore_children(
     let store = snapshots::store(daemon);
     let wanted = snapshot.to_owned();
     let (manifest, dir) = crate::blocking::run(move || store.show(&wanted)).await??;
-    let mut children = Vec::new();
-    for name in names {
-        let child = restore_tracked(daemon, ctx, op, Some(name.clone()), &manifest, &dir).await?;
-        if let Some(workspace) = &parent.workspace {
-            let (id, ws) = (child.id.clone(), workspace.clone());
-            daemon
-                .store
-                .call(move |s| s.set_vm_workspace(&id, Some(&ws)))
-                .await?;
+    let restores = names.into_iter().map(|name| {
+        let mut part = op.part(name.as_str());
+        let (manifest, dir) = (&manifest, &dir);
+        async move {
+            let child =
+                restore_tracked(daemon, ctx, &mut part, Some(name.clone()), manifest, dir).await?;
+            if let Some(workspace) = &parent.workspace {
+                let (id, ws) = (child.id.clone(), workspace.clone());
+                daemon
+                    .store
+                    .call(move |s| s.set_vm_workspace(&id, Some(&ws)))
+                    .await?;
+            }
+            find(daemon, &child.id).await
         }
-        let child = find(daemon, &child.id).await?;
-        let ip = child
-            .runtime
-            .as_ref()
-            .map(|r| r.ip.to_string())
-            .unwrap_or_default();
-        op.stage(&format!("forked {name}: {ip}, {name}.vm")).await?;
-        children.push(super::view::vm(child));
+    });
+    let mut children = Vec::new();
+    let mut first_error = None;
+    for result in join_all(restores.collect()).await {
+        match result {
+            Ok(child) => {
+                let (name, ip) = (
+                    child.name.to_string(),
+                    child
+                        .runtime
+                        .as_ref()
+                        .map(|r| r.ip.to_string())
+                        .unwrap_or_default(),
+                );
+                op.stage(&format!("forked {name}: {ip}, {name}.vm")).await?;
+                children.push(super::view::vm(child));
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
     }
-    Ok(children)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(children),
+    }
+}
+
+/// Runs `futures` concurrently on this task; their outputs in order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
