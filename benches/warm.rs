@@ -8,7 +8,8 @@
 //!   disks copied) and `vm restore` of it to a running VM whose agent has
 //!   confirmed its new identity;
 //! - the host memory a restored VM adds: the resident set of its QEMU and
-//!   its agent-mux sidecar.
+//!   its agent-mux sidecar;
+//! - `vm fork -n 4` of a running VM (goal at most 2 s under TCG).
 //!
 //! Like the other benchmarks it needs root and the kernel and images that
 //! tests/boot_tcg.rs builds into the e2e cache, says what is missing and
@@ -131,6 +132,15 @@ fn snapshot_and_restore(env: &VmEnv, image: &str) -> Fallible<()> {
         "host memory of the restored VM (RSS of QEMU and its sidecar): {} MiB",
         rss / 1024
     );
+    let started = Instant::now();
+    checked(env, &["vm", "fork", vm, "-n", "4"])?;
+    println!(
+        "vm fork -n 4: {:.2} s (goal <= 2 s)",
+        started.elapsed().as_secs_f64()
+    );
+    for i in 1..=4 {
+        checked(env, &["vm", "delete", &format!("{vm}-{i}")])?;
+    }
     for name in [copy, vm] {
         checked(env, &["vm", "delete", name])?;
     }
